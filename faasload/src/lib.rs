@@ -1,0 +1,7 @@
+//! faasload: an eBPF per-container monitor, an embedded OpenWhisk-compatible platform and
+//! a trace-driven load generator for FaaS research. The binary (`main.rs`) is a thin CLI
+//! over the modules here, one folder per domain.
+pub mod cgroup;
+pub mod monitor;
+pub mod platform;
+pub mod util;

@@ -1,0 +1,44 @@
+//! The `faasload` command line: parses arguments and hands over to one domain module.
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "faasload",
+    version,
+    about = "FaaS load generator, per-container eBPF monitor and embedded OpenWhisk-compatible platform"
+)]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax); also FAASLOAD_LOG.
+    #[arg(long, global = true, env = "FAASLOAD_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the per-container monitor daemon (root): eBPF or cgroupfs backend, UNIX sockets.
+    Monitor(faasload::monitor::cli::MonitorArgs),
+    /// Run the embedded OpenWhisk-compatible platform (root).
+    Platform(faasload::platform::cli::PlatformArgs),
+    /// Test and benchmark workloads of known CPU and memory cost (used by tests and benches).
+    #[command(hide = true)]
+    Workload(faasload::util::workload::WorkloadArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    faasload::util::logging::init(&cli.log);
+    let res = match cli.cmd {
+        Cmd::Monitor(a) => faasload::monitor::cli::run(a),
+        Cmd::Platform(a) => faasload::platform::cli::run(a),
+        Cmd::Workload(a) => faasload::util::workload::run(a),
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("faasload: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The per-container monitor daemon (being written; see issue 2).
+pub mod cli;

@@ -1,0 +1,2 @@
+//! The embedded OpenWhisk-compatible platform (being written; see issue 3).
+pub mod cli;
