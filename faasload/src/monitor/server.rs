@@ -1,0 +1,250 @@
+//! The monitor's UNIX sockets: binds them (mode and group from the config), accepts many
+//! concurrent clients (a bounded number; more are refused with a JSON error), splits each
+//! connection's bytes into JSON requests (newline-separated or one per connection, no
+//! newline needed), enforces the size limit, and streams subscriptions. A slow client
+//! only ever slows itself: the sampler never waits for a socket.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, broadcast};
+
+use super::protocol::{self, After, Answer, Socket};
+use super::state::{Monitor, StreamMsg};
+
+/// How long an idle connection is kept.
+const IDLE: Duration = Duration::from_secs(120);
+
+/// A bound socket that removes its file when dropped.
+pub struct Bound {
+    pub listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds `path` (creating its directory, replacing a stale socket file).
+pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> Result<Bound> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("{} is in use by another running monitor", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let bound = Bound {
+        listener,
+        path: path.to_path_buf(),
+    };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    if let Some(g) = group {
+        let gid = resolve_group(g).with_context(|| format!("socket group {g:?}"))?;
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("chown {}", path.display()))?;
+    }
+    Ok(bound)
+}
+
+fn resolve_group(g: &str) -> Result<u32> {
+    if let Ok(n) = g.parse() {
+        return Ok(n);
+    }
+    let text = std::fs::read_to_string("/etc/group")?;
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(g))
+                .then(|| f.nth(1)?.parse().ok())
+                .flatten()
+        })
+        .ok_or_else(|| anyhow::anyhow!("no such group"))
+}
+
+/// Accepts clients forever.
+pub async fn serve(m: Arc<Monitor>, listener: &UnixListener, sock: Socket) {
+    let slots = Arc::new(Semaphore::new(m.cfg.max_clients));
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            m.stats.refused_clients.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let a = Answer::error("too many clients, try again", "busy", After::Close);
+                let _ = write_answer(&mut stream, &a).await;
+            });
+            continue;
+        };
+        let m = m.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(&m, stream, sock).await {
+                tracing::debug!("client: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn write_answer(stream: &mut UnixStream, a: &Answer) -> std::io::Result<()> {
+    if let Some(b) = &a.body {
+        let mut buf = Vec::with_capacity(b.len() + 1);
+        buf.extend_from_slice(b.as_bytes());
+        buf.push(b'\n');
+        tokio::time::timeout(IDLE, stream.write_all(&buf))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read")
+            })??;
+    }
+    Ok(())
+}
+
+/// What the framing found at the front of the buffer.
+enum Frame {
+    /// A complete value and the bytes it used.
+    Value(Value, usize),
+    /// More bytes are needed.
+    Incomplete,
+    /// Not JSON.
+    Invalid(String),
+}
+
+fn next_frame(buf: &[u8]) -> Frame {
+    let start = buf
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(buf.len());
+    if start == buf.len() {
+        return Frame::Incomplete;
+    }
+    let mut it = serde_json::Deserializer::from_slice(&buf[start..]).into_iter::<Value>();
+    match it.next() {
+        Some(Ok(v)) => Frame::Value(v, start + it.byte_offset()),
+        Some(Err(e)) if e.is_eof() => Frame::Incomplete,
+        Some(Err(e)) => Frame::Invalid(e.to_string()),
+        None => Frame::Incomplete,
+    }
+}
+
+async fn connection(m: &Arc<Monitor>, mut stream: UnixStream, sock: Socket) -> Result<()> {
+    let max = m.cfg.max_request_bytes;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        // Answer every complete request already buffered.
+        loop {
+            match next_frame(&buf) {
+                Frame::Value(v, used) => {
+                    buf.drain(..used);
+                    let a = protocol::handle(m, sock, v).await;
+                    write_answer(&mut stream, &a).await?;
+                    match a.after {
+                        After::Continue => {}
+                        After::Close => return Ok(()),
+                        After::Subscribe { samples } => {
+                            return subscription(m, stream, samples).await;
+                        }
+                    }
+                }
+                Frame::Incomplete => break,
+                Frame::Invalid(e) => {
+                    m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                    let a =
+                        Answer::error(format!("invalid JSON: {e}"), "bad_request", After::Close);
+                    write_answer(&mut stream, &a).await?;
+                    return Ok(());
+                }
+            }
+        }
+        if buf.len() > max {
+            m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+            let a = Answer::error(
+                format!("request larger than {max} bytes"),
+                "too_large",
+                After::Close,
+            );
+            write_answer(&mut stream, &a).await?;
+            return Ok(());
+        }
+        let n = match tokio::time::timeout(IDLE, stream.read(&mut chunk)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        };
+        if n == 0 {
+            if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                let a = Answer::error("truncated JSON request", "bad_request", After::Close);
+                let _ = write_answer(&mut stream, &a).await;
+            }
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Streams container events (and samples if asked) until the client goes away.
+async fn subscription(m: &Arc<Monitor>, mut stream: UnixStream, samples: bool) -> Result<()> {
+    let mut rx = m.stream.subscribe();
+    let (mut rd, mut wr) = stream.split();
+    let mut scratch = [0u8; 256];
+    loop {
+        tokio::select! {
+            r = rd.read(&mut scratch) => {
+                if matches!(r, Ok(0) | Err(_)) {
+                    return Ok(());
+                }
+            }
+            msg = rx.recv() => {
+                let line = match msg {
+                    Ok(StreamMsg::Sample { .. }) if !samples => continue,
+                    Ok(msg) => serde_json::to_string(&msg)?,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        m.stats.stream_lagged.fetch_add(n, Ordering::Relaxed);
+                        format!("{{\"type\":\"lagged\",\"missed\":{n}}}")
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                };
+                let mut b = line.into_bytes();
+                b.push(b'\n');
+                match tokio::time::timeout(IDLE, wr.write_all(&b)).await {
+                    Ok(Ok(())) => {}
+                    _ => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_splits_values_and_waits_for_more() {
+        let b = br#" {"a":1}{"b":2}"#;
+        let Frame::Value(v, used) = next_frame(b) else {
+            panic!()
+        };
+        assert_eq!(v["a"], 1);
+        assert_eq!(&b[used..], br#"{"b":2}"#);
+        assert!(matches!(next_frame(br#"{"a":"#), Frame::Incomplete));
+        assert!(matches!(next_frame(b"   \n"), Frame::Incomplete));
+        assert!(matches!(next_frame(b"}garbage"), Frame::Invalid(_)));
+    }
+}
