@@ -1,1 +1,57 @@
-fn main() {}
+//! `cargo xtask`: faasload's build and test orchestration.
+//!
+//! Every command installs what it needs first (idempotently, and quickly when it is
+//! already there), so the same command works on a fresh machine and on a warm one.
+
+mod cmd;
+mod ebpf;
+mod test;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "faasload's build and test orchestration"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the kernel programs (installs nightly rust-src and bpf-linker if missing).
+    BuildEbpf {
+        /// Build the unoptimised profile instead of release (the faasload binary embeds
+        /// only the release object).
+        #[arg(long)]
+        debug: bool,
+    },
+    /// The project's test command: installs and builds everything the tests need, then
+    /// runs `cargo test --workspace` (needs root: cgroups and eBPF).
+    Test {
+        /// Extra arguments for `cargo test`, after `--` (e.g. `-- btf -- --nocapture`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ws = workspace::Workspace::locate();
+    let result = match cli.command {
+        Command::BuildEbpf { debug } => ebpf::build(&ws, debug).map(|_| ()),
+        Command::Test { args } => test::run(&ws, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Running external commands: echo them, time steps, and turn failures into errors
+//! that say what was run and where.
+
+use std::ffi::OsStr;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// Environment that the outer `cargo run` (or a rustup proxy) sets and that would pin
+/// a nested cargo/rustc to the wrong toolchain or compiler.
+const TOOLCHAIN_ENV: &[&str] = &[
+    "RUSTUP_TOOLCHAIN",
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTDOC",
+    "CARGO",
+];
+
+/// A command for the stable toolchain's `cargo`: the one running xtask.
+pub fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    Command::new(cargo)
+}
+
+/// A rustup-proxied tool (`cargo`, `rustc`) pinned to `+toolchain`, with the outer
+/// toolchain's environment removed.
+pub fn toolchain(tool: &str, toolchain: &str) -> Command {
+    let mut c = Command::new(tool);
+    c.arg(format!("+{toolchain}"));
+    for var in TOOLCHAIN_ENV {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn describe(c: &Command) -> String {
+    let mut s = c.get_program().to_string_lossy().into_owned();
+    for a in c.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    if let Some(dir) = c.get_current_dir() {
+        s = format!("(cd {} && {s})", dir.display());
+    }
+    s
+}
+
+/// Echoes and runs `c` with inherited output; an error if it cannot start or fails.
+pub fn run(c: &mut Command) -> Result<()> {
+    let what = describe(c);
+    println!("    $ {what}");
+    let status = c
+        .status()
+        .with_context(|| format!("cannot start `{what}`"))?;
+    if !status.success() {
+        bail!("`{what}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `c` quietly and returns its stdout (trimmed); an error, with stderr, if it fails.
+pub fn output(c: &mut Command) -> Result<String> {
+    let what = describe(c);
+    let out = c
+        .output()
+        .with_context(|| format!("cannot start `{what}`"))?;
+    if !out.status.success() {
+        bail!(
+            "`{what}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8(out.stdout)
+        .map(|s| s.trim().to_owned())
+        .with_context(|| format!("`{what}` printed non-UTF-8 output"))
+}
+
+/// Runs one named step, printing its name, and its duration when it succeeds.
+pub fn step<T>(name: impl AsRef<OsStr>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let name = name.as_ref().to_string_lossy();
+    println!("==> {name}");
+    let start = Instant::now();
+    let v = f().with_context(|| format!("step `{name}` failed"))?;
+    println!("    {name}: done in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(v)
+}

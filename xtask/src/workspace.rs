@@ -1,0 +1,46 @@
+//! Where things are: the workspace root, its target directory and the eBPF object.
+
+use std::path::{Path, PathBuf};
+
+/// Paths every command needs, resolved once.
+pub struct Workspace {
+    /// The main workspace's root (the parent of `xtask/`).
+    pub root: PathBuf,
+    /// The shared target directory (`CARGO_TARGET_DIR` if set, else `<root>/target`).
+    pub target_dir: PathBuf,
+}
+
+impl Workspace {
+    pub fn locate() -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives inside the workspace")
+            .to_path_buf();
+        let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+            // Cargo resolves a relative CARGO_TARGET_DIR against its working directory;
+            // `cargo xtask` is run from the root, and faasload's build.rs agrees.
+            Some(dir) => root.join(dir),
+            None => root.join("target"),
+        };
+        Workspace { root, target_dir }
+    }
+
+    /// The kernel programs' own workspace.
+    pub fn ebpf_dir(&self) -> PathBuf {
+        self.root.join("faasload-ebpf")
+    }
+
+    /// The linked eBPF object for a profile (`release` is what faasload embeds).
+    pub fn ebpf_object(&self, profile: &str) -> PathBuf {
+        self.target_dir
+            .join("bpfel-unknown-none")
+            .join(profile)
+            .join("faasload-ebpf")
+    }
+
+    /// The faasload binary built by `cargo build` (debug profile).
+    pub fn faasload_bin(&self) -> PathBuf {
+        self.target_dir.join("debug").join("faasload")
+    }
+}
