@@ -1,9 +1,55 @@
-//! `faasload platform` command line (being written).
+//! `faasload platform` command line: loads the configuration, starts the platform, and
+//! on SIGINT/SIGTERM stops it cleanly (every container and cgroup removed).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::config::PlatformConfig;
+
 /// Arguments of `faasload platform`.
 #[derive(clap::Args, Debug)]
-pub struct PlatformArgs {}
+pub struct PlatformArgs {
+    /// Configuration file (YAML); defaults apply without one.
+    #[arg(long, short, env = "FAASLOAD_PLATFORM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding the configuration (loopback by default).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Working directory for containers, overriding the configuration.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
 
-/// Runs the platform.
-pub fn run(_a: PlatformArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the embedded platform is not part of this build yet")
+/// Runs the platform until interrupted.
+pub fn run(a: PlatformArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => PlatformConfig::load(p)?,
+        None => PlatformConfig::default(),
+    };
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if let Some(w) = a.work_dir {
+        cfg.work_dir = w;
+    }
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!(
+            "the platform needs root (cgroups, namespaces, the action user): run it with sudo"
+        );
+    }
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(async move {
+        let handle = super::server::start(cfg).await?;
+        println!("faasload platform listening on http://{}", handle.addr());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("SIGINT handler")?,
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: removing containers");
+        handle.shutdown().await
+    })
 }

@@ -1,2 +1,20 @@
-//! The embedded OpenWhisk-compatible platform (being written; see issue 3).
+//! The embedded OpenWhisk-compatible platform (`faasload platform`): OpenWhisk's REST API
+//! (`rest/`), actions and packages (`entities`), activation records (`activations`), rate
+//! limits (`throttle`), the container pool with OpenWhisk's classic rules (`pool`), the
+//! process backend (`container`, confined by `sandbox`), ActionLoop runtimes (`runtime`),
+//! one activation end to end (`invoke`), monitor notifications (`notify`), and start-up /
+//! shutdown (`server`). Configuration: `config/platform.yml` (`config`).
+pub mod activations;
 pub mod cli;
+pub mod config;
+pub mod container;
+pub mod entities;
+pub mod ids;
+pub mod invoke;
+pub mod notify;
+pub mod pool;
+pub mod rest;
+pub mod runtime;
+pub mod sandbox;
+pub mod server;
+pub mod throttle;

@@ -1,0 +1,186 @@
+//! Starting and stopping the platform: the shared state every handler sees, the set-up
+//! (cgroup layout, stale containers of this invoker removed, action user, launchers,
+//! monitor notifier, container pool), the HTTP server on its loopback address, and a
+//! clean shutdown that removes every container and cgroup. [`start`] is the in-process
+//! entry point (tests, the loader); `faasload platform` wraps it.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::activations::ActivationStore;
+use super::config::{NamespaceConfig, PlatformConfig};
+use super::container::Backend;
+use super::entities::Entities;
+use super::notify::Notifier;
+use super::pool::Pool;
+use super::runtime::Runtimes;
+use super::sandbox;
+use super::throttle::Throttle;
+use crate::cgroup::{Controller, Layout};
+
+/// The state shared by every request.
+pub struct Platform {
+    pub cfg: PlatformConfig,
+    /// `uuid:key` -> namespace.
+    pub keys: HashMap<String, NamespaceConfig>,
+    pub entities: Entities,
+    pub activations: ActivationStore,
+    pub throttle: Throttle,
+    pub pool: Arc<Pool>,
+    pub backend: Arc<Backend>,
+    pub notifier: Notifier,
+}
+
+/// A running platform.
+pub struct PlatformHandle {
+    addr: SocketAddr,
+    platform: Arc<Platform>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl PlatformHandle {
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (pool inspection in tests).
+    pub fn platform(&self) -> &Arc<Platform> {
+        &self.platform
+    }
+
+    /// Stops serving, then destroys every container and cgroup.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.platform.pool.shutdown().await;
+        (&mut self.server)
+            .await
+            .context("server task")?
+            .context("server")?;
+        Ok(())
+    }
+}
+
+/// Sets everything up and starts serving (see the module documentation).
+pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
+    cfg.validate()?;
+    let layout = Layout::detect_with(cfg.cgroup_version).context("cgroup layout")?;
+    remove_stale(&layout, &cfg.pool.invoker_name);
+    let user = sandbox::ensure_user(&cfg.sandbox.user, cfg.sandbox.create_user)?;
+    make_dir(&cfg.work_dir)?;
+    let runtimes = Runtimes::install(&cfg.runtimes, &cfg.work_dir.join("runtimes"))
+        .with_context(|| format!("install launchers in {}", cfg.work_dir.display()))?;
+    let containers_root = cfg.work_dir.join("containers");
+    make_dir(&containers_root)?;
+    remove_stale_dirs(&containers_root, &cfg.pool.invoker_name);
+    let activations = ActivationStore::open(
+        cfg.activations.max_records,
+        cfg.activations.persist.as_deref(),
+    )?;
+    let notifier = match &cfg.notify_socket {
+        Some(p) => Notifier::start(p.clone()),
+        None => Notifier::disabled(),
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("bind {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let backend = Arc::new(Backend {
+        layout,
+        runtimes,
+        user,
+        containers_root,
+        namespaces: cfg.sandbox.namespaces,
+        user_memory_mb: cfg.pool.user_memory_mb,
+        pids_max: cfg.pool.pids_max,
+        base_env: vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+            ("__OW_API_HOST".into(), format!("http://{addr}")),
+        ],
+    });
+    let pool = Pool::new(cfg.pool.clone(), backend.clone(), notifier.clone());
+    pool.start();
+    let keys = cfg
+        .namespaces
+        .iter()
+        .map(|n| (n.auth.clone(), n.clone()))
+        .collect();
+    let platform = Arc::new(Platform {
+        cfg,
+        keys,
+        entities: Entities::default(),
+        activations,
+        throttle: Throttle::default(),
+        pool,
+        backend,
+        notifier,
+    });
+    let app = super::rest::router(platform.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    tracing::info!("platform listening on http://{addr}");
+    Ok(PlatformHandle {
+        addr,
+        platform,
+        stop: Some(stop_tx),
+        server,
+    })
+}
+
+fn make_dir(p: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(p).with_context(|| format!("create {}", p.display()))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", p.display()))
+}
+
+/// Removes cgroups left by an earlier run of this invoker (`platform/<invoker>_*`).
+fn remove_stale(layout: &Layout, invoker: &str) {
+    let prefix = format!("{invoker}_");
+    let Some(dir) = layout.dir(
+        Controller::Cpu,
+        &Path::new(crate::cgroup::SUBTREE).join("platform"),
+    ) else {
+        return;
+    };
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) {
+            tracing::warn!("removing stale container cgroup {name}");
+            if let Err(e) =
+                crate::cgroup::remove_subtree(layout, &Path::new("platform").join(&name))
+            {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+fn remove_stale_dirs(root: &Path, invoker: &str) {
+    let prefix = format!("{invoker}_");
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
