@@ -1,0 +1,897 @@
+//! End-to-end tests of the embedded platform (`faasload platform`): the real server over
+//! HTTP, real cgroups and real action processes, as root. They cover OpenWhisk's API
+//! semantics and texts, activation records, the container pool rules, the runtimes and
+//! the failure records.
+use std::time::{Duration, Instant};
+
+use faasload::platform::config::{GUEST_AUTH, NamespaceConfig};
+use faasload_tests::platform::{TestPlatform, http};
+use serde_json::{Value, json};
+
+const API: &str = "/api/v1/namespaces";
+
+fn ann<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
+    rec["annotations"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+fn err_text(r: &faasload_tests::platform::Resp) -> String {
+    let v = r.json();
+    assert!(
+        v["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "error body without code: {v}"
+    );
+    assert_eq!(
+        r.header("x-request-id"),
+        v["code"].as_str(),
+        "X-Request-ID must equal the code"
+    );
+    v["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn api_auth_namespaces_and_errors() {
+    let p = TestPlatform::start(|_| {});
+    let r = http(p.addr, "GET", "/api/v1", None, &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["api_paths"][0], "/api/v1");
+
+    let r = http(p.addr, "GET", &format!("{API}?"), None, &[], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        err_text(&r),
+        "The resource requires authentication, which was not supplied with the request"
+    );
+    let bad = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:wrong";
+    let r = http(p.addr, "GET", API, Some(bad), &[], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(err_text(&r), "The supplied authentication is invalid");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"OpenWhisk secure realm\"")
+    );
+
+    let r = http(
+        p.addr,
+        "GET",
+        &format!("{API}?"),
+        Some(GUEST_AUTH),
+        &[("X-Request-ID", "my-tx-1")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!(["guest"]));
+    assert_eq!(r.header("x-request-id"), Some("my-tx-1"));
+
+    let r = p.call("GET", &format!("{API}/someoneelse/actions/x"), None);
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        err_text(&r),
+        "The supplied authentication is not authorized to access 'someoneelse/actions/x'."
+    );
+
+    let r = p.call("GET", &format!("{API}/_/limits"), None);
+    assert_eq!(r.status, 200);
+    assert!(r.json()["invocationsPerMinute"].as_u64().is_some());
+
+    let r = p.call("GET", "/api/v1/nothing/here", None);
+    assert_eq!(r.status, 404);
+    assert_eq!(err_text(&r), "The requested resource does not exist.");
+    let r = p.call("GET", &format!("{API}/_/actions/missing"), None);
+    assert_eq!(r.status, 404);
+    assert_eq!(err_text(&r), "The requested resource does not exist.");
+}
+
+#[test]
+fn actions_crud_limits_and_packages() {
+    let p = TestPlatform::start(|_| {});
+    let code =
+        std::fs::read_to_string(faasload_tests::platform::functions().join("python/hello.py"))
+            .unwrap();
+    let body = json!({"exec": {"kind": "python:3", "code": code}, "parameters": [{"key": "name", "value": "action"}]});
+    let r = p.call("PUT", &format!("{API}/_/actions/hello"), Some(&body));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let a = r.json();
+    assert_eq!(a["version"], "0.0.1");
+    assert_eq!(a["namespace"], "guest");
+    assert_eq!(ann(&a, "exec"), Some(&json!("python:3")));
+    assert_eq!(ann(&a, "provide-api-key"), Some(&json!(false)));
+    assert_eq!(
+        a["limits"],
+        json!({"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 1})
+    );
+
+    let r = p.call("PUT", &format!("{API}/_/actions/hello"), Some(&body));
+    assert_eq!(r.status, 409);
+    assert_eq!(err_text(&r), "resource already exists");
+    let r = p.call(
+        "PUT",
+        &format!("{API}/_/actions/hello?overwrite=true"),
+        Some(&json!({"limits": {"memory": 128}})),
+    );
+    assert_eq!(r.status, 200);
+    let a = r.json();
+    assert_eq!(a["version"], "0.0.2");
+    assert_eq!(a["limits"]["memory"], 128);
+    assert_eq!(a["exec"]["code"], code.as_str());
+
+    let r = p.call("GET", &format!("{API}/_/actions/hello?code=false"), None);
+    assert_eq!(r.status, 200);
+    assert!(r.json()["exec"].get("code").is_none());
+    assert_eq!(r.json()["exec"]["kind"], "python:3");
+
+    for (limits, text) in [
+        (
+            json!({"memory": 1024}),
+            "memory size 1024 MB exceeds allowed threshold of 512 MB",
+        ),
+        (
+            json!({"memory": 64}),
+            "memory size 64 MB below allowed threshold of 128 MB",
+        ),
+        (
+            json!({"timeout": 50}),
+            "duration 50 milliseconds below allowed threshold of 100 milliseconds",
+        ),
+        (
+            json!({"timeout": 300001}),
+            "duration 300001 milliseconds exceeds allowed threshold of 300000 milliseconds",
+        ),
+        (
+            json!({"logs": 11}),
+            "log size 11 MB exceeds allowed threshold of 10 MB",
+        ),
+        (
+            json!({"concurrency": 2}),
+            "concurrency 2 exceeds allowed threshold of 1",
+        ),
+    ] {
+        let b = json!({"exec": {"kind": "python:3", "code": code}, "limits": limits});
+        let r = p.call("PUT", &format!("{API}/_/actions/limited"), Some(&b));
+        assert_eq!(r.status, 400, "{limits}");
+        assert_eq!(err_text(&r), text);
+    }
+    let r = http(
+        p.addr,
+        "PUT",
+        &format!("{API}/_/actions/bad"),
+        Some(GUEST_AUTH),
+        &[],
+        b"{not json",
+    );
+    assert_eq!(r.status, 400);
+    assert!(err_text(&r).starts_with("The request content was malformed:"));
+    let r = p.call(
+        "PUT",
+        &format!("{API}/_/actions/nokind"),
+        Some(&json!({"exec": {"kind": "cobol:1", "code": "x"}})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(err_text(&r).starts_with("kind 'cobol:1' not in Set("));
+
+    let r = p.call("GET", &format!("{API}/_/actions?limit=10&skip=0"), None);
+    assert_eq!(r.status, 200);
+    let list = r.json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["hello"]);
+    let r = p.call("GET", &format!("{API}/_/actions?limit=201"), None);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        err_text(&r),
+        "The value '201' is not in the range of 0 to 200 for actions."
+    );
+
+    // Packages: package < action < invoke parameters.
+    let r = p.call("PUT", &format!("{API}/_/actions/pkg/hello"), Some(&body));
+    assert_eq!(r.status, 404, "an action in a missing package");
+    let r = p.call(
+        "PUT",
+        &format!("{API}/_/packages/pkg"),
+        Some(
+            &json!({"parameters": [{"key": "name", "value": "package"}, {"key": "p", "value": 1}]}),
+        ),
+    );
+    assert_eq!(r.status, 200);
+    let b = json!({"exec": {"kind": "python:3", "code": code}, "parameters": [{"key": "a", "value": 2}, {"key": "p", "value": 2}]});
+    let r = p.call("PUT", &format!("{API}/_/actions/pkg/hello"), Some(&b));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["namespace"], "guest/pkg");
+    let r = p.call(
+        "POST",
+        &format!("{API}/_/actions/pkg/hello?blocking=true&result=true"),
+        Some(&json!({"a": 3})),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["params"],
+        json!({"name": "package", "p": 2, "a": 3})
+    );
+    let r = p.call("DELETE", &format!("{API}/_/packages/pkg"), None);
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        p.call("DELETE", &format!("{API}/_/actions/pkg/hello"), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        p.call("DELETE", &format!("{API}/_/packages/pkg"), None)
+            .status,
+        200
+    );
+
+    let r = p.call("DELETE", &format!("{API}/_/actions/hello"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["name"], "hello");
+    assert_eq!(
+        p.call("GET", &format!("{API}/_/actions/hello"), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        p.call("DELETE", &format!("{API}/_/actions/hello"), None)
+            .status,
+        404
+    );
+}
+
+#[test]
+fn records_cold_then_warm_logs_and_activation_queries() {
+    let p = TestPlatform::start(|_| {});
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    let before = faasload::platform::ids::now_ms();
+    let r = p.invoke("hello", json!({"name": "Ada"}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let cold = r.json();
+    let id = cold["activationId"].as_str().unwrap();
+    assert_eq!(r.header("x-openwhisk-activation-id"), Some(id));
+    assert!(faasload::platform::ids::is_activation_id(id));
+    assert_eq!(cold["response"]["status"], "success");
+    assert_eq!(cold["response"]["success"], true);
+    assert_eq!(cold["response"]["result"]["greeting"], "Hello Ada!");
+    assert_eq!(
+        cold["response"]["result"]["activation_id"], id,
+        "__OW_ACTIVATION_ID"
+    );
+    assert_eq!(cold["response"]["result"]["action_name"], "/guest/hello");
+    assert_eq!(
+        cold["response"]["size"].as_u64().unwrap() as usize,
+        serde_json::to_vec(&cold["response"]["result"])
+            .unwrap()
+            .len()
+    );
+    assert_eq!(cold["subject"], "guest");
+    assert_eq!(cold["namespace"], "guest");
+    assert_eq!(cold["name"], "hello");
+    assert_eq!(cold["version"], "0.0.1");
+    assert_eq!(cold["publish"], false);
+    let (start, end, dur) = (
+        cold["start"].as_u64().unwrap(),
+        cold["end"].as_u64().unwrap(),
+        cold["duration"].as_u64().unwrap(),
+    );
+    assert_eq!(dur, end - start);
+    assert!(start >= before);
+    let init = ann(&cold, "initTime")
+        .expect("a cold start has initTime")
+        .as_u64()
+        .unwrap();
+    assert!(dur >= init, "duration includes init");
+    assert!(ann(&cold, "waitTime").unwrap().as_u64().is_some());
+    assert_eq!(ann(&cold, "path"), Some(&json!("guest/hello")));
+    assert_eq!(ann(&cold, "kind"), Some(&json!("python:3")));
+    assert_eq!(ann(&cold, "timeout"), Some(&json!(false)));
+    assert_eq!(ann(&cold, "limits").unwrap()["memory"], 256);
+    let logs: Vec<&str> = cold["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    for l in &logs {
+        assert!(
+            l.len() > 31 && l.as_bytes()[30] == b' ',
+            "time padded to 30: {l:?}"
+        );
+        assert!(
+            l[..30].trim_end().ends_with('Z') && l.starts_with("20"),
+            "{l:?}"
+        );
+    }
+    assert!(
+        logs.iter()
+            .any(|l| &l[31..] == "stdout: hello from python: Ada"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| &l[31..] == "stderr: a line on stderr"),
+        "{logs:?}"
+    );
+    assert_eq!(p.containers().len(), 1);
+
+    let warm = p.invoke("hello", json!({"name": "Bob"})).json();
+    assert!(
+        ann(&warm, "initTime").is_none(),
+        "a warm start has no initTime"
+    );
+    assert_eq!(p.containers().len(), 1, "the warm container is reused");
+
+    let r = p.call(
+        "POST",
+        &format!("{API}/_/actions/hello?blocking=true&result=true"),
+        Some(&json!({"name": "C"})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["greeting"], "Hello C!");
+
+    let r = p.call(
+        "POST",
+        &format!("{API}/_/actions/hello"),
+        Some(&json!({"name": "D"})),
+    );
+    assert_eq!(r.status, 202);
+    let aid = r.json()["activationId"].as_str().unwrap().to_string();
+    assert_eq!(r.header("x-openwhisk-activation-id"), Some(aid.as_str()));
+    let rec = p.wait_record(&aid, Duration::from_secs(20));
+    assert_eq!(rec["response"]["result"]["greeting"], "Hello D!");
+
+    let r = p.call("GET", &format!("{API}/_/activations/{id}/logs"), None);
+    assert_eq!(r.json()["logs"].as_array().unwrap().len(), 2);
+    let r = p.call("GET", &format!("{API}/_/activations/{id}/result"), None);
+    assert_eq!(r.json()["status"], "success");
+    assert_eq!(r.json()["result"]["greeting"], "Hello Ada!");
+    let r = p.call(
+        "GET",
+        &format!("{API}/_/activations?name=hello&limit=2"),
+        None,
+    );
+    let l = r.json();
+    assert_eq!(l.as_array().unwrap().len(), 2);
+    assert_eq!(l[0]["activationId"], aid.as_str(), "newest first");
+    assert_eq!(l[0]["statusCode"], 0);
+    assert!(l[0].get("response").is_none() && l[0].get("logs").is_none());
+    let r = p.call(
+        "GET",
+        &format!("{API}/_/activations?docs=true&skip=3&limit=5"),
+        None,
+    );
+    let l = r.json();
+    assert_eq!(l.as_array().unwrap().len(), 1);
+    assert_eq!(l[0]["activationId"], id);
+    assert!(l[0]["response"]["result"].is_object());
+    let r = p.call(
+        "GET",
+        &format!("{API}/_/activations?since={}&upto={}", start, start),
+        None,
+    );
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        p.call("GET", &format!("{API}/_/activations?name=other"), None)
+            .json(),
+        json!([])
+    );
+    let r = p.call("GET", &format!("{API}/_/activations?since=yesterday"), None);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        err_text(&r),
+        "Parameter is not a valid value for epoch seconds: yesterday"
+    );
+    let r = p.call("GET", &format!("{API}/_/activations/nothex"), None);
+    assert_eq!(r.status, 400);
+    let r = p.call(
+        "GET",
+        &format!("{API}/_/activations/{}", "0".repeat(32)),
+        None,
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn blocking_wait_expiry_answers_202_and_the_record_comes_later() {
+    let p = TestPlatform::start(|_| {});
+    p.deploy("sleep", "python:3", "python/sleep.py", json!({}));
+    let r = p.call(
+        "POST",
+        &format!("{API}/_/actions/sleep?blocking=true&timeout=200"),
+        Some(&json!({"ms": 1500})),
+    );
+    assert_eq!(r.status, 202);
+    let id = r.json()["activationId"].as_str().unwrap().to_string();
+    assert_eq!(r.json().as_object().unwrap().len(), 1);
+    assert_eq!(
+        p.call("GET", &format!("{API}/_/activations/{id}"), None)
+            .status,
+        404
+    );
+    let rec = p.wait_record(&id, Duration::from_secs(20));
+    assert_eq!(rec["response"]["result"]["slept_ms"], 1500);
+    for t in ["0", "60001", "abc"] {
+        let r = p.call(
+            "POST",
+            &format!("{API}/_/actions/sleep?blocking=true&timeout={t}"),
+            Some(&json!({})),
+        );
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            err_text(&r),
+            "Timeout must be number of milliseconds up to 60000."
+        );
+    }
+    let big = json!({"x": "y".repeat(1_100_000)});
+    let r = p.call("POST", &format!("{API}/_/actions/sleep"), Some(&big));
+    assert_eq!(r.status, 413);
+    assert!(err_text(&r).starts_with("Request larger than allowed: "));
+}
+
+#[test]
+fn failures_give_openwhisk_records() {
+    let p = TestPlatform::start(|_| {});
+    p.deploy("error", "python:3", "python/error.py", json!({}));
+    let r = p.invoke("error", json!({"why": "test"}));
+    assert_eq!(r.status, 502);
+    let rec = r.json();
+    assert_eq!(rec["response"]["status"], "application error");
+    assert_eq!(rec["response"]["success"], false);
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "something went wrong: test"
+    );
+    let kept = p.containers();
+    assert_eq!(
+        kept.len(),
+        1,
+        "an application error keeps the container warm"
+    );
+    let warm = p.invoke("error", json!({})).json();
+    assert!(ann(&warm, "initTime").is_none());
+
+    p.deploy("crash", "python:3", "python/crash.py", json!({}));
+    let r = p.invoke("crash", json!({}));
+    assert_eq!(r.status, 502);
+    let rec = r.json();
+    assert_eq!(rec["response"]["status"], "action developer error");
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "The action did not produce a valid response and exited unexpectedly."
+    );
+    p.wait_pool("crashed container removed", Duration::from_secs(10), |c| {
+        c.len() == 1
+    });
+
+    p.deploy(
+        "sleep",
+        "python:3",
+        "python/sleep.py",
+        json!({"limits": {"timeout": 500}}),
+    );
+    let t0 = Instant::now();
+    let r = p.invoke("sleep", json!({"ms": 5000}));
+    assert!(t0.elapsed() < Duration::from_secs(4));
+    assert_eq!(r.status, 502);
+    let rec = r.json();
+    assert_eq!(rec["response"]["status"], "action developer error");
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "The action exceeded its time limits of 500 milliseconds."
+    );
+    assert_eq!(ann(&rec, "timeout"), Some(&json!(true)));
+    p.wait_pool(
+        "timed-out container removed",
+        Duration::from_secs(10),
+        |c| c.len() == 1,
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while p.leftover_cgroups() != vec![kept[0].0.clone()] {
+        assert!(
+            Instant::now() < end,
+            "the timed-out container's cgroup is never removed: {:?}",
+            p.leftover_cgroups()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    p.deploy(
+        "alloc",
+        "python:3",
+        "python/alloc.py",
+        json!({"limits": {"memory": 128}}),
+    );
+    let r = p.invoke("alloc", json!({"mb": 400}));
+    assert_eq!(r.status, 502);
+    let rec = r.json();
+    assert_eq!(rec["response"]["status"], "action developer error");
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "The action exhausted its memory and was aborted."
+    );
+    let r = p.invoke("alloc", json!({"mb": 16}));
+    assert_eq!(
+        r.status,
+        200,
+        "within the limit it works: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    let code = "def main(a):\n    return 42\n";
+    let b = json!({"exec": {"kind": "python:3", "code": code}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/scalar"), Some(&b))
+            .status,
+        200
+    );
+    let rec = p.invoke("scalar", json!({})).json();
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "The action did not return a dictionary or array."
+    );
+    let b = json!({"exec": {"kind": "python:3", "code": "def nope(a):\n    return {}\n"}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/nomain"), Some(&b))
+            .status,
+        200
+    );
+    let rec = p.invoke("nomain", json!({})).json();
+    assert_eq!(rec["response"]["status"], "action developer error");
+    assert!(ann(&rec, "initTime").is_some());
+}
+
+#[test]
+fn containers_have_openwhisk_names_and_cgroup_limits() {
+    let p = TestPlatform::start(|_| {});
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    assert_eq!(p.invoke("hello", json!({})).status, 200);
+    let c = p.containers();
+    let name = &c[0].0;
+    assert!(
+        name.starts_with(&format!("{}_", p.invoker)) && name.ends_with("_guest_hello"),
+        "{name}"
+    );
+    let layout = faasload::cgroup::Layout::detect().unwrap();
+    match layout.version() {
+        faasload::cgroup::Version::V1 => {
+            let mem =
+                std::fs::read_to_string(p.cgroup_dir("memory", name).join("memory.limit_in_bytes"))
+                    .unwrap();
+            assert_eq!(mem.trim(), (256u64 << 20).to_string());
+            let shares =
+                std::fs::read_to_string(p.cgroup_dir("cpu", name).join("cpu.shares")).unwrap();
+            assert_eq!(shares.trim(), "128");
+            let pids =
+                std::fs::read_to_string(p.cgroup_dir("pids", name).join("pids.max")).unwrap();
+            assert_eq!(pids.trim(), "1024");
+            let procs =
+                std::fs::read_to_string(p.cgroup_dir("cpu", name).join("cgroup.procs")).unwrap();
+            assert!(
+                procs.lines().count() >= 2,
+                "the container's processes are in its cgroup: {procs}"
+            );
+        }
+        faasload::cgroup::Version::V2 => {
+            let procs =
+                std::fs::read_to_string(p.cgroup_dir("", name).join("cgroup.procs")).unwrap();
+            assert!(procs.lines().count() >= 2);
+        }
+    }
+}
+
+#[test]
+fn pause_after_grace_and_resume_on_reuse() {
+    let p = TestPlatform::start(|c| c.pool.pause_grace_ms = 100);
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    assert_eq!(p.invoke("hello", json!({})).status, 200);
+    let name = p.containers()[0].0.clone();
+    let frozen = || {
+        let r = faasload::cgroup::CgroupReader::open(
+            &faasload::cgroup::Layout::detect().unwrap(),
+            std::path::Path::new(&format!("faasload/platform/{name}")),
+        );
+        r.frozen().unwrap_or(false)
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while !frozen() {
+        assert!(Instant::now() < end, "the idle container was never frozen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(p.containers()[0].2, "the pool marks it paused");
+    let rec = p.invoke("hello", json!({"name": "again"})).json();
+    assert_eq!(
+        rec["response"]["result"]["greeting"], "Hello again!",
+        "a paused container answers once resumed"
+    );
+    assert!(ann(&rec, "initTime").is_none());
+    assert_eq!(p.containers()[0].0, name);
+}
+
+#[test]
+fn an_update_makes_old_containers_unusable() {
+    let p = TestPlatform::start(|_| {});
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    assert!(ann(&p.invoke("hello", json!({})).json(), "initTime").is_some());
+    let old = p.containers()[0].0.clone();
+    p.deploy(
+        "hello",
+        "python:3",
+        "python/hello.py",
+        json!({"parameters": [{"key": "name", "value": "v2"}]}),
+    );
+    let rec = p.invoke("hello", json!({})).json();
+    assert_eq!(rec["version"], "0.0.2");
+    assert!(
+        ann(&rec, "initTime").is_some(),
+        "the new revision starts cold"
+    );
+    assert_eq!(rec["response"]["result"]["greeting"], "Hello v2!");
+    let names: Vec<String> = p.containers().into_iter().map(|c| c.0).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&old));
+}
+
+#[test]
+fn eviction_and_fifo_queue_under_the_memory_budget() {
+    let p = TestPlatform::start(|c| {
+        c.pool.user_memory_mb = 512;
+        c.limits.memory_max = 512;
+    });
+    for n in ["a", "b", "c"] {
+        p.deploy(
+            n,
+            "python:3",
+            "python/sleep.py",
+            json!({"limits": {"memory": 256}}),
+        );
+    }
+    assert_eq!(p.invoke("a", json!({"ms": 1})).status, 200);
+    let a = p.containers()[0].0.clone();
+    assert_eq!(p.invoke("b", json!({"ms": 1})).status, 200);
+    assert_eq!(p.containers().len(), 2);
+    let rec = p.invoke("c", json!({"ms": 1})).json();
+    assert!(ann(&rec, "initTime").is_some());
+    let names: Vec<String> = p.containers().into_iter().map(|c| c.0).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        !names.contains(&a),
+        "the least recently used idle container (a) was evicted: {names:?}"
+    );
+
+    // Both slots busy: a third run waits in the queue until one ends.
+    let r1 = p.call(
+        "POST",
+        &format!("{API}/_/actions/b?blocking=false"),
+        Some(&json!({"ms": 1500})),
+    );
+    let r2 = p.call(
+        "POST",
+        &format!("{API}/_/actions/c"),
+        Some(&json!({"ms": 1500})),
+    );
+    assert_eq!((r1.status, r2.status), (202, 202));
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let rec = p.invoke("a", json!({"ms": 1})).json();
+    assert_eq!(rec["response"]["status"], "success");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(800),
+        "the run waited for a free slot"
+    );
+    assert!(ann(&rec, "waitTime").unwrap().as_u64().unwrap() >= 800);
+}
+
+#[test]
+fn prewarmed_stem_cells_serve_cold_starts() {
+    let p = TestPlatform::start(|c| {
+        c.pool.prewarm = vec![faasload::platform::config::PrewarmConfig {
+            kind: "python:3".into(),
+            count: 1,
+            memory: 256,
+        }];
+    });
+    p.wait_pool("a stem cell", Duration::from_secs(10), |c| {
+        c.iter().any(|c| c.3)
+    });
+    let stem = p.containers().into_iter().find(|c| c.3).unwrap().0;
+    assert!(stem.ends_with("_prewarm_python3"), "{stem}");
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    let rec = p.invoke("hello", json!({})).json();
+    assert!(
+        ann(&rec, "initTime").is_some(),
+        "a prewarm start runs /init"
+    );
+    let wait = ann(&rec, "waitTime").unwrap().as_u64().unwrap();
+    assert!(wait < 1000, "no container creation in waitTime: {wait}");
+    let used = p.containers();
+    assert!(
+        used.iter().any(|c| c.0 == stem && !c.3),
+        "the stem cell now serves the action: {used:?}"
+    );
+    p.wait_pool("a replacement stem cell", Duration::from_secs(10), |c| {
+        c.iter().any(|c| c.3 && c.0 != stem)
+    });
+}
+
+#[test]
+fn rate_limits_answer_429() {
+    let p = TestPlatform::start(|c| {
+        c.namespaces = vec![NamespaceConfig {
+            invocations_per_minute: Some(2),
+            concurrent_invocations: Some(1),
+            ..NamespaceConfig::guest()
+        }];
+    });
+    p.deploy("sleep", "python:3", "python/sleep.py", json!({}));
+    // Stay within one calendar minute.
+    let sec = (faasload::platform::ids::now_ms() / 1000) % 60;
+    if sec > 50 {
+        std::thread::sleep(Duration::from_secs(61 - sec));
+    }
+    let r = p.call(
+        "POST",
+        &format!("{API}/_/actions/sleep"),
+        Some(&json!({"ms": 1000})),
+    );
+    assert_eq!(r.status, 202);
+    let r = p.call(
+        "POST",
+        &format!("{API}/_/actions/sleep"),
+        Some(&json!({"ms": 1})),
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        err_text(&r),
+        "Too many concurrent requests in flight (count: 1, allowed: 1)."
+    );
+    // Wait for the first to end, then use the second (and last) slot of the minute.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = p.call("GET", &format!("{API}/_/activations"), None);
+        if r.json().as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < end);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(p.invoke("sleep", json!({"ms": 1})).status, 200);
+    let r = p.invoke("sleep", json!({"ms": 1}));
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        err_text(&r),
+        "Too many requests in the last minute (count: 3, allowed: 2)."
+    );
+}
+
+#[test]
+fn nodejs_and_native_runtimes() {
+    let p = TestPlatform::start(|_| {});
+    p.deploy(
+        "hello",
+        "nodejs:20",
+        "nodejs/hello.js",
+        json!({"parameters": [{"key": "name", "value": "Node"}]}),
+    );
+    let r = p.invoke("hello", json!({}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rec = r.json();
+    assert_eq!(rec["response"]["result"]["greeting"], "Hello Node!");
+    assert_eq!(
+        rec["response"]["result"]["activation_id"],
+        rec["activationId"]
+    );
+    assert_eq!(ann(&rec, "kind"), Some(&json!("nodejs:20")));
+    let logs: Vec<&str> = rec["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l.as_str().unwrap()[31..])
+        .collect();
+    assert!(
+        logs.contains(&"stdout: hello from node: Node")
+            && logs.contains(&"stderr: a line on stderr"),
+        "{logs:?}"
+    );
+    p.deploy("nsleep", "nodejs:20", "nodejs/sleep.js", json!({}));
+    let rec = p.invoke("nsleep", json!({"ms": 20})).json();
+    assert_eq!(rec["response"]["result"]["slept_ms"], 20);
+    p.deploy("nerror", "nodejs:20", "nodejs/error.js", json!({}));
+    assert_eq!(
+        p.invoke("nerror", json!({})).json()["response"]["status"],
+        "application error"
+    );
+    p.deploy("ncrash", "nodejs:20", "nodejs/crash.js", json!({}));
+    assert_eq!(
+        p.invoke("ncrash", json!({})).json()["response"]["result"]["error"],
+        "The action did not produce a valid response and exited unexpectedly."
+    );
+
+    p.deploy("native", "native", "native/hello.sh", json!({}));
+    let r = p.invoke("native", json!({"k": "v"}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rec = r.json();
+    assert_eq!(rec["response"]["result"]["native"], true);
+    let log = &rec["logs"][0].as_str().unwrap()[31..];
+    assert!(
+        log.starts_with("stdout: native got: {") && log.contains("\"value\":{\"k\":\"v\"}"),
+        "{log}"
+    );
+    assert!(ann(&p.invoke("native", json!({})).json(), "initTime").is_none());
+}
+
+#[test]
+fn logs_limit_truncates() {
+    let p = TestPlatform::start(|_| {});
+    p.deploy(
+        "hello",
+        "python:3",
+        "python/hello.py",
+        json!({"limits": {"logs": 0}}),
+    );
+    let rec = p.invoke("hello", json!({})).json();
+    let logs = rec["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].as_str().unwrap().ends_with(
+        "stderr: Logs were truncated because the total bytes size exceeds the limit of 0 bytes."
+    ));
+}
+
+#[test]
+fn monitor_notifications_and_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("notify.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for conn in listener.incoming().flatten() {
+            for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).unwrap());
+            }
+        }
+    });
+    let s2 = sock.clone();
+    let mut p = TestPlatform::start(move |c| {
+        c.notify_socket = Some(s2);
+        c.pool.pause_grace_ms = 50;
+    });
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    let rec = p.invoke("hello", json!({})).json();
+    let id = rec["activationId"].as_str().unwrap().to_string();
+    let name = p.containers()[0].0.clone();
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while !seen.iter().any(|m: &Value| m["action"] == "pause") && Instant::now() < end {
+        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push(m);
+        }
+    }
+    let kinds: Vec<&str> = seen.iter().map(|m| m["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        vec!["run", "activation_start", "activation_end", "pause"],
+        "{seen:?}"
+    );
+    assert!(seen.iter().all(|m| m["container"] == name.as_str()));
+    assert_eq!(seen[1]["activation_id"], id.as_str());
+    assert!(seen[1]["time"].as_f64().unwrap() <= seen[2]["time"].as_f64().unwrap());
+    assert_eq!(p.invoke("hello", json!({})).status, 200);
+    let m = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(m["action"], "resume");
+
+    assert_eq!(p.leftover_cgroups(), vec![name.clone()]);
+    p.shutdown();
+    assert!(
+        p.leftover_cgroups().is_empty(),
+        "shutdown removes every container cgroup"
+    );
+    assert!(!p.work.join("containers").join(&name).exists());
+    let mut rest = Vec::new();
+    while let Ok(m) = rx.recv_timeout(Duration::from_millis(500)) {
+        rest.push(m["action"].as_str().unwrap().to_string());
+    }
+    assert!(rest.contains(&"rm".to_string()), "{rest:?}");
+}
