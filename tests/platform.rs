@@ -895,3 +895,151 @@ fn monitor_notifications_and_clean_shutdown() {
     }
     assert!(rest.contains(&"rm".to_string()), "{rest:?}");
 }
+
+#[test]
+fn python_zip_with_virtualenv_and_api_key() {
+    let p = TestPlatform::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("a.zip");
+    let st = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import zipfile,sys\nz=zipfile.ZipFile(sys.argv[1],'w')\n\
+             z.writestr('__main__.py','import os, helper, vendored\\ndef main(a):\\n    return {\"x\": helper.X + 1, \"y\": vendored.Y, \"key\": os.environ.get(\"__OW_API_KEY\")}\\n')\n\
+             z.writestr('helper.py','X = 41\\n')\n\
+             z.writestr('virtualenv/lib/python3.11/site-packages/vendored.py','Y = \"from the venv\"\\n')\nz.close()",
+        ])
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let code = faasload_tests::platform::base64(&std::fs::read(&zip).unwrap());
+    let b = json!({"exec": {"kind": "python:3.11", "code": code, "binary": true},
+                   "annotations": [{"key": "provide-api-key", "value": true}]});
+    let r = p.call("PUT", &format!("{API}/_/actions/zipped"), Some(&b));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["exec"]["binary"], true);
+    let r = p.invoke("zipped", json!({}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let res = &r.json()["response"]["result"];
+    assert_eq!(res["x"], 42);
+    assert_eq!(res["y"], "from the venv");
+    assert_eq!(
+        res["key"], GUEST_AUTH,
+        "provide-api-key: true passes __OW_API_KEY"
+    );
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    let out = p.invoke("hello", json!({})).json();
+    assert_eq!(out["response"]["result"]["params"], json!({}));
+}
+
+#[test]
+fn persisted_records_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("activations.jsonl");
+    let f2 = file.clone();
+    let mut p = TestPlatform::start(move |c| c.activations.persist = Some(f2));
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    let id = p.invoke("hello", json!({})).json()["activationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.shutdown();
+    let f3 = file.clone();
+    let p = TestPlatform::start(move |c| c.activations.persist = Some(f3));
+    let r = p.call("GET", &format!("{API}/_/activations/{id}"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["response"]["result"]["greeting"],
+        "Hello stranger!"
+    );
+}
+
+#[test]
+fn standalone_binary_serves_and_shuts_down_cleanly() {
+    faasload_tests::platform::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let invoker = format!("wskbin{}", std::process::id());
+    let cfg = dir.path().join("platform.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:0\nwork_dir: {}\nnotify_socket: null\npool:\n  invoker_name: {invoker}\n  prewarm: [{{kind: \"python:3\", count: 1, memory: 256}}]\n",
+            dir.path().join("work").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(faasload_tests::platform::faasload_bin())
+        .args(["platform", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let code =
+        std::fs::read_to_string(faasload_tests::platform::functions().join("python/hello.py"))
+            .unwrap();
+    let body = serde_json::to_vec(&json!({"exec": {"kind": "python:3", "code": code}})).unwrap();
+    let r = http(
+        addr,
+        "PUT",
+        &format!("{API}/_/actions/hello"),
+        Some(GUEST_AUTH),
+        &[],
+        &body,
+    );
+    assert_eq!(r.status, 200);
+    let r = http(
+        addr,
+        "POST",
+        &format!("{API}/_/actions/hello?blocking=true"),
+        Some(GUEST_AUTH),
+        &[],
+        b"{}",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let cg = layout
+        .dir(
+            faasload::cgroup::Controller::Cpu,
+            std::path::Path::new("faasload/platform"),
+        )
+        .unwrap();
+    let count = || {
+        std::fs::read_dir(&cg)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("{invoker}_"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(count() >= 2, "a container and a new stem cell exist");
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert!(st.success(), "clean exit on SIGTERM: {st}");
+    assert_eq!(count(), 0, "every container cgroup removed");
+    let left = std::fs::read_dir(dir.path().join("work/containers"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "every container directory removed");
+}

@@ -332,3 +332,18 @@ impl Drop for TestPlatform {
         }
     }
 }
+
+/// The `faasload` binary: `$FAASLOAD_BIN`, else `target/debug/faasload` (build it first
+/// with `cargo build -p faasload`).
+pub fn faasload_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("FAASLOAD_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/faasload");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p faasload` first",
+        p.display()
+    );
+    p
+}

@@ -145,13 +145,25 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
             wait_ms = run_start.saturating_sub(job.received_ms);
             start_ms = run_start;
         }
+        let provide_key = a
+            .annotations
+            .iter()
+            .any(|k| k.key == "provide-api-key" && k.value == Value::Bool(true));
+        let action_name = format!("/{}", a.path());
         let line = runtime::run_line(
-            &Value::Object(job.params),
-            &job.namespace,
-            &format!("/{}", a.path()),
-            &job.activation_id,
-            &job.transaction_id,
-            run_start + a.limits.timeout,
+            &job.params,
+            &runtime::RunMeta {
+                namespace: &job.namespace,
+                action_name: &action_name,
+                activation_id: &job.activation_id,
+                transaction_id: &job.transaction_id,
+                deadline: (run_start + a.limits.timeout).to_string(),
+                api_key: if provide_key {
+                    p.api_key(&job.namespace)
+                } else {
+                    None
+                },
+            },
         );
         p.notifier
             .activation("activation_start", &container.name, &job.activation_id);

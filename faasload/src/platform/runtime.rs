@@ -152,24 +152,34 @@ pub fn init_line(
     b
 }
 
+/// The keys of a run message besides `value` (each becomes an `__OW_<KEY>` variable).
+#[derive(serde::Serialize)]
+pub struct RunMeta<'a> {
+    pub namespace: &'a str,
+    pub action_name: &'a str,
+    pub activation_id: &'a str,
+    pub transaction_id: &'a str,
+    /// Epoch ms, as a string like OpenWhisk's.
+    pub deadline: String,
+    /// Only for actions annotated `provide-api-key: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct RunMessage<'a> {
+    value: &'a Map<String, Value>,
+    #[serde(flatten)]
+    meta: &'a RunMeta<'a>,
+}
+
 /// The run line: `value` plus the keys that become `__OW_*` variables.
-pub fn run_line(
-    value: &Value,
-    namespace: &str,
-    action_name: &str,
-    activation_id: &str,
-    transaction_id: &str,
-    deadline_ms: u64,
-) -> Vec<u8> {
-    let v = serde_json::json!({
-        "value": value,
-        "namespace": namespace,
-        "action_name": action_name,
-        "activation_id": activation_id,
-        "transaction_id": transaction_id,
-        "deadline": deadline_ms.to_string(),
-    });
-    let mut b = serde_json::to_vec(&v).unwrap_or_default();
+pub fn run_line(value: &Map<String, Value>, meta: &RunMeta<'_>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut b, &RunMessage { value, meta }).is_err() {
+        b.clear();
+        b.extend_from_slice(b"{}");
+    }
     b.push(b'\n');
     b
 }
@@ -190,16 +200,20 @@ mod tests {
             "nodejs:20"
         );
         assert_eq!(Kind::parse("java:8"), None);
-        let l = run_line(
-            &serde_json::json!({"a": 1}),
-            "guest",
-            "/guest/x",
-            "ab",
-            "tx",
-            5,
-        );
+        let value = serde_json::json!({"a": 1}).as_object().unwrap().clone();
+        let meta = RunMeta {
+            namespace: "guest",
+            action_name: "/guest/x",
+            activation_id: "ab",
+            transaction_id: "tx",
+            deadline: "5".into(),
+            api_key: None,
+        };
+        let l = run_line(&value, &meta);
         let v: Value = serde_json::from_slice(&l).unwrap();
         assert_eq!(v["deadline"], "5");
+        assert_eq!(v["value"]["a"], 1);
+        assert!(v.get("api_key").is_none());
         assert_eq!(*l.last().unwrap(), b'\n');
     }
 }

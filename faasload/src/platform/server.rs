@@ -35,6 +35,17 @@ pub struct Platform {
     pub notifier: Notifier,
 }
 
+impl Platform {
+    /// The `uuid:key` of namespace `ns`.
+    pub fn api_key(&self, ns: &str) -> Option<&str> {
+        self.cfg
+            .namespaces
+            .iter()
+            .find(|n| n.name == ns)
+            .map(|n| n.auth.as_str())
+    }
+}
+
 /// A running platform.
 pub struct PlatformHandle {
     addr: SocketAddr,
