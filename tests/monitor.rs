@@ -1,1 +1,366 @@
-fn main() {}
+//! End-to-end tests of `faasload monitor` on real cgroups and real eBPF (root needed):
+//! per-activation CPU against the cgroup's own accounting, memory peaks, discovery of
+//! existing containers, the grace period, the original FaaSLoad socket protocol byte for
+//! byte, robustness against bad clients, the cgroupfs backend, and clean shutdown.
+use std::time::Duration;
+
+use faasload::cgroup::{OwnedCgroup, Version};
+use faasload_tests::cgroups::{TestTree, cpu_usage_ns, mem_peak};
+use faasload_tests::monitor::{Monitor, raw_exchange};
+use faasload_tests::workload::Workload;
+use faasload_tests::{require_root, unique};
+use serde_json::{Value, json};
+
+fn config(tree: &TestTree, extra: &str) -> String {
+    format!(
+        "cgroup_version: {}\npatterns:\n  - kind: test\n    regex: '{}'\n{extra}",
+        tree.layout.version(),
+        tree.pattern()
+    )
+}
+
+/// A container with a workload inside, known to the monitor.
+fn container(m: &Monitor, tree: &TestTree, name: &str) -> (OwnedCgroup, Workload) {
+    let cg = tree.create(name);
+    let w = Workload::spawn();
+    cg.add_pid(w.pid()).unwrap();
+    assert_eq!(
+        m.notify(json!({"action": "run", "container": name})),
+        json!({"ok": true})
+    );
+    m.wait_container(name);
+    (cg, w)
+}
+
+/// Runs `cmd` as one activation; returns (monitor summary, cgroup's own CPU delta).
+fn activation(
+    m: &Monitor,
+    cg: &OwnedCgroup,
+    v: Version,
+    w: &mut Workload,
+    name: &str,
+    cmd: &str,
+) -> (Value, u64) {
+    let act = unique("act").replace('-', "");
+    let before = cpu_usage_ns(cg, v);
+    assert_eq!(
+        m.notify(json!({"action": "activation_start", "container": name, "activation_id": act})),
+        json!({"ok": true})
+    );
+    w.cmd(cmd);
+    assert_eq!(
+        m.notify(json!({"action": "activation_end", "container": name, "activation_id": act})),
+        json!({"ok": true})
+    );
+    let after = cpu_usage_ns(cg, v);
+    let s = m.request(json!({"type": "activation", "activation_id": act}));
+    assert_eq!(s["activation_id"], act.as_str(), "{s}");
+    (s, after - before)
+}
+
+fn cpu_accuracy(v: Version) {
+    require_root();
+    let tree = TestTree::new(Some(v));
+    let m = Monitor::start(&config(&tree, "backend: ebpf\n"));
+    let (cg, mut w) = container(&m, &tree, "burn");
+    for ms in [1.0, 2.0, 5.0, 20.0, 100.0, 500.0, 3000.0] {
+        let (s, truth) = activation(&m, &cg, v, &mut w, "burn", &format!("cpu {ms}"));
+        let got = s["cpu_ns"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no cpu_ns: {s}"));
+        let tol = ((truth as f64) * 0.01).max(200_000.0);
+        let err = (got as f64 - truth as f64).abs();
+        assert!(
+            err <= tol,
+            "{v} {ms} ms: monitor {got} ns vs cgroup {truth} ns (error {err} > {tol}); {s}; monitor stats {}",
+            m.request(json!({"type": "stats"}))
+        );
+        // The work really happened: the cgroup saw at least the requested CPU time
+        // (v2 counts in µs).
+        assert!(
+            truth as f64 >= ms * 1e6 - 1000.0,
+            "{ms} ms: cgroup only saw {truth} ns"
+        );
+        assert!(s["counters"]["nvcsw"].as_u64().is_some(), "{s}");
+        assert_eq!(s["hardware"]["available"], false, "{s}");
+        assert!(
+            s["hardware"]["reason"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()),
+            "{s}"
+        );
+    }
+    w.stop();
+    cg.remove().unwrap();
+    m.stop();
+}
+
+#[test]
+fn cpu_per_activation_matches_cgroup_v1() {
+    cpu_accuracy(Version::V1);
+}
+
+#[test]
+fn cpu_per_activation_matches_cgroup_v2() {
+    cpu_accuracy(Version::V2);
+}
+
+#[test]
+fn memory_peak_matches_cgroup_peak_counter() {
+    require_root();
+    let tree = TestTree::new(None);
+    let v = tree.layout.version();
+    let m = Monitor::start(&config(&tree, ""));
+    let (cg, mut w) = container(&m, &tree, "mem");
+    for mib in [16, 96] {
+        let (s, _) = activation(&m, &cg, v, &mut w, "mem", &format!("mem {mib}"));
+        let truth = mem_peak(&cg, v).expect("this host has a peak memory counter");
+        let got = s["mem_peak_bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no peak: {s}"));
+        let err = (got as f64 - truth as f64).abs();
+        assert!(
+            err <= truth as f64 * 0.01,
+            "{mib} MiB: monitor {got} vs cgroup {truth}"
+        );
+        assert!(got >= mib * 1024 * 1024, "{mib} MiB: peak only {got}");
+        assert_eq!(s["mem_peak_source"], "counter");
+        w.cmd("free");
+    }
+    w.stop();
+    cg.remove().unwrap();
+    m.stop();
+}
+
+#[test]
+fn existing_containers_are_found_and_removed_ones_answer_during_grace() {
+    require_root();
+    let tree = TestTree::new(None);
+    let v = tree.layout.version();
+    // Created before the monitor starts (like pre-warmed containers).
+    let cg = tree.create("early");
+    let mut w = Workload::spawn();
+    cg.add_pid(w.pid()).unwrap();
+    let m = Monitor::start(&config(&tree, "grace_s: 60\ninterval_ms: 5\n"));
+    let c = m.wait_container("early");
+    assert_eq!(c["state"], "running", "{c}");
+    let t0 = now();
+    w.cmd("cpu 30");
+    std::thread::sleep(Duration::from_millis(50));
+    let t1 = now();
+    let (s, _) = activation(&m, &cg, v, &mut w, "early", "cpu 5");
+    assert!(s["cpu_ns"].as_u64().unwrap() > 4_000_000, "{s}");
+    // Remove it: no notification, only the cgroup going away.
+    w.stop();
+    cg.remove().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = m.wait_container("early");
+        if c["state"] == "removed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "removal never seen: {c}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Still answers the original query and the activation query.
+    let req = format!("{{\"container\": \"early\", \"start\": {t0}, \"end\": {t1}}}");
+    let out = raw_exchange(&m.query, req.as_bytes(), false).unwrap();
+    let list: Vec<Value> = serde_json::from_slice(&out).unwrap();
+    assert!(
+        list.len() >= 5,
+        "too few samples in the window: {}",
+        list.len()
+    );
+    let last_cpu = list.last().unwrap()["cpu"].as_f64().unwrap();
+    assert!(
+        last_cpu >= 0.02,
+        "the 30 ms burn is not in the samples: {last_cpu}"
+    );
+    let again = m.request(json!({"type": "activation", "activation_id": s["activation_id"]}));
+    assert_eq!(again["cpu_ns"], s["cpu_ns"]);
+    m.stop();
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn original_faasload_protocol_byte_for_byte() {
+    require_root();
+    let tree = TestTree::new(None);
+    let m = Monitor::start(&config(&tree, "interval_ms: 10\n"));
+    let cg = tree.create("orig");
+    let mut w = Workload::spawn();
+    cg.add_pid(w.pid()).unwrap();
+    // The original invoker wrapper: one JSON object per connection, no newline, no reply.
+    let out = raw_exchange(
+        &m.notify,
+        br#"{"action": "run", "container": "orig"}"#,
+        true,
+    )
+    .unwrap();
+    assert!(
+        out.is_empty(),
+        "a notification without ack gets no answer: {out:?}"
+    );
+    m.wait_container("orig");
+    let start = now();
+    w.cmd("mem 8");
+    w.cmd("cpu 50");
+    std::thread::sleep(Duration::from_millis(30));
+    let end = now();
+    // The original loader's query: ms-precision epoch seconds, no newline, reply until EOF.
+    let req = format!(
+        r#"{{"container": "orig", "start": {:.3}, "end": {:.3}}}"#,
+        start, end
+    );
+    let out = raw_exchange(&m.query, req.as_bytes(), false).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with('['), "{text}");
+    let list: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert!(list.len() >= 3, "{text}");
+    for s in &list {
+        let o = s.as_object().unwrap();
+        let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["cpu", "date", "memory"], "{s}");
+        let d = s["date"].as_f64().unwrap();
+        assert!(
+            d >= start - 0.001 && d <= end + 0.001,
+            "date {d} outside [{start}, {end}]"
+        );
+        assert!(s["memory"].is_u64() || s["memory"].is_null());
+    }
+    assert_eq!(
+        list[0]["cpu"].as_f64(),
+        Some(0.0),
+        "CPU is re-based to the first sample"
+    );
+    let last = list.last().unwrap()["cpu"].as_f64().unwrap();
+    assert!(
+        last > 0.03 && last < 0.2,
+        "50 ms of CPU in seconds, got {last}"
+    );
+    let mem = list.last().unwrap()["memory"]
+        .as_u64()
+        .expect("rss + mapped_file");
+    assert!(mem >= 8 * 1024 * 1024, "memory (rss + mapped_file) {mem}");
+    // rm: the container goes into its grace period.
+    let out = raw_exchange(&m.notify, br#"{"action": "rm", "container": "orig"}"#, true).unwrap();
+    assert!(out.is_empty());
+    assert_eq!(m.wait_container("orig")["state"], "removed");
+    w.stop();
+    cg.remove().unwrap();
+    m.stop();
+}
+
+#[test]
+fn bad_clients_get_errors_and_the_daemon_goes_on() {
+    require_root();
+    let tree = TestTree::new(None);
+    let m = Monitor::start(&config(&tree, "max_clients: 64\n"));
+    let err = |bytes: &[u8], shutdown: bool, code: &str| {
+        for sock in [&m.query, &m.notify] {
+            let out = raw_exchange(sock, bytes, shutdown).unwrap();
+            let v: Value = serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap())
+                .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(&out)));
+            assert_eq!(v["code"], code, "{v}");
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        }
+    };
+    err(b"}{ not json\n", false, "bad_request");
+    err(br#"{"type": "hello""#, true, "bad_request");
+    err(b"[1, 2]\n", true, "bad_request");
+    err(br#"{"type": "nope"}"#, true, "unknown_type");
+    err(
+        br#"{"action": "explode", "container": "x"}"#,
+        true,
+        "unknown_action",
+    );
+    err(br#"{"what": 1}"#, true, "unknown_request");
+    let big = vec![b' '; 10 * 1024 * 1024];
+    let mut req = b"{\"type\": \"hello\", \"pad\": \"".to_vec();
+    req.extend_from_slice(&big);
+    // The daemon answers "too_large" and closes: the writer may see EPIPE, fine.
+    let out = {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&m.query).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let _ = s.write_all(&req);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    };
+    let v: Value = serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(v["code"], "too_large", "{v}");
+    // Hundreds of concurrent clients: every one answered (hello) or refused (busy).
+    let handles: Vec<_> = (0..300)
+        .map(|_| {
+            let q = m.query.clone();
+            std::thread::spawn(move || {
+                let out = raw_exchange(&q, b"{\"type\":\"hello\"}\n", true).unwrap();
+                let v: Value =
+                    serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
+                v["type"] == "hello" || v["code"] == "busy"
+            })
+        })
+        .collect();
+    let answered = handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(answered, 300, "every client answered or refused");
+    // Still alive and serving.
+    assert_eq!(m.request(json!({"type": "hello"}))["type"], "hello");
+    let st = m.request(json!({"type": "stats"}));
+    assert!(st["bad_requests"].as_u64().unwrap() >= 13, "{st}");
+    m.stop();
+}
+
+#[test]
+fn cgroupfs_backend_agrees_within_its_resolution() {
+    require_root();
+    let tree = TestTree::new(None);
+    let v = tree.layout.version();
+    let interval_ms = 10.0;
+    let m = Monitor::start(&config(
+        &tree,
+        &format!(
+            "backend: cgroupfs
+interval_ms: {interval_ms}
+"
+        ),
+    ));
+    assert_eq!(m.request(json!({"type": "hello"}))["backend"], "cgroupfs");
+    let (cg, mut w) = container(&m, &tree, "poll");
+    for ms in [50.0, 400.0] {
+        let act = unique("act").replace('-', "");
+        let before = cpu_usage_ns(&cg, v);
+        m.notify(json!({"action": "activation_start", "container": "poll", "activation_id": act}));
+        w.cmd(&format!("cpu {ms}"));
+        // Let one more sampling tick pass after the work, as a poller needs.
+        std::thread::sleep(Duration::from_millis(3 * interval_ms as u64));
+        m.notify(json!({"action": "activation_end", "container": "poll", "activation_id": act}));
+        let truth = cpu_usage_ns(&cg, v) - before;
+        let s = m.request(json!({"type": "activation", "activation_id": act}));
+        let got = s["cpu_ns"].as_u64().unwrap_or_else(|| panic!("{s}"));
+        // A poller sees CPU only at its ticks: within one interval of CPU on each side.
+        let tol = 2.0 * interval_ms * 1e6 + truth as f64 * 0.01;
+        assert!(
+            (got as f64 - truth as f64).abs() <= tol,
+            "{ms} ms: cgroupfs {got} vs cgroup {truth}"
+        );
+        assert_eq!(s["backend"], "cgroupfs");
+    }
+    w.stop();
+    cg.remove().unwrap();
+    m.stop();
+}

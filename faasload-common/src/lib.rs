@@ -16,6 +16,8 @@ pub mod names {
     pub const EVENTS: &str = "EVENTS";
     /// Hash: cgroup id (u64) -> u8, cgroups whose process exec/exit user space wants.
     pub const WATCHED: &str = "WATCHED";
+    /// LRU hash: thread id (u32) -> the task's `sum_exec_runtime` when last accounted.
+    pub const LAST_RUNTIME: &str = "LAST_RUNTIME";
 }
 
 /// Global variables set at load time by user space (`EbpfLoader::override_global`).
@@ -38,6 +40,14 @@ pub mod globals {
     pub const OFF_ROOT_HIERARCHY_ID: &str = "OFF_ROOT_HIERARCHY_ID";
     /// Byte offset of `kernfs_node.id`.
     pub const OFF_KN_ID: &str = "OFF_KN_ID";
+    /// Byte offset of `task_struct.se`.
+    pub const OFF_TASK_SE: &str = "OFF_TASK_SE";
+    /// Byte offset of `sched_entity.sum_exec_runtime`.
+    pub const OFF_SE_SUM: &str = "OFF_SE_SUM";
+    /// Byte offset of `sched_entity.prev_sum_exec_runtime`.
+    pub const OFF_SE_PREV_SUM: &str = "OFF_SE_PREV_SUM";
+    /// Byte offset of `task_struct.pid`.
+    pub const OFF_TASK_PID: &str = "OFF_TASK_PID";
     /// Index of the controller used for CPU attribution on v1 (`cpu_cgrp_id`).
     pub const CPU_SUBSYS_ID: &str = "CPU_SUBSYS_ID";
     /// Hierarchy id whose cgroup life-cycle events are reported (0 = all).
@@ -67,6 +77,8 @@ pub mod counter {
     pub const COUNT: u32 = 8;
 }
 
+/// Maximum number of threads whose last accounted run time is remembered (LRU).
+pub const MAX_TASKS: u32 = 65536;
 /// Maximum number of cgroups tracked at once in `CGROUP_STATS`.
 pub const MAX_CGROUPS: u32 = 16384;
 /// Size of the event ring buffer in bytes (power of two, multiple of the page size).
@@ -78,7 +90,7 @@ pub const PATH_LEN: usize = 256;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CgroupStats {
-    /// On-CPU time in nanoseconds.
+    /// On-CPU time in nanoseconds, as the scheduler accounts it (`sum_exec_runtime`).
     pub cpu_ns: u64,
     /// Voluntary context switches (the task blocked).
     pub nvcsw: u64,

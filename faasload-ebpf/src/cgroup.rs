@@ -19,6 +19,27 @@ global!(OFF_CGROUP_ROOT);
 global!(OFF_ROOT_HIERARCHY_ID);
 global!(OFF_KN_ID);
 global!(CPU_SUBSYS_ID);
+global!(OFF_TASK_SE);
+global!(OFF_SE_SUM);
+global!(OFF_SE_PREV_SUM);
+global!(OFF_TASK_PID);
+
+/// The task's thread id.
+#[inline(always)]
+pub unsafe fn task_pid(task: *const u8) -> Result<u32, i32> {
+    unsafe { read_at::<i32>(task, g(&OFF_TASK_PID)).map(|v| v as u32) }
+}
+
+/// The scheduler's accounting of the task: (`sum_exec_runtime`, `prev_sum_exec_runtime`).
+#[inline(always)]
+pub unsafe fn task_runtime(task: *const u8) -> Result<(u64, u64), i32> {
+    unsafe {
+        let se = g(&OFF_TASK_SE);
+        let sum = read_at::<u64>(task, se + g(&OFF_SE_SUM))?;
+        let prev = read_at::<u64>(task, se + g(&OFF_SE_PREV_SUM))?;
+        Ok((sum, prev))
+    }
+}
 
 /// Reads a load-time global (volatile so the verifier sees the value set by user space).
 #[inline(always)]

@@ -6,10 +6,10 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use aya_log_ebpf::info;
-use faasload_common::{counter, event_kind, Event};
+use faasload_common::{Event, counter, event_kind};
 
 use crate::cgroup::{cgroup_id, hierarchy_id, task_cgroup};
-use crate::maps::{count, EVENTS, WATCHED};
+use crate::maps::{EVENTS, WATCHED, count};
 
 /// Reserves an event, fills it with `fill`, and submits it.
 #[inline(always)]
@@ -102,7 +102,12 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
-    proc_event(ctx.arg(0), event_kind::PROC_EXIT);
+    let task: *const u8 = ctx.arg(0);
+    // The thread's last slice is charged at its final switch, as a first sight.
+    if let Ok(pid) = unsafe { crate::cgroup::task_pid(task) } {
+        let _ = crate::maps::LAST_RUNTIME.remove(&pid);
+    }
+    proc_event(task, event_kind::PROC_EXIT);
     0
 }
 

@@ -7,9 +7,9 @@
 #![no_main]
 
 mod cgroup;
+mod lifecycle;
 mod maps;
 mod sched;
-mod lifecycle;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,9 +1,9 @@
 //! The maps shared with user space, and the counter helper every drop goes through.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use faasload_common::{counter, CgroupStats, CpuState, EVENTS_BYTES, MAX_CGROUPS};
+use faasload_common::{CgroupStats, CpuState, EVENTS_BYTES, MAX_CGROUPS, MAX_TASKS, counter};
 
 /// cgroup id -> per-CPU counters.
 #[map]
@@ -25,6 +25,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 /// Cgroups whose process exec/exit user space wants to hear about.
 #[map]
 pub static WATCHED: HashMap<u64, u8> = HashMap::with_max_entries(MAX_CGROUPS, 0);
+
+/// Thread id -> its `sum_exec_runtime` when it was last accounted (switched out).
+#[map]
+pub static LAST_RUNTIME: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_TASKS, 0);
 
 /// Adds `n` to counter `idx` of this CPU.
 #[inline(always)]

@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use super::{Controller, Layout, Version};
 
@@ -32,23 +34,60 @@ pub struct Counters {
     pub oom_kills: Option<u64>,
 }
 
+/// A counter file, opened on first use. A cgroup's directories in the different v1
+/// hierarchies appear one after the other, so a file missing at first is looked for again
+/// during [`RETRY_OPEN`] after the reader was made, then given up (hosts lacking a
+/// controller pay nothing per sample).
+#[derive(Debug)]
+struct Slot {
+    path: Option<PathBuf>,
+    write: bool,
+    file: OnceLock<File>,
+}
+
+/// How long missing counter files are looked for again.
+pub const RETRY_OPEN: Duration = Duration::from_secs(3);
+
+impl Slot {
+    fn new(path: Option<PathBuf>, write: bool) -> Slot {
+        let file = OnceLock::new();
+        if let Some(f) = path.as_ref().and_then(|p| open(p, write)) {
+            let _ = file.set(f);
+        }
+        Slot { path, write, file }
+    }
+
+    fn get(&self, born: Instant) -> Option<&File> {
+        if let Some(f) = self.file.get() {
+            return Some(f);
+        }
+        if born.elapsed() > RETRY_OPEN {
+            return None;
+        }
+        let f = open(self.path.as_ref()?, self.write)?;
+        let _ = self.file.set(f);
+        self.file.get()
+    }
+}
+
 /// Open files of one cgroup.
 #[derive(Debug)]
 pub struct CgroupReader {
     version: Version,
-    cpu_usage: Option<File>,
-    cpu_user: Option<File>,
-    cpu_sys: Option<File>,
-    cpu_stat: Option<File>,
-    mem_usage: Option<File>,
-    mem_peak: Option<File>,
-    mem_stat: Option<File>,
-    mem_events: Option<File>,
-    freezer: Option<File>,
+    born: Instant,
+    cpu_usage: Slot,
+    cpu_user: Slot,
+    cpu_sys: Slot,
+    cpu_stat: Slot,
+    mem_usage: Slot,
+    mem_peak: Slot,
+    mem_stat: Slot,
+    mem_events: Slot,
+    freezer: Slot,
     paths: Vec<PathBuf>,
 }
 
-fn open(p: PathBuf, write: bool) -> Option<File> {
+fn open(p: &Path, write: bool) -> Option<File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(write)
@@ -60,7 +99,9 @@ impl CgroupReader {
     /// Opens the counter files of cgroup `rel` (relative to the hierarchy roots).
     pub fn open(layout: &Layout, rel: &Path) -> CgroupReader {
         let d = |c| layout.dir(c, rel);
-        let f = |c, name: &str| d(c).and_then(|d| open(d.join(name), false));
+        let f = |c, name: &str| Slot::new(d(c).map(|d| d.join(name)), false);
+        let w = |c, name: &str| Slot::new(d(c).map(|d| d.join(name)), true);
+        let none = || Slot::new(None, false);
         let version = layout.version();
         let mut paths: Vec<PathBuf> = Vec::new();
         for c in Controller::ALL {
@@ -70,16 +111,17 @@ impl CgroupReader {
                 }
             }
         }
+        let born = Instant::now();
         match version {
             Version::V1 => CgroupReader {
                 version,
+                born,
                 cpu_usage: f(Controller::Cpuacct, "cpuacct.usage"),
                 cpu_user: f(Controller::Cpuacct, "cpuacct.usage_user"),
                 cpu_sys: f(Controller::Cpuacct, "cpuacct.usage_sys"),
-                cpu_stat: None,
+                cpu_stat: none(),
                 mem_usage: f(Controller::Memory, "memory.usage_in_bytes"),
-                mem_peak: d(Controller::Memory)
-                    .and_then(|d| open(d.join("memory.max_usage_in_bytes"), true)),
+                mem_peak: w(Controller::Memory, "memory.max_usage_in_bytes"),
                 mem_stat: f(Controller::Memory, "memory.stat"),
                 mem_events: f(Controller::Memory, "memory.oom_control"),
                 freezer: f(Controller::Freezer, "freezer.state"),
@@ -87,12 +129,13 @@ impl CgroupReader {
             },
             Version::V2 => CgroupReader {
                 version,
-                cpu_usage: None,
-                cpu_user: None,
-                cpu_sys: None,
+                born,
+                cpu_usage: none(),
+                cpu_user: none(),
+                cpu_sys: none(),
                 cpu_stat: f(Controller::Cpu, "cpu.stat"),
                 mem_usage: f(Controller::Memory, "memory.current"),
-                mem_peak: d(Controller::Memory).and_then(|d| open(d.join("memory.peak"), true)),
+                mem_peak: w(Controller::Memory, "memory.peak"),
                 mem_stat: f(Controller::Memory, "memory.stat"),
                 mem_events: f(Controller::Memory, "memory.events"),
                 freezer: f(Controller::Cpu, "cgroup.events"),
@@ -117,36 +160,38 @@ impl CgroupReader {
         let mut c = Counters::default();
         match self.version {
             Version::V1 => {
-                c.cpu_ns = read_u64(&self.cpu_usage, &mut buf);
-                c.cpu_user_ns = read_u64(&self.cpu_user, &mut buf);
-                c.cpu_sys_ns = read_u64(&self.cpu_sys, &mut buf);
-                c.mem_bytes = read_u64(&self.mem_usage, &mut buf);
-                c.mem_peak = read_u64(&self.mem_peak, &mut buf);
-                if let Some(s) = read_text(&self.mem_stat, &mut buf) {
+                c.cpu_ns = read_u64(self.cpu_usage.get(self.born), &mut buf);
+                c.cpu_user_ns = read_u64(self.cpu_user.get(self.born), &mut buf);
+                c.cpu_sys_ns = read_u64(self.cpu_sys.get(self.born), &mut buf);
+                c.mem_bytes = read_u64(self.mem_usage.get(self.born), &mut buf);
+                c.mem_peak = read_u64(self.mem_peak.get(self.born), &mut buf);
+                if let Some(s) = read_text(self.mem_stat.get(self.born), &mut buf) {
                     let rss = kv(s, "total_rss");
                     let mapped = kv(s, "total_mapped_file");
                     c.mem_rss_mapped = rss.zip(mapped).map(|(a, b)| a + b);
                     c.pgfault = kv(s, "total_pgfault");
                     c.pgmajfault = kv(s, "total_pgmajfault");
                 }
-                c.oom_kills = read_text(&self.mem_events, &mut buf).and_then(|s| kv(s, "oom_kill"));
+                c.oom_kills = read_text(self.mem_events.get(self.born), &mut buf)
+                    .and_then(|s| kv(s, "oom_kill"));
             }
             Version::V2 => {
-                if let Some(s) = read_text(&self.cpu_stat, &mut buf) {
+                if let Some(s) = read_text(self.cpu_stat.get(self.born), &mut buf) {
                     c.cpu_ns = kv(s, "usage_usec").map(|v| v * 1000);
                     c.cpu_user_ns = kv(s, "user_usec").map(|v| v * 1000);
                     c.cpu_sys_ns = kv(s, "system_usec").map(|v| v * 1000);
                 }
-                c.mem_bytes = read_u64(&self.mem_usage, &mut buf);
-                c.mem_peak = read_u64(&self.mem_peak, &mut buf);
-                if let Some(s) = read_text(&self.mem_stat, &mut buf) {
+                c.mem_bytes = read_u64(self.mem_usage.get(self.born), &mut buf);
+                c.mem_peak = read_u64(self.mem_peak.get(self.born), &mut buf);
+                if let Some(s) = read_text(self.mem_stat.get(self.born), &mut buf) {
                     let anon = kv(s, "anon");
                     let mapped = kv(s, "file_mapped");
                     c.mem_rss_mapped = anon.zip(mapped).map(|(a, b)| a + b);
                     c.pgfault = kv(s, "pgfault");
                     c.pgmajfault = kv(s, "pgmajfault");
                 }
-                c.oom_kills = read_text(&self.mem_events, &mut buf).and_then(|s| kv(s, "oom_kill"));
+                c.oom_kills = read_text(self.mem_events.get(self.born), &mut buf)
+                    .and_then(|s| kv(s, "oom_kill"));
             }
         }
         c
@@ -154,13 +199,13 @@ impl CgroupReader {
 
     /// Only the memory charged now (the cheapest sample).
     pub fn mem_bytes(&self) -> Option<u64> {
-        read_u64(&self.mem_usage, &mut [0u8; 64])
+        read_u64(self.mem_usage.get(self.born), &mut [0u8; 64])
     }
 
     /// Is the cgroup frozen (v1 freezer `FROZEN`, v2 `frozen 1`)?
     pub fn frozen(&self) -> Option<bool> {
         let mut buf = [0u8; 512];
-        let s = read_text(&self.freezer, &mut buf)?;
+        let s = read_text(self.freezer.get(self.born), &mut buf)?;
         Some(match self.version {
             Version::V1 => s.trim() == "FROZEN",
             Version::V2 => s.lines().any(|l| l == "frozen 1"),
@@ -169,7 +214,7 @@ impl CgroupReader {
 
     /// Resets the peak memory counter; returns false if this host cannot.
     pub fn reset_peak(&self) -> bool {
-        let Some(f) = &self.mem_peak else {
+        let Some(f) = self.mem_peak.get(self.born) else {
             return false;
         };
         let mut f: &File = f;
@@ -181,13 +226,13 @@ impl CgroupReader {
     }
 }
 
-fn read_text<'a>(f: &Option<File>, buf: &'a mut [u8]) -> Option<&'a str> {
-    let f = f.as_ref()?;
+fn read_text<'a>(f: Option<&File>, buf: &'a mut [u8]) -> Option<&'a str> {
+    let f = f?;
     let n = f.read_at(buf, 0).ok()?;
     std::str::from_utf8(&buf[..n]).ok()
 }
 
-fn read_u64(f: &Option<File>, buf: &mut [u8]) -> Option<u64> {
+fn read_u64(f: Option<&File>, buf: &mut [u8]) -> Option<u64> {
     read_text(f, buf)?.trim().parse().ok()
 }
 

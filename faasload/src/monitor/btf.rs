@@ -116,6 +116,14 @@ pub struct KernelOffsets {
     pub cpu_cgrp_id: u64,
     /// Value of `memory_cgrp_id` in `enum cgroup_subsys_id`.
     pub memory_cgrp_id: u64,
+    /// `task_struct.se` (its `struct sched_entity`).
+    pub task_se: u64,
+    /// `sched_entity.sum_exec_runtime` (the kernel's own CPU time of the task, ns).
+    pub se_sum_exec_runtime: u64,
+    /// `sched_entity.prev_sum_exec_runtime` (the sum when the task was last picked).
+    pub se_prev_sum_exec_runtime: u64,
+    /// `task_struct.pid` (the thread id).
+    pub task_pid: u64,
 }
 
 impl KernelOffsets {
@@ -147,6 +155,10 @@ impl KernelOffsets {
             kn_id: btf.member_offset("kernfs_node", "id")?,
             cpu_cgrp_id: btf.enum_value("cgroup_subsys_id", "cpu_cgrp_id")? as u64,
             memory_cgrp_id: btf.enum_value("cgroup_subsys_id", "memory_cgrp_id")? as u64,
+            task_se: btf.member_offset("task_struct", "se")?,
+            se_sum_exec_runtime: btf.member_offset("sched_entity", "sum_exec_runtime")?,
+            se_prev_sum_exec_runtime: btf.member_offset("sched_entity", "prev_sum_exec_runtime")?,
+            task_pid: btf.member_offset("task_struct", "pid")?,
         })
     }
 }
@@ -673,11 +685,25 @@ mod tests {
             3000,
             &[("pid", int, 0, 0), ("cgroups", ptr, 2000 * 8, 0)],
         );
+        let se = b.composite(
+            KIND_STRUCT,
+            "sched_entity",
+            256,
+            &[
+                ("exec_start", int, 64 * 8, 0),
+                ("sum_exec_runtime", int, 72 * 8, 0),
+                ("prev_sum_exec_runtime", int, 88 * 8, 0),
+            ],
+        );
         b.composite(
             KIND_STRUCT,
             "task_struct",
             4000,
-            &[("thread_info", int, 0, 0), ("", anon, 376 * 8, 0)],
+            &[
+                ("thread_info", int, 0, 0),
+                ("se", se, 128 * 8, 0),
+                ("", anon, 376 * 8, 0),
+            ],
         );
         b.enumeration(
             "cgroup_subsys_id",
@@ -701,6 +727,10 @@ mod tests {
                 kn_id: 96,
                 cpu_cgrp_id: 1,
                 memory_cgrp_id: 4,
+                task_se: 128,
+                se_sum_exec_runtime: 72,
+                se_prev_sum_exec_runtime: 88,
+                task_pid: 376,
             }
         );
     }

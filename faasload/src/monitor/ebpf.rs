@@ -90,7 +90,15 @@ impl Kernel {
             .override_global(globals::OFF_CGROUP_ROOT, &off.cgroup_root, true)
             .override_global(globals::OFF_ROOT_HIERARCHY_ID, &off.root_hierarchy_id, true)
             .override_global(globals::OFF_KN_ID, &off.kn_id, true)
-            .override_global(globals::CPU_SUBSYS_ID, &off.cpu_cgrp_id, true);
+            .override_global(globals::CPU_SUBSYS_ID, &off.cpu_cgrp_id, true)
+            .override_global(globals::OFF_TASK_SE, &off.task_se, true)
+            .override_global(globals::OFF_SE_SUM, &off.se_sum_exec_runtime, true)
+            .override_global(
+                globals::OFF_SE_PREV_SUM,
+                &off.se_prev_sum_exec_runtime,
+                true,
+            )
+            .override_global(globals::OFF_TASK_PID, &off.task_pid, true);
         let mut bpf = loader.load(OBJECT).context("loading the eBPF object")?;
         let logger = match aya_log::EbpfLogger::init(&mut bpf) {
             Ok(l) => Some(l),
@@ -152,30 +160,44 @@ impl Kernel {
     /// running right now on any CPU for these cgroups (so a query never misses the part of
     /// an activation not yet ended by a context switch).
     pub fn cgroup_stats(&self, ids: &[u64]) -> CgroupStats {
-        let mut total = CgroupStats::default();
-        {
-            let map = self.stats.read().unwrap_or_else(|e| e.into_inner());
-            for id in ids {
-                if let Ok(per_cpu) = map.get(id, 0) {
-                    for v in per_cpu.iter() {
-                        total.add(v);
+        // The map and the per-CPU "running now" state are read separately; a context
+        // switch of one of these cgroups between the two reads would move a slice from
+        // "running" into the map unseen (or count it twice). So the state is read before
+        // and after the map, and the read is retried until no such switch happened.
+        let mut tries = 0;
+        loop {
+            let before = self.cpu_state.get(&0, 0).ok();
+            let mut total = CgroupStats::default();
+            {
+                let map = self.stats.read().unwrap_or_else(|e| e.into_inner());
+                for id in ids {
+                    if let Ok(per_cpu) = map.get(id, 0) {
+                        for v in per_cpu.iter() {
+                            total.add(v);
+                        }
                     }
                 }
             }
-        }
-        if let Ok(states) = self.cpu_state.get(&0, 0) {
+            let after = self.cpu_state.get(&0, 0).ok();
             let now = mono_ns();
-            for s in states.iter() {
-                if s.cgroup != 0
-                    && ids.contains(&s.cgroup)
-                    && now > s.last_switch_ns
-                    && s.last_switch_ns != 0
-                {
+            let (Some(before), Some(after)) = (before, after) else {
+                return total;
+            };
+            let moved = before
+                .iter()
+                .zip(after.iter())
+                .any(|(b, a)| ids.contains(&b.cgroup) && b != a);
+            tries += 1;
+            if moved && tries < 100 {
+                continue;
+            }
+            for s in after.iter() {
+                if ids.contains(&s.cgroup) && s.last_switch_ns != 0 && now > s.last_switch_ns {
                     total.cpu_ns += now - s.last_switch_ns;
                 }
             }
+            return total;
         }
-        total
     }
 
     /// Drop and activity counters summed over CPUs, by index of [`counter`].

@@ -87,7 +87,9 @@ pub async fn serve(m: Arc<Monitor>, listener: &UnixListener, sock: Socket) {
             m.stats.refused_clients.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let a = Answer::error("too many clients, try again", "busy", After::Close);
-                let _ = write_answer(&mut stream, &a).await;
+                if write_answer(&mut stream, &a).await.is_ok() {
+                    close_gracefully(stream).await;
+                }
             });
             continue;
         };
@@ -113,6 +115,21 @@ async fn write_answer(stream: &mut UnixStream, a: &Answer) -> std::io::Result<()
             })??;
     }
     Ok(())
+}
+
+/// Closes a connection without resetting it: stops writing, then discards what the
+/// client still sends (bounded), so it reads our answer instead of ECONNRESET.
+async fn close_gracefully(mut stream: UnixStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 16 * 1024];
+    let mut left: usize = 16 * 1024 * 1024;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => break,
+        }
+    }
 }
 
 /// What the framing found at the front of the buffer.
@@ -142,7 +159,19 @@ fn next_frame(buf: &[u8]) -> Frame {
     }
 }
 
-async fn connection(m: &Arc<Monitor>, mut stream: UnixStream, sock: Socket) -> Result<()> {
+async fn connection(m: &Arc<Monitor>, stream: UnixStream, sock: Socket) -> Result<()> {
+    let mut stream = stream;
+    let closing = requests(m, &mut stream, sock).await?;
+    if let Some(samples) = closing {
+        return subscription(m, stream, samples).await;
+    }
+    close_gracefully(stream).await;
+    Ok(())
+}
+
+/// Answers requests until the connection is done; Some(samples) to switch to a
+/// subscription.
+async fn requests(m: &Arc<Monitor>, stream: &mut UnixStream, sock: Socket) -> Result<Option<bool>> {
     let max = m.cfg.max_request_bytes;
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -153,13 +182,11 @@ async fn connection(m: &Arc<Monitor>, mut stream: UnixStream, sock: Socket) -> R
                 Frame::Value(v, used) => {
                     buf.drain(..used);
                     let a = protocol::handle(m, sock, v).await;
-                    write_answer(&mut stream, &a).await?;
+                    write_answer(stream, &a).await?;
                     match a.after {
                         After::Continue => {}
-                        After::Close => return Ok(()),
-                        After::Subscribe { samples } => {
-                            return subscription(m, stream, samples).await;
-                        }
+                        After::Close => return Ok(None),
+                        After::Subscribe { samples } => return Ok(Some(samples)),
                     }
                 }
                 Frame::Incomplete => break,
@@ -167,8 +194,8 @@ async fn connection(m: &Arc<Monitor>, mut stream: UnixStream, sock: Socket) -> R
                     m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
                     let a =
                         Answer::error(format!("invalid JSON: {e}"), "bad_request", After::Close);
-                    write_answer(&mut stream, &a).await?;
-                    return Ok(());
+                    write_answer(stream, &a).await?;
+                    return Ok(None);
                 }
             }
         }
@@ -179,20 +206,20 @@ async fn connection(m: &Arc<Monitor>, mut stream: UnixStream, sock: Socket) -> R
                 "too_large",
                 After::Close,
             );
-            write_answer(&mut stream, &a).await?;
-            return Ok(());
+            write_answer(stream, &a).await?;
+            return Ok(None);
         }
         let n = match tokio::time::timeout(IDLE, stream.read(&mut chunk)).await {
             Ok(r) => r?,
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(None),
         };
         if n == 0 {
             if buf.iter().any(|b| !b.is_ascii_whitespace()) {
                 m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
                 let a = Answer::error("truncated JSON request", "bad_request", After::Close);
-                let _ = write_answer(&mut stream, &a).await;
+                let _ = write_answer(stream, &a).await;
             }
-            return Ok(());
+            return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
     }

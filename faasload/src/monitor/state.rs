@@ -321,6 +321,13 @@ impl Monitor {
                 k.watch(*i);
             }
         }
+        // A first sample now, so a window starting right after discovery has a base.
+        let first = self.sample_of(&c, &ids);
+        c.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ring
+            .push_back(first);
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -520,12 +527,33 @@ impl Monitor {
         }
     }
 
+    /// Counters at an activation boundary. The cgroupfs backend reads nothing there: it
+    /// is a pure poller (like the original FaaSLoad) and answers from its samples.
     fn snap(&self, c: &Container, ids: &[u64]) -> Snap {
-        Snap {
-            t_ns: epoch_ns(),
-            ebpf: self.kernel.as_ref().map(|k| k.cgroup_stats(ids)),
-            cg: c.reader.read(),
+        match &self.kernel {
+            Some(k) => Snap {
+                t_ns: epoch_ns(),
+                ebpf: Some(k.cgroup_stats(ids)),
+                cg: c.reader.read(),
+            },
+            None => Snap {
+                t_ns: epoch_ns(),
+                ebpf: None,
+                cg: Counters::default(),
+            },
         }
+    }
+
+    /// Pushes a boundary reading into the ring (eBPF backend only: a poller has none).
+    fn push_boundary(&self, c: &Container, s: &Snap) {
+        let Some(e) = s.ebpf else { return };
+        let mut i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        i.ring.push_back(Sample {
+            t_ns: s.t_ns,
+            cpu_ns: e.cpu_ns,
+            mem_bytes: s.cg.mem_bytes.unwrap_or(NONE),
+            rss_mapped: s.cg.mem_rss_mapped.unwrap_or(NONE),
+        });
     }
 
     /// An activation starts in container `c`.
@@ -536,19 +564,11 @@ impl Monitor {
             .unwrap_or_else(|e| e.into_inner())
             .cpu_ids
             .clone();
-        let peak_reset = self.cfg.reset_peak && c.reader.reset_peak();
+        let polling = self.kernel.is_none();
+        let peak_reset = !polling && self.cfg.reset_peak && c.reader.reset_peak();
         let start = self.snap(c, &ids);
+        self.push_boundary(c, &start);
         let mut i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
-        i.ring.push_back(Sample {
-            t_ns: start.t_ns,
-            cpu_ns: start
-                .ebpf
-                .map(|e| e.cpu_ns)
-                .or(start.cg.cpu_ns)
-                .unwrap_or(NONE),
-            mem_bytes: start.cg.mem_bytes.unwrap_or(NONE),
-            rss_mapped: start.cg.mem_rss_mapped.unwrap_or(NONE),
-        });
         i.open
             .insert(activation_id.to_string(), Open { start, peak_reset });
     }
@@ -562,15 +582,7 @@ impl Monitor {
         };
         let open = open?;
         let end = self.snap(c, &ids);
-        {
-            let mut i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
-            i.ring.push_back(Sample {
-                t_ns: end.t_ns,
-                cpu_ns: end.ebpf.map(|e| e.cpu_ns).or(end.cg.cpu_ns).unwrap_or(NONE),
-                mem_bytes: end.cg.mem_bytes.unwrap_or(NONE),
-                rss_mapped: end.cg.mem_rss_mapped.unwrap_or(NONE),
-            });
-        }
+        self.push_boundary(c, &end);
         let s = self.summarize(c, activation_id, &open, &end);
         let s = Arc::new(s);
         self.store(s.clone());
@@ -595,10 +607,8 @@ impl Monitor {
             ),
             Backend::Cgroupfs => {
                 // Polling only: what the samples at the sampling interval tell.
-                let a = self
-                    .sample_before(c, st.t_ns.saturating_sub(1))
-                    .and_then(|s| s.cpu());
-                let b = window.iter().rev().find_map(Sample::cpu);
+                let a = self.sample_before(c, st.t_ns).and_then(|s| s.cpu());
+                let b = self.sample_before(c, end.t_ns).and_then(|s| s.cpu());
                 (d(a, b), None)
             }
         };
