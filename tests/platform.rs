@@ -1043,3 +1043,82 @@ fn standalone_binary_serves_and_shuts_down_cleanly() {
         .count();
     assert_eq!(left, 0, "every container directory removed");
 }
+
+#[test]
+fn forced_cgroup_v2_runs_pauses_and_cleans_up() {
+    let mut p = TestPlatform::start(|c| {
+        c.cgroup_version = Some(faasload::cgroup::Version::V2);
+        c.pool.pause_grace_ms = 50;
+    });
+    p.deploy("hello", "python:3", "python/hello.py", json!({}));
+    assert_eq!(p.invoke("hello", json!({})).status, 200);
+    let name = p.containers()[0].0.clone();
+    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let dir = layout
+        .v2()
+        .expect("cgroup2 is mounted")
+        .join("faasload/platform")
+        .join(&name);
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().count() >= 2,
+        "the container runs in its v2 cgroup: {procs}"
+    );
+    let end = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(dir.join("cgroup.events"))
+        .unwrap()
+        .contains("frozen 1")
+    {
+        assert!(Instant::now() < end, "never frozen through cgroup.freeze");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(p.invoke("hello", json!({})).status, 200);
+    p.shutdown();
+    assert!(!dir.exists(), "the v2 cgroup is removed");
+}
+
+#[test]
+fn native_zip_with_exec() {
+    let p = TestPlatform::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("n.zip");
+    let exec =
+        std::fs::read_to_string(faasload_tests::platform::functions().join("native/hello.sh"))
+            .unwrap();
+    let script = format!(
+        "import zipfile,sys\nz=zipfile.ZipFile(sys.argv[1],'w')\nz.writestr('exec',{exec:?})\nz.writestr('data/x.txt','payload')\nz.close()"
+    );
+    let st = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let code = faasload_tests::platform::base64(&std::fs::read(&zip).unwrap());
+    let b = json!({"exec": {"kind": "native", "code": code, "binary": true}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/nzip"), Some(&b))
+            .status,
+        200
+    );
+    let r = p.invoke("nzip", json!({"a": 1}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["response"]["result"]["native"], true);
+    let name = &p.containers()[0].0;
+    let data = p.work.join("containers").join(name).join("data/x.txt");
+    assert_eq!(
+        std::fs::read_to_string(data).unwrap(),
+        "payload",
+        "the whole zip is unpacked"
+    );
+
+    let bad = json!({"exec": {"kind": "native", "code": faasload_tests::platform::base64(b"PK\x03\x04garbage"), "binary": true}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/nbad"), Some(&bad))
+            .status,
+        200
+    );
+    let r = p.invoke("nbad", json!({}));
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["response"]["status"], "action developer error");
+}

@@ -206,11 +206,22 @@ impl Container {
     ) -> Result<(), InitFailure> {
         let file = runtime::code_file(self.kind, exec.binary);
         let code = exec.code.as_deref().unwrap_or("");
-        self.write_code(file, code, exec.binary)
+        let bytes = if exec.binary {
+            decode_base64(code)
+                .ok_or_else(|| InitFailure::Internal("code is not valid base64".into()))?
+        } else {
+            code.as_bytes().to_vec()
+        };
+        let zipped = self.kind == Kind::Native && bytes.starts_with(b"PK\x03\x04");
+        let file = if zipped { "action.zip" } else { file };
+        self.write_code(file, &bytes)
             .map_err(|e| InitFailure::Internal(e.to_string()))?;
         let mut io = self.io.lock().await;
         if self.kind == Kind::Native {
-            let prog = self.dir.join(file);
+            if zipped {
+                self.unzip(backend, &mut io, timeout).await?;
+            }
+            let prog = self.dir.join("exec");
             let extra = [("__OW_WAIT_FOR_ACK".to_string(), "true".to_string())];
             self.start(backend, &mut io, &prog, &[], &extra)
                 .map_err(|e| InitFailure::Internal(e.to_string()))?;
@@ -235,21 +246,55 @@ impl Container {
         }
     }
 
-    fn write_code(&self, file: &str, code: &str, binary: bool) -> std::io::Result<()> {
+    fn write_code(&self, file: &str, bytes: &[u8]) -> std::io::Result<()> {
         let p = self.dir.join(file);
-        let bytes = if binary {
-            decode_base64(code).ok_or_else(|| std::io::Error::other("code is not valid base64"))?
-        } else {
-            code.as_bytes().to_vec()
-        };
         std::fs::write(&p, bytes)?;
-        let mode = if self.kind == Kind::Native {
+        let mode = if self.kind == Kind::Native && file == "exec" {
             0o500
         } else {
             0o400
         };
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
         std::os::unix::fs::chown(&p, Some(self.owner().0), Some(self.owner().1))
+    }
+
+    /// Unpacks `action.zip` of a native action inside the sandbox (never as root), then
+    /// makes its regular files executable; the zip must hold `exec`.
+    async fn unzip(
+        &self,
+        backend: &Backend,
+        io: &mut Io,
+        timeout: Duration,
+    ) -> Result<(), InitFailure> {
+        let args: Vec<String> = ["-I", "-m", "zipfile", "-e", "action.zip", "."]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        self.start(backend, io, backend.runtimes.python(), &args, &[])
+            .map_err(|e| InitFailure::Internal(e.to_string()))?;
+        let status = match io.child.as_mut() {
+            Some(c) => tokio::time::timeout(timeout, c.wait()).await,
+            None => return Err(InitFailure::Internal("unzip did not start".into())),
+        };
+        match status {
+            Ok(Ok(st)) if st.success() => {}
+            Ok(_) => {
+                return Err(InitFailure::Error(serde_json::Value::String(
+                    "Cannot initialize the action: the zip file could not be extracted".into(),
+                )));
+            }
+            Err(_) => return Err(InitFailure::Failed(Failure::Timeout)),
+        }
+        let exec = self.dir.join("exec");
+        match std::fs::symlink_metadata(&exec) {
+            Ok(m) if m.is_file() => {}
+            _ => {
+                return Err(InitFailure::Error(serde_json::Value::String(
+                    "Cannot initialize the action: the zip file has no executable 'exec'".into(),
+                )));
+            }
+        }
+        make_executable(&self.dir).map_err(|e| InitFailure::Internal(e.to_string()))
     }
 
     fn owner(&self) -> (u32, u32) {
@@ -483,6 +528,21 @@ fn prepare(
         .map_err(ioerr("chmod"))?;
     std::os::unix::fs::chown(&dir, Some(b.user.uid), Some(b.user.gid)).map_err(ioerr("chown"))?;
     Ok((cg, dir))
+}
+
+/// `chmod u+x` on every regular file below `dir` (symbolic links are not followed).
+fn make_executable(dir: &std::path::Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            make_executable(&e.path())?;
+        } else if t.is_file() {
+            let m = e.metadata()?.permissions().mode();
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(m | 0o500))?;
+        }
+    }
+    Ok(())
 }
 
 /// OpenWhisk's CPU shares: max(1024 / (userMemory / M), 2), integer division.

@@ -103,6 +103,11 @@ impl Runtimes {
         })
     }
 
+    /// The python interpreter (also used to unpack native zips inside the sandbox).
+    pub fn python(&self) -> &Path {
+        &self.python
+    }
+
     /// Program and arguments of a container's launcher (None for native kinds).
     pub fn launcher(&self, kind: Kind) -> Option<(PathBuf, Vec<String>)> {
         match kind {
