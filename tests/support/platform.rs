@@ -184,10 +184,12 @@ impl TestPlatform {
             .unwrap();
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let invoker = unique_invoker();
-        let mut cfg = PlatformConfig::default();
-        cfg.listen = "127.0.0.1:0".parse().unwrap();
-        cfg.work_dir = tmp.path().join("work");
-        cfg.notify_socket = None;
+        let mut cfg = PlatformConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            work_dir: tmp.path().join("work"),
+            notify_socket: None,
+            ..PlatformConfig::default()
+        };
         cfg.pool.invoker_name = invoker.clone();
         cfg.pool.prewarm.clear();
         f(&mut cfg);

@@ -356,12 +356,10 @@ impl Container {
             Err(_) => Err(self.died(&mut io).await),
         };
         let ok = result.is_ok();
-        if ok {
-            if let Some((o, e)) = io.taps.as_mut() {
-                let s = format!("{SENTINEL}\n");
-                let _ = o.write_all(s.as_bytes()).await;
-                let _ = e.write_all(s.as_bytes()).await;
-            }
+        if ok && let Some((o, e)) = io.taps.as_mut() {
+            let s = format!("{SENTINEL}\n");
+            let _ = o.write_all(s.as_bytes()).await;
+            let _ = e.write_all(s.as_bytes()).await;
         }
         let wait = if ok {
             Duration::from_secs(2)
@@ -448,15 +446,15 @@ impl Container {
         let dir = self.dir.clone();
         let name = self.name.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Some(cg) = cg {
-                if let Err(e) = cg.remove() {
-                    tracing::warn!("container {name}: {e}");
-                }
+            if let Some(cg) = cg
+                && let Err(e) = cg.remove()
+            {
+                tracing::warn!("container {name}: {e}");
             }
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!("container {name}: remove {}: {e}", dir.display());
-                }
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("container {name}: remove {}: {e}", dir.display());
             }
         })
         .await;

@@ -78,10 +78,8 @@ impl Action {
     /// JSON for GET, without the code when `code` is false.
     pub fn to_json(&self, code: bool) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if !code {
-            if let Some(e) = v.get_mut("exec").and_then(Value::as_object_mut) {
-                e.remove("code");
-            }
+        if !code && let Some(e) = v.get_mut("exec").and_then(Value::as_object_mut) {
+            e.remove("code");
         }
         v
     }

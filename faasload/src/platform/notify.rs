@@ -77,10 +77,10 @@ impl Notifier {
     }
 
     fn send(&self, m: Message) {
-        if let Some(tx) = &self.tx {
-            if tx.try_send(m).is_err() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(tx) = &self.tx
+            && tx.try_send(m).is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

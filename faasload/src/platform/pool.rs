@@ -177,10 +177,10 @@ impl Pool {
             if g.closed {
                 return None;
             }
-            if g.queue.is_empty() {
-                if let Some(l) = self.place(&mut g, &req) {
-                    return Some(l);
-                }
+            if g.queue.is_empty()
+                && let Some(l) = self.place(&mut g, &req)
+            {
+                return Some(l);
             }
             let (tx, rx) = oneshot::channel();
             g.queue.push_back(Waiter { req, tx });
@@ -336,16 +336,15 @@ impl Pool {
             let req = w.req.clone();
             match self.place(&mut g, &req) {
                 Some(l) => {
-                    if let Some(w) = g.queue.pop_front() {
-                        if let Err(l) = w.tx.send(l) {
-                            // The waiter is gone: give the lease back.
-                            if let Some(i) = g.entries.iter().position(|e| e.id == l.id) {
-                                if g.entries[i].container.is_some() {
-                                    g.entries[i].busy = false;
-                                } else {
-                                    g.entries.swap_remove(i);
-                                }
-                            }
+                    let Some(w) = g.queue.pop_front() else { break };
+                    // A waiter that is gone gives the lease back.
+                    if let Err(l) = w.tx.send(l)
+                        && let Some(i) = g.entries.iter().position(|e| e.id == l.id)
+                    {
+                        if g.entries[i].container.is_some() {
+                            g.entries[i].busy = false;
+                        } else {
+                            g.entries.swap_remove(i);
                         }
                     }
                 }
@@ -378,11 +377,13 @@ impl Pool {
                     removed = true;
                     continue;
                 }
-                if !e.busy && !e.paused && now.duration_since(e.last_used) >= grace {
-                    if let Some(c) = &e.container {
-                        e.paused = true;
-                        to_pause.push((c.clone(), c.lease.load(Ordering::SeqCst)));
-                    }
+                if !e.busy
+                    && !e.paused
+                    && now.duration_since(e.last_used) >= grace
+                    && let Some(c) = &e.container
+                {
+                    to_pause.push((c.clone(), c.lease.load(Ordering::SeqCst)));
+                    e.paused = true;
                 }
                 i += 1;
             }

@@ -32,13 +32,13 @@ pub async fn list(
         }
     };
     let name = q.get("name").filter(|v| !v.is_empty()).map(String::as_str);
-    if let Some(n) = name {
-        if crate::platform::entities::split_name(n).is_none() {
-            return Err(ApiError::bad_request(
-                format!("Parameter may be a 'simple' name or 'package-name/simple' name: {n}"),
-                &id.tx,
-            ));
-        }
+    if let Some(n) = name
+        && crate::platform::entities::split_name(n).is_none()
+    {
+        return Err(ApiError::bad_request(
+            format!("Parameter may be a 'simple' name or 'package-name/simple' name: {n}"),
+            &id.tx,
+        ));
     }
     let query = ListQuery {
         name,
