@@ -19,6 +19,9 @@ struct Cli {
 enum Cmd {
     /// Run the per-container monitor daemon (root): eBPF or cgroupfs backend, UNIX sockets.
     Monitor(faasload::monitor::cli::MonitorArgs),
+    /// Check the monitor on this host: run it against a sample workload and print what it
+    /// saw next to the cgroups' own counters (root).
+    MonitorCheck(faasload::monitor::check::CheckArgs),
     /// Run the embedded OpenWhisk-compatible platform (root).
     Platform(faasload::platform::cli::PlatformArgs),
     /// Test and benchmark workloads of known CPU and memory cost (used by tests and benches).
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
     faasload::util::logging::init(&cli.log);
     let res = match cli.cmd {
         Cmd::Monitor(a) => faasload::monitor::cli::run(a),
+        Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
         Cmd::Platform(a) => faasload::platform::cli::run(a),
         Cmd::Workload(a) => faasload::util::workload::run(a),
     };

@@ -4,6 +4,7 @@
 //! already there), so the same command works on a fresh machine and on a warm one.
 
 mod cmd;
+mod demo;
 mod ebpf;
 mod test;
 mod workspace;
@@ -32,6 +33,9 @@ enum Command {
         #[arg(long)]
         debug: bool,
     },
+    /// The demo: builds everything, then runs the monitor against a sample workload and
+    /// prints what it saw next to the cgroups' own counters (needs root).
+    Demo,
     /// The project's test command: installs and builds everything the tests need, then
     /// runs `cargo test --workspace` (needs root: cgroups and eBPF).
     Test {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::BuildEbpf { debug } => ebpf::build(&ws, debug).map(|_| ()),
         Command::Test { args } => test::run(&ws, &args),
+        Command::Demo => demo::run(&ws),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! memory, accounts activations between notified boundaries, and answers on UNIX sockets
 //! with the original FaaSLoad protocol and a richer one.
 pub mod btf;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
