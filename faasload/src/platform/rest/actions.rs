@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use serde_json::Value;
 use super::auth::Identity;
 use super::error::ApiError;
 use super::packages::store_err as entity_error;
-use super::{QueryMap, flag, paging};
+use super::{Body, QueryMap, flag, paging};
 use crate::platform::activations::Status;
 use crate::platform::entities::ActionPut;
 use crate::platform::invoke::{self, Job};
@@ -108,7 +107,7 @@ pub async fn put(
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
     q: QueryMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     put_impl(&p, &id, &ns, &name, &q, &body)
 }
@@ -118,7 +117,7 @@ pub async fn put_pkg(
     id: Identity,
     Path((ns, pkg, name)): Path<(String, String, String)>,
     q: QueryMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     put_impl(&p, &id, &ns, &qname(Some(&pkg), &name), &q, &body)
 }
@@ -153,7 +152,7 @@ pub async fn invoke(
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
     q: QueryMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     invoke_impl(p, id, &ns, &name, &q, &body).await
 }
@@ -163,7 +162,7 @@ pub async fn invoke_pkg(
     id: Identity,
     Path((ns, pkg, name)): Path<(String, String, String)>,
     q: QueryMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     invoke_impl(p, id, &ns, &qname(Some(&pkg), &name), &q, &body).await
 }

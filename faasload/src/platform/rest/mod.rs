@@ -117,8 +117,63 @@ async fn method_not_allowed(tx: Tx) -> ApiError {
     )
 }
 
-/// Query parameters (an empty query string is fine).
-pub type QueryMap = axum::extract::Query<HashMap<String, String>>;
+/// Query parameters (an empty query string is fine); a malformed query string is a 400
+/// with OpenWhisk's error body.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl std::ops::Deref for QueryMap {
+    type Target = HashMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+fn tx_of(ext: &axum::http::Extensions) -> String {
+    ext.get::<Tx>().map(|t| t.0.clone()).unwrap_or_default()
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Query::<HashMap<String, String>>::from_request_parts(parts, s).await {
+            Ok(q) => Ok(QueryMap(q.0)),
+            Err(e) => Err(ApiError::bad_request(
+                e.body_text(),
+                &tx_of(&parts.extensions),
+            )),
+        }
+    }
+}
+
+/// The raw request body; too large is a 413 with OpenWhisk's error body.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, s: &S) -> Result<Self, ApiError> {
+        let tx = tx_of(req.extensions());
+        let len = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        match axum::body::Bytes::from_request(req, s).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                match len {
+                    Some(n) => format!("Request larger than allowed: {n} > {BODY_LIMIT} bytes."),
+                    None => format!("Request larger than allowed: {BODY_LIMIT} bytes."),
+                },
+                &tx,
+            )),
+            Err(e) => Err(ApiError::bad_request(e.body_text(), &tx)),
+        }
+    }
+}
 
 /// A boolean query flag (`true` only).
 fn flag(q: &HashMap<String, String>, k: &str) -> bool {

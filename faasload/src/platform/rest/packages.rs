@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::auth::Identity;
 use super::error::ApiError;
-use super::{QueryMap, flag, paging};
+use super::{Body, QueryMap, flag, paging};
 use crate::platform::entities::{PackagePut, StoreError};
 use crate::platform::server::Platform;
 
@@ -77,7 +76,7 @@ pub async fn put(
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
     q: QueryMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let ns = id.resolve(&ns, &format!("/packages/{name}"))?;
     let put: PackagePut = if body.iter().all(u8::is_ascii_whitespace) {
