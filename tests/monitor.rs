@@ -364,3 +364,86 @@ interval_ms: {interval_ms}
     cg.remove().unwrap();
     m.stop();
 }
+
+#[test]
+fn subscription_streams_container_events_and_metrics_are_served() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    require_root();
+    let tree = TestTree::new(None);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let m = Monitor::start(&config(
+        &tree,
+        &format!("metrics_addr: 127.0.0.1:{port}\nbpf_stats: true\n"),
+    ));
+    let mut sub = std::os::unix::net::UnixStream::connect(&m.query).unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    writeln!(sub, "{}", json!({"type": "subscribe"})).unwrap();
+    let mut lines = BufReader::new(sub.try_clone().unwrap());
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&line).unwrap()["type"],
+        "subscribed"
+    );
+    let (cg, mut w) = container(&m, &tree, "sub");
+    let (s, _) = activation(&m, &cg, tree.layout.version(), &mut w, "sub", "cpu 20");
+    let mut seen = (false, false);
+    while !(seen.0 && seen.1) {
+        line.clear();
+        lines.read_line(&mut line).expect("stream line");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["type"] == "container" && v["event"] == "discovered" && v["id"] == "sub" {
+            seen.0 = true;
+        }
+        if v["type"] == "activation" && v["summary"]["activation_id"] == s["activation_id"] {
+            seen.1 = true;
+        }
+    }
+    // Prometheus text on loopback, with the container and the monitor's own cost.
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(http, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).unwrap();
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    assert!(
+        body.contains("faasload_container_cpu_seconds_total{id=\"sub\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("faasload_monitor_cpu_seconds_total{mode=\"user\"}"),
+        "{body}"
+    );
+    let runs = body
+        .lines()
+        .find(|l| l.starts_with("faasload_bpf_runs_total{program=\"sched_switch\"}"))
+        .unwrap_or_else(|| panic!("{body}"));
+    let n: u64 = runs.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n > 0, "BPF stats on, sched_switch must have run: {runs}");
+    drop(sub);
+    w.stop();
+    cg.remove().unwrap();
+    m.stop();
+}
+
+#[test]
+fn monitor_check_command_reports_exact_cpu() {
+    require_root();
+    let out = std::process::Command::new(faasload_tests::bin())
+        .arg("monitor-check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("containers seen by the monitor: 3"), "{text}");
+    assert!(text.contains("of the cgroups' own counters: yes"), "{text}");
+}

@@ -186,6 +186,32 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_is_the_documented_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/monitor.yml");
+        let c = MonitorConfig::load(&path).unwrap();
+        let d = MonitorConfig::default();
+        assert_eq!(c.backend, d.backend);
+        assert_eq!(c.interval_ms, d.interval_ms);
+        assert_eq!(c.max_age_s, d.max_age_s);
+        assert_eq!(c.grace_s, d.grace_s);
+        assert_eq!(c.max_activations, d.max_activations);
+        assert_eq!(c.rescan_ms, d.rescan_ms);
+        assert_eq!(c.notify_socket, d.notify_socket);
+        assert_eq!(c.query_socket, d.query_socket);
+        assert_eq!(c.socket_mode, d.socket_mode);
+        assert_eq!(c.max_request_bytes, d.max_request_bytes);
+        assert_eq!(c.max_clients, d.max_clients);
+        assert_eq!(c.bpf_stats, d.bpf_stats);
+        assert_eq!(c.reset_peak, d.reset_peak);
+        let pats = |v: &[Pattern]| {
+            v.iter()
+                .map(|p| (p.kind.clone(), p.regex.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pats(&c.patterns), pats(&d.patterns));
+    }
+
+    #[test]
     fn errors_name_the_place() {
         let e = MonitorConfig::parse("interval_ms: 5\nbogus: 1\n", "m.yml").unwrap_err();
         assert!(e.to_string().starts_with("m.yml:2:"), "{e}");
