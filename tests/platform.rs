@@ -1122,3 +1122,33 @@ fn native_zip_with_exec() {
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["response"]["status"], "action developer error");
 }
+
+#[test]
+fn oversized_results_are_refused_and_the_container_stays() {
+    let p = TestPlatform::start(|c| c.limits.payload_max = 1000);
+    let b = json!({"exec": {"kind": "python:3", "code": "def main(a):\n    print('x' * 100000)\n    return {'big': 'y' * int(a.get('n', 10))}\n"}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/big"), Some(&b))
+            .status,
+        200
+    );
+    let r = p.invoke("big", json!({"n": 5000}));
+    assert_eq!(r.status, 502);
+    let rec = r.json();
+    assert_eq!(rec["response"]["status"], "application error");
+    let e = rec["response"]["result"]["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("The action produced a response that exceeded the allowed length: ")
+            && e.ends_with(" > 1000 bytes."),
+        "{e}"
+    );
+    let log = rec["logs"][0].as_str().unwrap();
+    assert!(
+        log.len() < 17 * 1024,
+        "a huge log line is cut: {}",
+        log.len()
+    );
+    let rec = p.invoke("big", json!({"n": 10})).json();
+    assert_eq!(rec["response"]["status"], "success", "{rec}");
+    assert!(ann(&rec, "initTime").is_none(), "the container stayed warm");
+}

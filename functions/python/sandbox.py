@@ -5,6 +5,7 @@ Parameters: `read` (a root-only file), `write` (paths outside the working direct
 command lines).
 """
 import os
+import resource
 
 
 def attempt(fn):
@@ -32,4 +33,5 @@ def main(args):
     out["own_write"] = attempt(lambda: open("own.txt", "w").write("ok"))
     with open("/proc/self/status") as f:
         out["no_new_privs"] = [l.split()[1] for l in f if l.startswith("NoNewPrivs")][0]
+    out["nofile"] = list(resource.getrlimit(resource.RLIMIT_NOFILE))
     return out

@@ -51,6 +51,8 @@ pub struct Backend {
     pub user_memory_mb: u64,
     pub pids_max: u64,
     pub base_env: Vec<(String, String)>,
+    /// Largest answer line kept (bytes); longer answers are consumed and reported.
+    pub result_max: usize,
 }
 
 /// How an init or run ended when it did not answer normally.
@@ -62,6 +64,8 @@ pub enum Failure {
     Died { oom: bool },
     /// The answer was not one JSON line.
     BadOutput(String),
+    /// The answer line was longer than allowed (its length in bytes).
+    TooLarge(usize),
 }
 
 /// Log lines of one activation.
@@ -99,6 +103,7 @@ pub struct Container {
     io: tokio::sync::Mutex<Io>,
     logs: Arc<Logs>,
     frozen: AtomicBool,
+    result_max: usize,
     /// Bumped each time the pool hands the container out; a pause for an older lease is void.
     pub lease: AtomicU64,
 }
@@ -141,6 +146,7 @@ impl Container {
                 notify: Notify::new(),
             }),
             frozen: AtomicBool::new(false),
+            result_max: backend.result_max,
             lease: AtomicU64::new(0),
         });
         if let Some((prog, args)) = backend.runtimes.launcher(kind) {
@@ -315,15 +321,15 @@ impl Container {
     async fn answer(&self, io: &mut Io, timeout: Duration) -> Result<String, Failure> {
         let mut line = std::mem::take(&mut io.line);
         line.clear();
+        let max = self.result_max;
         let r = match io.results.as_mut() {
-            Some(rd) => tokio::time::timeout(timeout, rd.read_until(b'\n', &mut line)).await,
-            None => Ok(Ok(0)),
+            Some(rd) => tokio::time::timeout(timeout, read_line_bounded(rd, &mut line, max)).await,
+            None => Ok(Ok((0, false))),
         };
         let out = match r {
             Err(_) => Err(Failure::Timeout),
-            Ok(Ok(n)) if n > 0 && line.last() == Some(&b'\n') => {
-                Ok(String::from_utf8_lossy(&line).into_owned())
-            }
+            Ok(Ok((n, true))) if n > max => Err(Failure::TooLarge(n - 1)),
+            Ok(Ok((n, true))) if n > 0 => Ok(String::from_utf8_lossy(&line).into_owned()),
             Ok(_) => Err(self.died(io).await),
         };
         io.line = line;
@@ -560,8 +566,8 @@ async fn read_logs(rx: pipe::Receiver, idx: usize, stream: &'static str, logs: A
     let mut buf = Vec::with_capacity(1024);
     loop {
         buf.clear();
-        match rd.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
+        match read_line_bounded(&mut rd, &mut buf, LOG_LINE_MAX).await {
+            Ok((0, _)) | Err(_) => break,
             Ok(_) => {}
         }
         let text = String::from_utf8_lossy(&buf);
@@ -582,6 +588,37 @@ async fn read_logs(rx: pipe::Receiver, idx: usize, stream: &'static str, logs: A
         }
     }
     logs.notify.notify_waiters();
+}
+
+/// Longest log line kept (longer ones are cut, like Docker's 16 KiB log chunks).
+const LOG_LINE_MAX: usize = 16 * 1024;
+
+/// Reads one line, keeping at most `max` bytes of it in `buf` and consuming the rest.
+/// Returns the line's full length (newline included; 0 at end of input) and whether a
+/// newline ended it.
+async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut total = 0;
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok((total, false));
+        }
+        let (n, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = max.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..n.min(room)]);
+        total += n;
+        r.consume(n);
+        if done {
+            return Ok((total, true));
+        }
+    }
 }
 
 /// Decodes standard base64 (padding and whitespace tolerated).
@@ -620,6 +657,34 @@ mod tests {
         assert_eq!(cpu_shares(2048, 128), 64);
         assert_eq!(cpu_shares(2048, 4096), 1024);
         assert_eq!(cpu_shares(1_000_000, 128), 2);
+    }
+
+    #[tokio::test]
+    async fn bounded_lines() {
+        let data: &[u8] = b"short\nthis line is long\nlast";
+        let mut r = tokio::io::BufReader::with_capacity(4, data);
+        let mut b = Vec::new();
+        assert_eq!(
+            read_line_bounded(&mut r, &mut b, 100).await.unwrap(),
+            (6, true)
+        );
+        assert_eq!(b, b"short\n");
+        b.clear();
+        assert_eq!(
+            read_line_bounded(&mut r, &mut b, 4).await.unwrap(),
+            (18, true)
+        );
+        assert_eq!(b, b"this");
+        b.clear();
+        assert_eq!(
+            read_line_bounded(&mut r, &mut b, 100).await.unwrap(),
+            (4, false)
+        );
+        b.clear();
+        assert_eq!(
+            read_line_bounded(&mut r, &mut b, 100).await.unwrap(),
+            (0, false)
+        );
     }
 
     #[test]

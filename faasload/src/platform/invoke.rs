@@ -123,6 +123,10 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
                         Status::DeveloperError,
                         "The action did not initialize and exited unexpectedly.",
                     ),
+                    InitFailure::Failed(Failure::TooLarge(n)) => Response::error(
+                        Status::DeveloperError,
+                        &format!("The action failed during initialization: answer of {n} bytes"),
+                    ),
                     InitFailure::Failed(Failure::BadOutput(s)) => Response::error(
                         Status::DeveloperError,
                         &format!("The action failed during initialization: {}", s.trim()),
@@ -176,17 +180,7 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
         response = match out.result {
             Ok(text) => match serde_json::from_str::<Value>(text.trim()) {
                 Ok(v @ (Value::Object(_) | Value::Array(_))) => {
-                    if text.len() > p.cfg.limits.payload_max {
-                        keep = true;
-                        Response::error(
-                            Status::ApplicationError,
-                            &format!(
-                                "The action produced a response that exceeded the allowed length: {} > {} bytes.",
-                                text.trim().len(),
-                                p.cfg.limits.payload_max
-                            ),
-                        )
-                    } else if v.get("error").is_some() {
+                    if v.get("error").is_some() {
                         keep = true;
                         Response::new(Status::ApplicationError, v)
                     } else {
@@ -234,6 +228,16 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
                     s.trim()
                 ),
             ),
+            Err(Failure::TooLarge(n)) => {
+                keep = true;
+                Response::error(
+                    Status::ApplicationError,
+                    &format!(
+                        "The action produced a response that exceeded the allowed length: {n} > {} bytes.",
+                        p.cfg.limits.payload_max
+                    ),
+                )
+            }
         };
         p.pool.release(lease, keep);
     }

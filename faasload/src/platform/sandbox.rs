@@ -4,7 +4,8 @@
 //! namespace where `/proc` shows only its processes, the whole file system is read-only
 //! except its private working directory, and the other containers' directories are
 //! hidden. It then drops to the unprivileged action user (no supplementary groups,
-//! `no_new_privs`) with a clean environment. The action user is created at start-up
+//! `no_new_privs`, at most 1024 open files like OpenWhisk's containers) with a clean
+//! environment. The action user is created at start-up
 //! (`useradd --system`) when missing.
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -338,6 +339,12 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SandboxError> {
             } else {
                 check(libc::chdir(dir.as_ptr()))?;
             }
+            // OpenWhisk's `--ulimit nofile=1024:1024`.
+            let nofile = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            check(libc::setrlimit(libc::RLIMIT_NOFILE, &nofile))?;
             check(libc::setgroups(0, std::ptr::null()))?;
             check(libc::setgid(gid))?;
             check(libc::setuid(uid))?;

@@ -111,6 +111,7 @@ pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
         namespaces: cfg.sandbox.namespaces,
         user_memory_mb: cfg.pool.user_memory_mb,
         pids_max: cfg.pool.pids_max,
+        result_max: cfg.limits.payload_max + 1,
         base_env: vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
             ("LANG".into(), "C.UTF-8".into()),
