@@ -1152,3 +1152,30 @@ fn oversized_results_are_refused_and_the_container_stays() {
     assert_eq!(rec["response"]["status"], "success", "{rec}");
     assert!(ann(&rec, "initTime").is_none(), "the container stayed warm");
 }
+
+#[test]
+fn an_unterminated_last_log_line_is_kept_and_does_not_delay_the_answer() {
+    let p = TestPlatform::start(|_| {});
+    let code = "import sys\ndef main(a):\n    sys.stdout.write('no newline at the end')\n    return {'ok': True}\n";
+    let b = json!({"exec": {"kind": "python:3", "code": code}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/partial"), Some(&b))
+            .status,
+        200
+    );
+    p.invoke("partial", json!({}));
+    let t0 = Instant::now();
+    let rec = p.invoke("partial", json!({})).json();
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "no wait for a sentinel on its own line"
+    );
+    let logs = rec["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(
+        logs[0]
+            .as_str()
+            .unwrap()
+            .ends_with("stdout: no newline at the end")
+    );
+}

@@ -572,19 +572,25 @@ async fn read_logs(rx: pipe::Receiver, idx: usize, stream: &'static str, logs: A
         }
         let text = String::from_utf8_lossy(&buf);
         let text = text.trim_end_matches(['\n', '\r']);
+        // The sentinel may follow an unterminated last line of the action's output.
+        let (text, sentinel) = match text.strip_suffix(SENTINEL) {
+            Some(prefix) => (prefix, true),
+            None => (text, false),
+        };
         let mut s = logs.state.lock().unwrap_or_else(|e| e.into_inner());
-        if text == SENTINEL {
+        if !sentinel || !text.is_empty() {
+            let line = log_line(stream, text);
+            if s.bytes + line.len() > s.limit {
+                s.truncated = true;
+            } else {
+                s.bytes += line.len();
+                s.lines.push(line);
+            }
+        }
+        if sentinel {
             s.sentinels[idx] += 1;
             drop(s);
             logs.notify.notify_waiters();
-            continue;
-        }
-        let line = log_line(stream, text);
-        if s.bytes + line.len() > s.limit {
-            s.truncated = true;
-        } else {
-            s.bytes += line.len();
-            s.lines.push(line);
         }
     }
     logs.notify.notify_waiters();
