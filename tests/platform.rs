@@ -1179,3 +1179,54 @@ fn an_unterminated_last_log_line_is_kept_and_does_not_delay_the_answer() {
             .ends_with("stdout: no newline at the end")
     );
 }
+
+#[test]
+fn init_failures_destroy_the_container() {
+    let p = TestPlatform::start(|_| {});
+    let slow = json!({"exec": {"kind": "python:3", "code": "import time\ntime.sleep(5)\ndef main(a):\n    return {}\n"},
+                      "limits": {"timeout": 300}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/slowinit"), Some(&slow))
+            .status,
+        200
+    );
+    let rec = p.invoke("slowinit", json!({})).json();
+    assert_eq!(rec["response"]["status"], "action developer error");
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "The action exceeded its time limits of 300 milliseconds during initialization."
+    );
+    assert_eq!(ann(&rec, "timeout"), Some(&json!(true)));
+    assert!(ann(&rec, "initTime").is_some());
+    let broken = json!({"exec": {"kind": "python:3", "code": "def main(a) return {}\n"}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/broken"), Some(&broken))
+            .status,
+        200
+    );
+    let rec = p.invoke("broken", json!({})).json();
+    assert_eq!(rec["response"]["status"], "action developer error");
+    let e = rec["response"]["result"]["error"].as_str().unwrap();
+    assert!(e.starts_with("Cannot initialize the action: "), "{e}");
+    assert!(
+        rec["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("SyntaxError")),
+        "{}",
+        rec["logs"]
+    );
+    p.wait_pool("failed containers removed", Duration::from_secs(10), |c| {
+        c.is_empty()
+    });
+    let end = Instant::now() + Duration::from_secs(10);
+    while !p.leftover_cgroups().is_empty() {
+        assert!(
+            Instant::now() < end,
+            "cgroups left: {:?}",
+            p.leftover_cgroups()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

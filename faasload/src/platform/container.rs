@@ -209,7 +209,15 @@ impl Container {
         exec: &super::entities::Exec,
         env: &serde_json::Map<String, serde_json::Value>,
         timeout: Duration,
+        log_limit: usize,
     ) -> Result<(), InitFailure> {
+        {
+            let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.lines.clear();
+            s.bytes = 0;
+            s.truncated = false;
+            s.limit = log_limit;
+        }
         let file = runtime::code_file(self.kind, exec.binary);
         let code = exec.code.as_deref().unwrap_or("");
         let bytes = if exec.binary {
@@ -351,9 +359,6 @@ impl Container {
         let mut io = self.io.lock().await;
         let target = {
             let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.lines.clear();
-            s.bytes = 0;
-            s.truncated = false;
             s.limit = log_limit;
             [s.sentinels[0] + 1, s.sentinels[1] + 1]
         };
@@ -362,10 +367,8 @@ impl Container {
             Err(_) => Err(self.died(&mut io).await),
         };
         let ok = result.is_ok();
-        if ok && let Some((o, e)) = io.taps.as_mut() {
-            let s = format!("{SENTINEL}\n");
-            let _ = o.write_all(s.as_bytes()).await;
-            let _ = e.write_all(s.as_bytes()).await;
+        if ok {
+            write_sentinels(&mut io).await;
         }
         let wait = if ok {
             Duration::from_secs(2)
@@ -396,11 +399,25 @@ impl Container {
                         ));
                     }
                     s.sentinels = [s.sentinels[0].max(target[0]), s.sentinels[1].max(target[1])];
+                    s.bytes = 0;
+                    s.truncated = false;
                     return lines;
                 }
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }
+    }
+
+    /// The log lines written since the last activation (after a failed init).
+    pub async fn collect_logs(&self) -> Vec<String> {
+        let mut io = self.io.lock().await;
+        let target = {
+            let s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
+            [s.sentinels[0] + 1, s.sentinels[1] + 1]
+        };
+        write_sentinels(&mut io).await;
+        drop(io);
+        self.take_logs(target, Duration::from_millis(500)).await
     }
 
     /// Freezes the container if lease `lease` is still the current one.
@@ -594,6 +611,15 @@ async fn read_logs(rx: pipe::Receiver, idx: usize, stream: &'static str, logs: A
         }
     }
     logs.notify.notify_waiters();
+}
+
+/// Writes the sentinel into the action's stdout and stderr after what it wrote so far.
+async fn write_sentinels(io: &mut Io) {
+    if let Some((o, e)) = io.taps.as_mut() {
+        let s = format!("{SENTINEL}\n");
+        let _ = o.write_all(s.as_bytes()).await;
+        let _ = e.write_all(s.as_bytes()).await;
+    }
 }
 
 /// Longest log line kept (longer ones are cut, like Docker's 16 KiB log chunks).

@@ -97,7 +97,10 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
             wait_ms = init_start.saturating_sub(job.received_ms);
             start_ms = init_start;
             let env = Map::new();
-            let r = container.init(&p.backend, &a.exec, &env, timeout).await;
+            let log_limit = (a.limits.logs * 1024 * 1024) as usize;
+            let r = container
+                .init(&p.backend, &a.exec, &env, timeout, log_limit)
+                .await;
             let init_end = super::ids::now_ms();
             init_ms = Some(init_end - init_start);
             if let Err(f) = r {
@@ -140,6 +143,7 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
                     }
                 };
                 response = msg;
+                logs = container.collect_logs().await;
                 p.pool.release(lease, false);
                 break 'run;
             }
