@@ -1230,3 +1230,30 @@ fn init_failures_destroy_the_container() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn nodejs_zip_package() {
+    let p = TestPlatform::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("n.zip");
+    let script = "import zipfile,sys\nz=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED)\n\
+        z.writestr('package.json','{\"main\": \"lib/index.js\"}')\n\
+        z.writestr('lib/index.js','const h = require(\"./helper\");\\nexports.main = (p) => ({v: h.v + (p.add || 0)});\\n')\n\
+        z.writestr('lib/helper.js','exports.v = 40;\\n')\nz.close()";
+    let st = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let code = faasload_tests::platform::base64(&std::fs::read(&zip).unwrap());
+    let b = json!({"exec": {"kind": "nodejs:20", "code": code, "binary": true}});
+    assert_eq!(
+        p.call("PUT", &format!("{API}/_/actions/nzip"), Some(&b))
+            .status,
+        200
+    );
+    let r = p.invoke("nzip", json!({"add": 2}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["response"]["result"]["v"], 42);
+}
