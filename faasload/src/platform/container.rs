@@ -97,7 +97,7 @@ pub struct Container {
     pub name: String,
     pub kind: Kind,
     pub memory_mb: u64,
-    cgroup: Mutex<Option<OwnedCgroup>>,
+    cgroup: Arc<Mutex<Option<OwnedCgroup>>>,
     reader: CgroupReader,
     dir: PathBuf,
     io: tokio::sync::Mutex<Io>,
@@ -131,7 +131,7 @@ impl Container {
             name,
             kind,
             memory_mb,
-            cgroup: Mutex::new(Some(cgroup)),
+            cgroup: Arc::new(Mutex::new(Some(cgroup))),
             reader,
             dir,
             io: tokio::sync::Mutex::new(Io {
@@ -449,17 +449,28 @@ impl Container {
         self.reader.frozen().unwrap_or(false)
     }
 
-    async fn with_cgroup(&self, f: impl FnOnce(&OwnedCgroup) -> crate::cgroup::Result<()>) -> bool {
-        let g = self.cgroup.lock().unwrap_or_else(|e| e.into_inner());
-        match g.as_ref() {
-            Some(c) => match f(c) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!("container {}: {e}", self.name);
-                    false
-                }
-            },
-            None => false,
+    /// Runs a (blocking) cgroup operation off the async workers.
+    async fn with_cgroup(
+        &self,
+        f: impl FnOnce(&OwnedCgroup) -> crate::cgroup::Result<()> + Send + 'static,
+    ) -> bool {
+        let cg = self.cgroup.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let g = cg.lock().unwrap_or_else(|e| e.into_inner());
+            g.as_ref().map(f)
+        })
+        .await;
+        match r {
+            Ok(Some(Ok(()))) => true,
+            Ok(Some(Err(e))) => {
+                tracing::warn!("container {}: {e}", self.name);
+                false
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!("container {}: {e}", self.name);
+                false
+            }
         }
     }
 
