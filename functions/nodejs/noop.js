@@ -1,0 +1,4 @@
+// Does nothing: the warm round-trip benchmark's action.
+function main() {
+  return {};
+}
