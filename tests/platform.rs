@@ -809,6 +809,21 @@ fn nodejs_and_native_runtimes() {
         "The action did not produce a valid response and exited unexpectedly."
     );
 
+    p.deploy(
+        "nalloc",
+        "nodejs:20",
+        "nodejs/alloc.js",
+        json!({"limits": {"memory": 128}}),
+    );
+    assert_eq!(
+        p.invoke("nalloc", json!({"mb": 400})).json()["response"]["result"]["error"],
+        "The action exhausted its memory and was aborted."
+    );
+    assert_eq!(
+        p.invoke("nalloc", json!({"mb": 8})).json()["response"]["result"]["allocated_mb"],
+        8
+    );
+
     p.deploy("native", "native", "native/hello.sh", json!({}));
     let r = p.invoke("native", json!({"k": "v"}));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
