@@ -273,6 +273,13 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
         publish: false,
         annotations,
     });
+    tracing::debug!(
+        "activation {} of {}: {} in {} ms",
+        rec.activation_id,
+        a.path(),
+        rec.response.status,
+        rec.duration
+    );
     p.activations.insert(rec.clone());
     rec
 }

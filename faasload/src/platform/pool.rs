@@ -293,6 +293,7 @@ impl Pool {
     ) -> Result<Arc<Container>, CreateError> {
         let name = self.name(&format!("{}_{}", req.namespace, action_part(&req.action)));
         let c = Container::create(self.backend.clone(), name, req.kind, req.memory_mb).await?;
+        tracing::debug!("cold start: container {} for {}", c.name, req.action);
         self.notifier.container("run", &c.name);
         c.lease.fetch_add(1, Ordering::SeqCst);
         let mut g = self.lock();
@@ -392,6 +393,7 @@ impl Pool {
             let n = self.notifier.clone();
             tokio::spawn(async move {
                 if c.pause(lease).await {
+                    tracing::debug!("paused container {}", c.name);
                     n.container("pause", &c.name);
                 }
             });
@@ -407,6 +409,7 @@ impl Pool {
         let n = self.notifier.clone();
         tokio::spawn(async move {
             c.destroy().await;
+            tracing::debug!("removed container {}", c.name);
             n.container("rm", &c.name);
         });
     }
