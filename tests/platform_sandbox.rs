@@ -57,7 +57,11 @@ fn action_code_is_confined() {
     assert_ne!(out["uid"], 0, "action code never runs as root: {out}");
     assert_ne!(out["euid"], 0);
     assert_eq!(out["no_new_privs"], "1");
-    assert_eq!(out["nofile"], json!([1024, 1024]), "OpenWhisk's nofile ulimit");
+    assert_eq!(
+        out["nofile"],
+        json!([1024, 1024]),
+        "OpenWhisk's nofile ulimit"
+    );
     assert_eq!(
         out["own_write"], "succeeded",
         "its own directory is writable: {out}"
