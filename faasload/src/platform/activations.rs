@@ -1,6 +1,7 @@
 //! Activation records shaped exactly as OpenWhisk's, and the bounded store that keeps
 //! them (oldest dropped first), optionally appended to a JSON-lines file and reloaded at
-//! start so a restart keeps them.
+//! start so a restart keeps them (the file is compacted to the kept records whenever it
+//! holds twice as many lines).
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -144,7 +145,33 @@ struct Inner {
 pub struct ActivationStore {
     inner: Mutex<Inner>,
     max: usize,
-    file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    file: Option<Mutex<Persist>>,
+}
+
+/// The persistence file.
+struct Persist {
+    path: PathBuf,
+    w: std::io::BufWriter<std::fs::File>,
+    lines: usize,
+}
+
+fn write_all(path: &Path, recs: &VecDeque<Arc<Activation>>) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    for a in recs {
+        serde_json::to_writer(&mut w, &**a)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    Ok(std::io::BufWriter::new(f))
 }
 
 /// Errors of the persistence file.
@@ -182,22 +209,16 @@ impl ActivationStore {
                     }
                 }
                 // Rewrite so the file stays bounded too.
-                let mut w = std::io::BufWriter::new(std::fs::File::create(p).map_err(err)?);
-                for a in &inner.order {
-                    serde_json::to_writer(&mut w, &**a).map_err(|e| err(e.into()))?;
-                    w.write_all(b"\n").map_err(err)?;
-                }
-                w.flush().map_err(err)?;
+                write_all(p, &inner.order).map_err(err)?;
             }
             if let Some(d) = p.parent() {
                 std::fs::create_dir_all(d).map_err(err)?;
             }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(err)?;
-            file = Some(Mutex::new(std::io::BufWriter::new(f)));
+            file = Some(Mutex::new(Persist {
+                path: p.to_path_buf(),
+                w: open_append(p).map_err(err)?,
+                lines: inner.order.len(),
+            }));
         }
         Ok(ActivationStore {
             inner: Mutex::new(inner),
@@ -208,14 +229,20 @@ impl ActivationStore {
 
     /// Stores a record (dropping the oldest beyond the bound).
     pub fn insert(&self, a: Arc<Activation>) {
-        if let Some(f) = &self.file {
-            let mut w = f.lock().unwrap_or_else(|e| e.into_inner());
-            let ok = serde_json::to_writer(&mut *w, &*a).is_ok()
-                && w.write_all(b"\n").is_ok()
-                && w.flush().is_ok();
+        // Lock order: file, then records; the file lock spans the whole insert so that
+        // a compaction sees every record written before it.
+        let mut file = self
+            .file
+            .as_ref()
+            .map(|f| f.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(f) = file.as_mut() {
+            let ok = serde_json::to_writer(&mut f.w, &*a).is_ok()
+                && f.w.write_all(b"\n").is_ok()
+                && f.w.flush().is_ok();
             if !ok {
                 tracing::warn!("could not persist activation {}", a.activation_id);
             }
+            f.lines += 1;
         }
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.by_id.insert(a.activation_id.clone(), a.clone());
@@ -223,6 +250,18 @@ impl ActivationStore {
         while g.order.len() > self.max {
             if let Some(old) = g.order.pop_front() {
                 g.by_id.remove(&old.activation_id);
+            }
+        }
+        if let Some(f) = file.as_mut()
+            && f.lines > 2 * self.max
+        {
+            let r = write_all(&f.path, &g.order).and_then(|()| open_append(&f.path));
+            match r {
+                Ok(w) => {
+                    f.w = w;
+                    f.lines = g.order.len();
+                }
+                Err(e) => tracing::warn!("compacting {}: {e}", f.path.display()),
             }
         }
     }
@@ -317,10 +356,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.list("guest", &q)[0].activation_id, "c");
+        s.insert(rec("d", 4, "x"));
+        s.insert(rec("e", 5, "x"));
+        let lines = std::fs::read_to_string(&p).unwrap().lines().count();
+        assert!(lines <= 4, "the file is compacted: {lines} lines");
         drop(s);
         let s = ActivationStore::open(2, Some(&p)).unwrap();
         assert_eq!(s.len(), 2);
-        assert!(s.get("guest", "c").is_some());
+        assert!(s.get("guest", "e").is_some() && s.get("guest", "d").is_some());
         let r = Response::error(Status::DeveloperError, "boom");
         assert_eq!(r.status, "action developer error");
         assert!(!r.success);
