@@ -182,21 +182,34 @@ fn notification(m: &Monitor, action: &str, req: &Value) -> Answer {
     }
 }
 
-/// The original FaaSLoad query: samples in the window, CPU re-based to the first one.
-fn original_query(m: &Monitor, req: &Value) -> Answer {
+/// The container and window (epoch ns) a request names, or the error answer.
+fn window_of(m: &Monitor, req: &Value, after: After) -> Result<(Arc<Container>, u64, u64), Answer> {
     let (Some(id), Some(start), Some(end)) = (
         str_field(req, "container"),
         req.get("start").and_then(secs_to_ns),
         req.get("end").and_then(secs_to_ns),
     ) else {
-        return Answer::error(
-            "expected {\"container\": string, \"start\": seconds, \"end\": seconds}",
+        return Err(Answer::error(
+            "expected {\"container\": string, \"start\": epoch seconds, \"end\": epoch seconds}",
             "bad_request",
-            After::Close,
-        );
+            after,
+        ));
     };
-    let Some(c) = m.container(id) else {
-        return Answer::error(format!("unknown container {id}"), "not_found", After::Close);
+    match m.container(id) {
+        Some(c) => Ok((c, start, end)),
+        None => Err(Answer::error(
+            format!("unknown container {id}"),
+            "not_found",
+            after,
+        )),
+    }
+}
+
+/// The original FaaSLoad query: samples in the window, CPU re-based to the first one.
+fn original_query(m: &Monitor, req: &Value) -> Answer {
+    let (c, start, end) = match window_of(m, req, After::Close) {
+        Ok(w) => w,
+        Err(a) => return a,
     };
     let samples = m.samples(&c, start, end);
     let base = samples.iter().find_map(Sample::cpu);
@@ -262,23 +275,9 @@ async fn typed(m: &Arc<Monitor>, t: &str, req: &Value) -> Answer {
             }
         }
         "window" | "samples" => {
-            let (Some(id), Some(start), Some(end)) = (
-                str_field(req, "container"),
-                req.get("start").and_then(secs_to_ns),
-                req.get("end").and_then(secs_to_ns),
-            ) else {
-                return Answer::error(
-                    "expected \"container\", \"start\" and \"end\" (epoch seconds)",
-                    "bad_request",
-                    After::Continue,
-                );
-            };
-            let Some(c) = m.container(id) else {
-                return Answer::error(
-                    format!("unknown container {id}"),
-                    "not_found",
-                    After::Continue,
-                );
+            let (c, start, end) = match window_of(m, req, After::Continue) {
+                Ok(w) => w,
+                Err(a) => return a,
             };
             let s = m.samples(&c, start, end);
             if t == "samples" {

@@ -91,6 +91,13 @@ struct Inner {
     open: HashMap<String, Open>,
 }
 
+impl Container {
+    /// Its mutable part (a poisoned lock is still usable: the data stays consistent).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Serializable view of a container.
 #[derive(Clone, Debug, Serialize)]
 pub struct ContainerView {
@@ -286,7 +293,7 @@ impl Monitor {
         {
             let t = self.containers.read().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = t.get(&f.id) {
-                let mut inner = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let mut inner = c.lock();
                 if inner.life != Life::Removed {
                     for i in &ids {
                         if !inner.cpu_ids.contains(i) {
@@ -323,11 +330,7 @@ impl Monitor {
         }
         // A first sample now, so a window starting right after discovery has a base.
         let first = self.sample_of(&c, &ids);
-        c.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ring
-            .push_back(first);
+        c.lock().ring.push_back(first);
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -354,7 +357,7 @@ impl Monitor {
         let t = self.containers.read().unwrap_or_else(|e| e.into_inner());
         for c in t.values() {
             if rel.starts_with(&c.rel) && rel != c.rel {
-                let mut inner = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let mut inner = c.lock();
                 if !inner.cpu_ids.contains(&cgroup_id) {
                     inner.cpu_ids.push(cgroup_id);
                     drop(inner);
@@ -368,7 +371,7 @@ impl Monitor {
     /// Marks a container removed (it answers queries during the grace period).
     pub fn remove(&self, id: &str) {
         let Some(c) = self.container(id) else { return };
-        let mut inner = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = c.lock();
         if inner.life == Life::Removed {
             return;
         }
@@ -394,7 +397,7 @@ impl Monitor {
         let Some(c) = self.container(id) else {
             return false;
         };
-        let mut inner = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = c.lock();
         if inner.life != Life::Removed {
             inner.life = if paused { Life::Paused } else { Life::Running };
         }
@@ -416,17 +419,12 @@ impl Monitor {
             .containers()
             .into_iter()
             .filter(|c| {
-                let i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let i = c.lock();
                 i.removed_ns.is_some_and(|r| now.saturating_sub(r) >= grace)
             })
             .collect();
         for c in &gone {
-            let ids = c
-                .inner
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .cpu_ids
-                .clone();
+            let ids = c.lock().cpu_ids.clone();
             self.containers
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
@@ -465,14 +463,14 @@ impl Monitor {
         let subscribed = self.stream.receiver_count() > 0;
         for c in self.containers() {
             let ids = {
-                let i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let i = c.lock();
                 if i.life == Life::Removed {
                     continue;
                 }
                 i.cpu_ids.clone()
             };
             let s = self.sample_of(&c, &ids);
-            let mut i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut i = c.lock();
             i.ring.push_back(s);
             while i
                 .ring
@@ -497,7 +495,7 @@ impl Monitor {
 
     /// Samples of container `c` with epoch-ns time in `[from, to]`.
     pub fn samples(&self, c: &Container, from: u64, to: u64) -> Vec<Sample> {
-        let i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let i = c.lock();
         i.ring
             .iter()
             .filter(|s| s.t_ns >= from && s.t_ns <= to)
@@ -507,13 +505,13 @@ impl Monitor {
 
     /// The last sample at or before `t` (the cgroupfs backend's view of an instant).
     fn sample_before(&self, c: &Container, t: u64) -> Option<Sample> {
-        let i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let i = c.lock();
         i.ring.iter().rev().find(|s| s.t_ns <= t).copied()
     }
 
     /// Serializable view of a container.
     pub fn view(&self, c: &Container) -> ContainerView {
-        let i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let i = c.lock();
         ContainerView {
             id: c.id.clone(),
             kind: c.kind.clone(),
@@ -547,7 +545,7 @@ impl Monitor {
     /// Pushes a boundary reading into the ring (eBPF backend only: a poller has none).
     fn push_boundary(&self, c: &Container, s: &Snap) {
         let Some(e) = s.ebpf else { return };
-        let mut i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = c.lock();
         i.ring.push_back(Sample {
             t_ns: s.t_ns,
             cpu_ns: e.cpu_ns,
@@ -558,17 +556,12 @@ impl Monitor {
 
     /// An activation starts in container `c`.
     pub fn activation_start(&self, c: &Container, activation_id: &str) {
-        let ids = c
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .cpu_ids
-            .clone();
+        let ids = c.lock().cpu_ids.clone();
         let polling = self.kernel.is_none();
         let peak_reset = !polling && self.cfg.reset_peak && c.reader.reset_peak();
         let start = self.snap(c, &ids);
         self.push_boundary(c, &start);
-        let mut i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = c.lock();
         i.open
             .insert(activation_id.to_string(), Open { start, peak_reset });
     }
@@ -577,7 +570,7 @@ impl Monitor {
     /// never seen).
     pub fn activation_end(&self, c: &Container, activation_id: &str) -> Option<Arc<Summary>> {
         let (ids, open) = {
-            let mut i = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut i = c.lock();
             (i.cpu_ids.clone(), i.open.remove(activation_id))
         };
         let open = open?;
@@ -671,13 +664,9 @@ impl Monitor {
 
     /// Is activation `id` started and not yet ended somewhere?
     pub fn is_open(&self, id: &str) -> bool {
-        self.containers().iter().any(|c| {
-            c.inner
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .open
-                .contains_key(id)
-        })
+        self.containers()
+            .iter()
+            .any(|c| c.lock().open.contains_key(id))
     }
 
     /// Finds containers now present in the cgroup tree; returns how many were new.
@@ -694,7 +683,7 @@ impl Monitor {
         }
         // Containers whose cgroup vanished without an event (cgroupfs backend, drops).
         for c in self.containers() {
-            let live = c.inner.lock().unwrap_or_else(|e| e.into_inner()).life != Life::Removed;
+            let live = c.lock().life != Life::Removed;
             if live && !present.contains(&c.id) && !c.reader.exists() {
                 self.remove(&c.id);
             }
