@@ -1,15 +1,18 @@
 //! Notifications to the monitor, as a patched OpenWhisk invoker sends them: one JSON line
-//! per message over a UNIX stream connection to the monitor's socket. Sending never
-//! blocks an activation: messages go through a bounded channel to one sender task that
-//! keeps a connection open, reconnects on failure and counts what it had to drop.
+//! per message over a UNIX stream connection to the monitor's socket. Messages go through
+//! a bounded channel to one sender task that keeps a connection open, reconnects on
+//! failure and counts what it had to drop. Every message asks for the monitor's `ack`
+//! (so the stream stays in step); only an activation start waits for it, briefly, so the
+//! monitor's start reading precedes the run and short activations are measured whole.
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
 
 /// One message to the monitor.
 #[derive(Debug, Serialize)]
@@ -20,16 +23,24 @@ pub struct Message {
     pub activation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<f64>,
+    /// Always true: the monitor answers each message with one line.
+    pub ack: bool,
 }
+
+type Item = (Message, Option<oneshot::Sender<()>>);
 
 /// Handle to the sender task (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct Notifier {
-    tx: Option<mpsc::Sender<Message>>,
+    tx: Option<mpsc::Sender<Item>>,
     dropped: Arc<AtomicU64>,
 }
 
 const QUEUE: usize = 4096;
+/// How long an activation waits for the monitor to record its start.
+pub const START_WAIT: Duration = Duration::from_millis(20);
+/// How long the sender waits for the monitor's answer to one message.
+const ANSWER_WAIT: Duration = Duration::from_millis(500);
 
 impl Notifier {
     /// A notifier that sends nothing.
@@ -58,37 +69,110 @@ impl Notifier {
 
     /// A container event: `run`, `rm`, `pause` or `resume`.
     pub fn container(&self, action: &'static str, container: &str) {
-        self.send(Message {
-            action,
-            container: container.to_string(),
-            activation_id: None,
-            time: None,
-        });
+        self.send(
+            Message {
+                action,
+                container: container.to_string(),
+                activation_id: None,
+                time: None,
+                ack: true,
+            },
+            None,
+        );
     }
 
-    /// An activation boundary: `activation_start` or `activation_end`.
-    pub fn activation(&self, action: &'static str, container: &str, activation_id: &str) {
-        self.send(Message {
+    fn activation_msg(action: &'static str, container: &str, activation_id: &str) -> Message {
+        Message {
             action,
             container: container.to_string(),
             activation_id: Some(activation_id.to_string()),
             time: Some(crate::util::clock::epoch_ns() as f64 / 1e9),
-        });
+            ack: true,
+        }
     }
 
-    fn send(&self, m: Message) {
+    /// An activation starts: returns once the monitor has recorded it, or after
+    /// [`START_WAIT`] (or at once when no monitor listens).
+    pub async fn activation_start(&self, container: &str, activation_id: &str) {
+        if self.tx.is_none() {
+            return;
+        }
+        let (done, wait) = oneshot::channel();
+        let m = Self::activation_msg("activation_start", container, activation_id);
+        self.send(m, Some(done));
+        let _ = tokio::time::timeout(START_WAIT, wait).await;
+    }
+
+    /// An activation ended (fire and forget).
+    pub fn activation_end(&self, container: &str, activation_id: &str) {
+        let m = Self::activation_msg("activation_end", container, activation_id);
+        self.send(m, None);
+    }
+
+    fn send(&self, m: Message, done: Option<oneshot::Sender<()>>) {
         if let Some(tx) = &self.tx
-            && tx.try_send(m).is_err()
+            && tx.try_send((m, done)).is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-async fn sender(path: PathBuf, mut rx: mpsc::Receiver<Message>, dropped: Arc<AtomicU64>) {
-    let mut conn: Option<tokio::net::UnixStream> = None;
+/// An open connection to the monitor.
+struct Conn {
+    rd: BufReader<OwnedReadHalf>,
+    wr: OwnedWriteHalf,
+    /// False once the peer failed to answer in time (a listener without acks, like the
+    /// original FaaSLoad's): messages are then only written.
+    acks: bool,
+}
+
+async fn connect(path: &PathBuf) -> Option<Conn> {
+    if !path.exists() {
+        return None;
+    }
+    let s = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::UnixStream::connect(path),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let (rd, wr) = s.into_split();
+    Some(Conn {
+        rd: BufReader::new(rd),
+        wr,
+        acks: true,
+    })
+}
+
+/// Writes one line and reads the monitor's one-line answer. False if the line could not
+/// be delivered (the connection is then dropped and the line sent again once).
+async fn exchange(c: &mut Conn, line: &[u8], answer: &mut String) -> bool {
+    if c.wr.write_all(line).await.is_err() {
+        return false;
+    }
+    answer.clear();
+    if c.acks {
+        match tokio::time::timeout(ANSWER_WAIT, c.rd.read_line(answer)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return false,
+            Err(_) => {
+                tracing::warn!(
+                    "the monitor does not answer notifications; sending without waiting"
+                );
+                c.acks = false;
+            }
+        }
+    }
+    true
+}
+
+async fn sender(path: PathBuf, mut rx: mpsc::Receiver<Item>, dropped: Arc<AtomicU64>) {
+    let mut conn: Option<Conn> = None;
     let mut buf = Vec::with_capacity(256);
-    while let Some(m) = rx.recv().await {
+    let mut answer = String::new();
+    while let Some((m, done)) = rx.recv().await {
         buf.clear();
         if serde_json::to_writer(&mut buf, &m).is_err() {
             dropped.fetch_add(1, Ordering::Relaxed);
@@ -98,29 +182,23 @@ async fn sender(path: PathBuf, mut rx: mpsc::Receiver<Message>, dropped: Arc<Ato
         let mut sent = false;
         for _ in 0..2 {
             if conn.is_none() {
-                if !path.exists() {
-                    break;
-                }
-                match tokio::time::timeout(
-                    Duration::from_millis(200),
-                    tokio::net::UnixStream::connect(&path),
-                )
-                .await
-                {
-                    Ok(Ok(s)) => conn = Some(s),
-                    _ => break,
-                }
+                conn = connect(&path).await;
             }
-            if let Some(s) = conn.as_mut() {
-                if s.write_all(&buf).await.is_ok() {
-                    sent = true;
-                    break;
+            let Some(c) = conn.as_mut() else { break };
+            if exchange(c, &buf, &mut answer).await {
+                sent = true;
+                if !answer.is_empty() && !answer.contains("\"ok\":true") {
+                    tracing::debug!("monitor answered {}: {}", m.action, answer.trim());
                 }
-                conn = None;
+                break;
             }
+            conn = None;
         }
         if !sent {
             dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(d) = done {
+            let _ = d.send(());
         }
     }
 }
@@ -139,17 +217,30 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(n.dropped(), 1);
         let l = tokio::net::UnixListener::bind(&path).unwrap();
-        n.activation("activation_start", "c0", "0123");
-        let (s, _) = l.accept().await.unwrap();
-        let mut lines = tokio::io::BufReader::new(s).lines();
-        let line = lines.next_line().await.unwrap().unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let server = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (rd, mut wr) = s.into_split();
+            let mut lines = tokio::io::BufReader::new(rd).lines();
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let line = lines.next_line().await.unwrap().unwrap();
+                wr.write_all(b"{\"ok\":true}\n").await.unwrap();
+                got.push(line);
+            }
+            got
+        });
+        // The start waits for the monitor's answer (well under START_WAIT here).
+        n.activation_start("c0", "0123").await;
+        n.container("rm", "c0");
+        let got = server.await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
         assert_eq!(v["action"], "activation_start");
         assert_eq!(v["container"], "c0");
         assert_eq!(v["activation_id"], "0123");
+        assert_eq!(v["ack"], true);
         assert!(v["time"].as_f64().unwrap() > 1.6e9);
-        n.container("rm", "c0");
-        let line = lines.next_line().await.unwrap().unwrap();
-        assert_eq!(line, r#"{"action":"rm","container":"c0"}"#);
+        assert_eq!(got[1], r#"{"action":"rm","container":"c0","ack":true}"#);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(n.dropped(), 1);
     }
 }
