@@ -434,10 +434,19 @@ fn subscription_streams_container_events_and_metrics_are_served() {
 #[test]
 fn monitor_check_command_reports_exact_cpu() {
     require_root();
-    let out = std::process::Command::new(faasload_tests::bin())
+    let child = std::process::Command::new(faasload_tests::bin())
         .arg("monitor-check")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let layout = faasload::cgroup::Layout::detect().unwrap();
+    for root in layout.roots() {
+        let d = root.join(format!("faasload/check-{pid}"));
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -51,6 +51,7 @@ impl Drop for TestTree {
         for d in self.dirs() {
             let _ = std::fs::remove_dir(&d);
         }
+        faasload::cgroup::prune_empty(&self.layout, std::path::Path::new(&self.name));
         if !std::thread::panicking() {
             for d in self.dirs() {
                 assert!(!d.exists(), "test cgroup {} left behind", d.display());

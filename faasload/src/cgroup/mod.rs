@@ -9,7 +9,7 @@ mod owned;
 mod reader;
 
 pub use layout::{Controller, Layout, Version};
-pub use owned::{OwnedCgroup, inode, remove_subtree};
+pub use owned::{OwnedCgroup, inode, prune_empty, remove_subtree};
 pub use reader::{CgroupReader, Counters};
 
 /// Name of faasload's own subtree in every hierarchy.

@@ -313,6 +313,20 @@ pub fn remove_subtree(layout: &Layout, rel: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes `faasload/<rel>` and then `faasload/` itself in every hierarchy, if they are
+/// empty of child cgroups (another user of the subtree keeps them: rmdir then fails with
+/// EBUSY and nothing happens).
+pub fn prune_empty(layout: &Layout, rel: &Path) {
+    let roots = layout
+        .roots()
+        .into_iter()
+        .chain(layout.v2().map(Path::to_path_buf));
+    for root in roots {
+        let _ = std::fs::remove_dir(root.join(SUBTREE).join(rel));
+        let _ = std::fs::remove_dir(root.join(SUBTREE));
+    }
+}
+
 /// The inode number of a cgroup directory, which is its cgroup id.
 pub fn inode(dir: &Path) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;

@@ -202,6 +202,8 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
         let _ = child.wait();
         cg.remove()?;
     }
+    crate::cgroup::remove_subtree(&layout, Path::new(tree))?;
+    crate::cgroup::prune_empty(&layout, Path::new(tree));
     if a_backend_is_exact(&hello) && worst > 1.0 {
         bail!(
             "per-activation CPU off by more than max(1 %, 200 µs) (worst {worst:.2}x the tolerance)"

@@ -71,6 +71,9 @@ impl PlatformHandle {
             let _ = s.send(());
         }
         self.platform.pool.shutdown().await;
+        if let Ok(layout) = Layout::detect_with(self.platform.cfg.cgroup_version) {
+            crate::cgroup::prune_empty(&layout, Path::new("platform"));
+        }
         (&mut self.server)
             .await
             .context("server task")?
