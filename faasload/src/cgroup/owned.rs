@@ -40,12 +40,11 @@ impl OwnedCgroup {
             Version::V1 => {
                 let mut seen: Vec<PathBuf> = Vec::new();
                 for c in Controller::ALL {
-                    if let Some(m) = layout.v1(c) {
-                        if !seen.iter().any(|s| s == m) {
+                    if let Some(m) = layout.v1(c)
+                        && !seen.iter().any(|s| s == m) {
                             seen.push(m.to_path_buf());
                             dirs.push((Some(c), m.join(&rel)));
                         }
-                    }
                 }
             }
         }

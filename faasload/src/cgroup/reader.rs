@@ -105,11 +105,10 @@ impl CgroupReader {
         let version = layout.version();
         let mut paths: Vec<PathBuf> = Vec::new();
         for c in Controller::ALL {
-            if let Some(p) = d(c) {
-                if !paths.contains(&p) {
+            if let Some(p) = d(c)
+                && !paths.contains(&p) {
                     paths.push(p);
                 }
-            }
         }
         let born = Instant::now();
         match version {

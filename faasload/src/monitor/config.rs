@@ -151,11 +151,10 @@ impl MonitorConfig {
         if !(self.grace_s.is_finite() && self.grace_s >= 0.0) {
             anyhow::bail!("grace_s must be zero or positive");
         }
-        if let Some(a) = self.metrics_addr {
-            if !a.ip().is_loopback() {
+        if let Some(a) = self.metrics_addr
+            && !a.ip().is_loopback() {
                 anyhow::bail!("metrics_addr {a} is not a loopback address");
             }
-        }
         for p in &self.patterns {
             let re = regex::Regex::new(&p.regex)
                 .map_err(|e| anyhow::anyhow!("pattern {:?}: {e}", p.regex))?;

@@ -38,15 +38,14 @@ impl Matcher {
     pub fn matches(&self, rel: &str) -> Option<Found> {
         let rel = rel.trim_start_matches('/');
         for (kind, re) in &self.pats {
-            if let Some(c) = re.captures(rel) {
-                if let Some(id) = c.name("id") {
+            if let Some(c) = re.captures(rel)
+                && let Some(id) = c.name("id") {
                     return Some(Found {
                         id: id.as_str().to_string(),
                         kind: kind.clone(),
                         rel: PathBuf::from(rel),
                     });
                 }
-            }
         }
         None
     }

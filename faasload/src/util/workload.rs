@@ -5,6 +5,7 @@
 //! - `cpu <ms>`: busy-loop until this process has used <ms> more CPU time (rusage);
 //! - `mem <MiB>`: allocate and touch <MiB>, hold it; `free`: release it;
 //! - `exit`.
+//!
 //! Answers: `{"ok":true,"cpu_ns":<self CPU used by the command>,"rusage_ns":<total>}`.
 use std::io::{BufRead, Write};
 
