@@ -93,10 +93,9 @@ impl Layout {
             let superopts = r.nth(1).unwrap_or("");
             let Some(mount) = mount else { continue };
             match fstype {
-                Some("cgroup2")
-                    if v2.is_none() => {
-                        v2 = Some(PathBuf::from(mount));
-                    }
+                Some("cgroup2") if v2.is_none() => {
+                    v2 = Some(PathBuf::from(mount));
+                }
                 Some("cgroup") => {
                     for opt in superopts.split(',') {
                         for c in Controller::ALL {

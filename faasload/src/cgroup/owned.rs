@@ -41,10 +41,11 @@ impl OwnedCgroup {
                 let mut seen: Vec<PathBuf> = Vec::new();
                 for c in Controller::ALL {
                     if let Some(m) = layout.v1(c)
-                        && !seen.iter().any(|s| s == m) {
-                            seen.push(m.to_path_buf());
-                            dirs.push((Some(c), m.join(&rel)));
-                        }
+                        && !seen.iter().any(|s| s == m)
+                    {
+                        seen.push(m.to_path_buf());
+                        dirs.push((Some(c), m.join(&rel)));
+                    }
                 }
             }
         }

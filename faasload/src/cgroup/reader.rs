@@ -106,9 +106,10 @@ impl CgroupReader {
         let mut paths: Vec<PathBuf> = Vec::new();
         for c in Controller::ALL {
             if let Some(p) = d(c)
-                && !paths.contains(&p) {
-                    paths.push(p);
-                }
+                && !paths.contains(&p)
+            {
+                paths.push(p);
+            }
         }
         let born = Instant::now();
         match version {

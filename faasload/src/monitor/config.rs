@@ -152,9 +152,10 @@ impl MonitorConfig {
             anyhow::bail!("grace_s must be zero or positive");
         }
         if let Some(a) = self.metrics_addr
-            && !a.ip().is_loopback() {
-                anyhow::bail!("metrics_addr {a} is not a loopback address");
-            }
+            && !a.ip().is_loopback()
+        {
+            anyhow::bail!("metrics_addr {a} is not a loopback address");
+        }
         for p in &self.patterns {
             let re = regex::Regex::new(&p.regex)
                 .map_err(|e| anyhow::anyhow!("pattern {:?}: {e}", p.regex))?;

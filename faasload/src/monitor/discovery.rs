@@ -39,13 +39,14 @@ impl Matcher {
         let rel = rel.trim_start_matches('/');
         for (kind, re) in &self.pats {
             if let Some(c) = re.captures(rel)
-                && let Some(id) = c.name("id") {
-                    return Some(Found {
-                        id: id.as_str().to_string(),
-                        kind: kind.clone(),
-                        rel: PathBuf::from(rel),
-                    });
-                }
+                && let Some(id) = c.name("id")
+            {
+                return Some(Found {
+                    id: id.as_str().to_string(),
+                    kind: kind.clone(),
+                    rel: PathBuf::from(rel),
+                });
+            }
         }
         None
     }
