@@ -3,6 +3,7 @@
 //! Every command installs what it needs first (idempotently, and quickly when it is
 //! already there), so the same command works on a fresh machine and on a warm one.
 
+mod bench;
 mod cmd;
 mod demo;
 mod ebpf;
@@ -33,6 +34,15 @@ enum Command {
         #[arg(long)]
         debug: bool,
     },
+    /// Benchmarks, side by side with a peer in the same run; writes BENCHMARKS.md
+    /// (needs root). Suites: platform. All suites when none is named.
+    Bench {
+        /// Suites to run (default: all).
+        suites: Vec<String>,
+        /// Short run for the smoke test; writes target/bench/<suite>.md, not BENCHMARKS.md.
+        #[arg(long)]
+        quick: bool,
+    },
     /// The demo: builds everything, then runs the monitor against a sample workload and
     /// prints what it saw next to the cgroups' own counters (needs root).
     Demo,
@@ -52,6 +62,7 @@ fn main() -> ExitCode {
         Command::BuildEbpf { debug } => ebpf::build(&ws, debug).map(|_| ()),
         Command::Test { args } => test::run(&ws, &args),
         Command::Demo => demo::run(&ws),
+        Command::Bench { suites, quick } => bench::run(&ws, &suites, &bench::Options { quick }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
