@@ -250,18 +250,21 @@ def main():
     out.append(hdr)
     for key, _ in labels:
         label, rt_s, dur_s, ovh_s, all_rt = stats[key]
+        split = ("-", "-", "-") if key == "floor" else (
+            "%.0f" % us(med(dur_s, "p50")),
+            "%.0f" % us(med(ovh_s, "p50")),
+            "%.0f" % us(med(ovh_s, "p99")),
+        )
         out.append(
-            "%-44s %-22s %-22s %-10.0f %-10.0f %-14.0f %-14.0f %.0f"
+            "%-44s %-22s %-22s %-10.0f %-10.0f %-14s %-14s %s"
             % (
                 label,
                 spread([s["p50"] for s in rt_s]),
                 spread([s["p99"] for s in rt_s]),
                 us(max(all_rt)),
                 us(med(rt_s, "mean")),
-                us(med(dur_s, "p50")),
-                us(med(ovh_s, "p50")),
-                us(med(ovh_s, "p99")),
             )
+            + split
         )
     for name, _, _, _ in actions:
         rt_s = stats[name][1]
