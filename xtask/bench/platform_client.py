@@ -258,13 +258,15 @@ def main():
         out.append(
             "%-44s %-22s %-22s %-10.0f %-10.0f %-14s %-14s %s"
             % (
-                label,
-                spread([s["p50"] for s in rt_s]),
-                spread([s["p99"] for s in rt_s]),
-                us(max(all_rt)),
-                us(med(rt_s, "mean")),
+                (
+                    label,
+                    spread([s["p50"] for s in rt_s]),
+                    spread([s["p99"] for s in rt_s]),
+                    us(max(all_rt)),
+                    us(med(rt_s, "mean")),
+                )
+                + split
             )
-            + split
         )
     for name, _, _, _ in actions:
         rt_s = stats[name][1]
