@@ -23,6 +23,10 @@ const STEPS: &[(&str, Ensure)] = &[
     ("kernel BTF", ensure_kernel_btf),
     ("eBPF kernel programs", ensure_ebpf),
     ("workspace build", ensure_workspace_built),
+    (
+        "bench platform --quick (harness smoke test)",
+        ensure_bench_smoke,
+    ),
 ];
 
 pub fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
@@ -66,6 +70,16 @@ fn ensure_kernel_btf(_: &Workspace) -> Result<()> {
 
 fn ensure_ebpf(ws: &Workspace) -> Result<()> {
     ebpf::build(ws, false).map(|_| ())
+}
+
+/// Runs one benchmark suite in quick mode so the harness cannot rot (its numbers are
+/// not asserted and not written to BENCHMARKS.md).
+fn ensure_bench_smoke(ws: &Workspace) -> Result<()> {
+    crate::bench::run(
+        ws,
+        &["platform".to_owned()],
+        &crate::bench::Options { quick: true },
+    )
 }
 
 fn ensure_workspace_built(ws: &Workspace) -> Result<()> {
