@@ -9,18 +9,23 @@ use crate::ebpf;
 use crate::workspace::Workspace;
 
 pub fn run(ws: &Workspace) -> Result<()> {
+    let bin = release_faasload(ws)?;
+    step("faasload monitor-check", || {
+        cmd::run(std::process::Command::new(&bin).arg("monitor-check"))
+    })
+}
+
+/// Builds the kernel programs and the release `faasload` binary; returns its path.
+pub fn release_faasload(ws: &Workspace) -> Result<std::path::PathBuf> {
     step("eBPF kernel programs", || {
         ebpf::build(ws, false).map(|_| ())
     })?;
-    step("faasload (release)", || {
+    step("cargo build --release -p faasload", || {
         cmd::run(
             cmd::cargo()
                 .args(["build", "--release", "-p", "faasload"])
                 .current_dir(&ws.root),
         )
     })?;
-    let bin = ws.target_dir.join("release").join("faasload");
-    step("faasload monitor-check", || {
-        cmd::run(std::process::Command::new(&bin).arg("monitor-check"))
-    })
+    Ok(ws.target_dir.join("release").join("faasload"))
 }

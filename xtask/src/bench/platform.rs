@@ -20,7 +20,6 @@ use anyhow::{Context, Result, bail};
 use super::Options;
 use super::floor::FloorServer;
 use crate::cmd::{self, step};
-use crate::ebpf;
 use crate::workspace::Workspace;
 
 /// OpenWhisk's public guest key, as in `config/platform.yml`.
@@ -53,17 +52,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
             cold: 20,
         }
     };
-    step("eBPF kernel programs", || {
-        ebpf::build(ws, false).map(|_| ())
-    })?;
-    step("cargo build --release -p faasload", || {
-        cmd::run(
-            cmd::cargo()
-                .args(["build", "--release", "-p", "faasload"])
-                .current_dir(&ws.root),
-        )
-    })?;
-    let bin = ws.target_dir.join("release").join("faasload");
+    let bin = crate::demo::release_faasload(ws)?;
     let tmp = TempDir::create()?;
     let body = measure(ws, &bin, &tmp, &sizes);
     drop(tmp);
