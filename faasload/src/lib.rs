@@ -3,5 +3,8 @@
 //! over the modules here, one folder per domain.
 pub mod cgroup;
 pub mod monitor;
+pub mod openwhisk;
 pub mod platform;
+pub mod store;
+pub mod trace;
 pub mod util;
