@@ -1,9 +1,27 @@
 //! The platform side of the loader: one small interface ([`Backend`]: deploy, invoke,
 //! fetch record) so the scheduler, recorder and reports never change, with the OpenWhisk
 //! REST implementation (typed client, credentials like `wsk`) and a generic HTTP one.
+//!
+//! - [`record`]: outcomes, classes and typed activation records (parsed from JSON);
+//! - [`classify`]: HTTP status / record status / transport error -> [`OutcomeClass`];
+//! - [`credentials`]: endpoints from the trace, the environment or `~/.wskprops`;
+//! - [`http`]: the shared HTTP client, timeouts, retries, timed requests;
+//! - [`client`]: the [`OpenWhisk`] backend; [`generic`]: the [`GenericHttp`] backend;
+//! - [`deploy`]: [`deploy_all`], every (user, function) pair of a trace.
+pub mod classify;
+pub mod client;
+pub mod credentials;
+pub mod deploy;
+pub mod generic;
+pub mod http;
 pub mod record;
 
-pub use record::{ActivationRecord, Outcome, OutcomeClass};
+pub use client::{OpenWhisk, OpenWhiskOptions, PollOptions};
+pub use credentials::{CredentialSources, CredentialsError, resolve_endpoint};
+pub use deploy::{DeployReport, DeployedAction, deploy_all};
+pub use generic::{GenericHttp, GenericOptions};
+pub use http::{ClientError, HttpOptions, RetryOptions};
+pub use record::{ActivationRecord, Outcome, OutcomeClass, RecordError};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,4 +70,17 @@ pub trait Backend: Send + Sync {
         action: &'a str,
         params: &'a Map<String, Value>,
     ) -> BoxFut<'a, Outcome>;
+    /// The stored record of an activation (None while it is not stored). Platforms that
+    /// keep no records answer an error.
+    fn fetch_record<'a>(
+        &'a self,
+        _ep: &'a Endpoint,
+        activation_id: &'a str,
+    ) -> BoxFut<'a, anyhow::Result<Option<ActivationRecord>>> {
+        Box::pin(async move {
+            Err(anyhow::anyhow!(
+                "activation {activation_id}: this platform keeps no activation records"
+            ))
+        })
+    }
 }
