@@ -1,0 +1,270 @@
+//! The connection to one of the three databases (SQLite, PostgreSQL, MariaDB/MySQL):
+//! URL parsing, pool creation, schema creation, and the small helpers that let one piece
+//! of code run on all three (placeholder rewriting, typed values, column reads).
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Row, Type};
+
+use super::StoreError;
+use super::schema::{self, Dialect};
+
+/// A pool on one of the supported databases (cheap to clone).
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool (the body is compiled once per
+/// database, so query builders get each database's placeholders and types).
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::db::Pool::Sqlite($p) => $body,
+            $crate::store::db::Pool::Postgres($p) => $body,
+            $crate::store::db::Pool::MySql($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Binds a [`Val`] to a query builder or a `Separated` list.
+macro_rules! push_val {
+    ($b:expr, $v:expr) => {
+        match $v {
+            $crate::store::db::Val::I(x) => {
+                $b.push_bind(x);
+            }
+            $crate::store::db::Val::F(x) => {
+                $b.push_bind(x);
+            }
+            $crate::store::db::Val::S(x) => {
+                $b.push_bind(x);
+            }
+            $crate::store::db::Val::B(x) => {
+                $b.push_bind(x);
+            }
+        }
+    };
+}
+pub(crate) use push_val;
+
+/// A value to bind, of one of the column types the schema uses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    I(Option<i64>),
+    F(Option<f64>),
+    S(Option<String>),
+    B(Option<bool>),
+}
+
+/// A u64 as a BIGINT (saturating: no counter we store comes near 2^63).
+pub fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Where the store lives, from its URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file (created if missing).
+    Sqlite(String),
+    /// `postgres://` or `postgresql://` URL.
+    Postgres(String),
+    /// `mysql://` URL (`mariadb://` is accepted and rewritten).
+    MySql(String),
+}
+
+impl Target {
+    /// `sqlite://path` (`sqlite:path`, or a bare path), `postgres://...`, `mysql://...`
+    /// or `mariadb://...`.
+    pub fn parse(url: &str) -> Result<Target, StoreError> {
+        let bad = |why: &str| StoreError::Url {
+            url: redact(url),
+            why: why.to_string(),
+        };
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                return Err(bad("no file name after sqlite://"));
+            }
+            Ok(Target::Sqlite(rest.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Target::Postgres(url.to_string()))
+        } else if url.starts_with("mysql://") {
+            Ok(Target::MySql(url.to_string()))
+        } else if let Some(rest) = url.strip_prefix("mariadb://") {
+            Ok(Target::MySql(format!("mysql://{rest}")))
+        } else if url.contains("://") {
+            Err(bad(
+                "unsupported scheme (use sqlite://FILE, postgres://..., mysql:// or mariadb://...)",
+            ))
+        } else if url.is_empty() {
+            Err(bad("empty store URL"))
+        } else {
+            Ok(Target::Sqlite(url.to_string()))
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((cred, host)) = rest.rsplit_once('@')
+    {
+        let user = cred.split(':').next().unwrap_or("");
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+impl Pool {
+    /// Connects and creates the missing tables.
+    pub async fn open(target: &Target) -> Result<Pool, StoreError> {
+        let timeout = Duration::from_secs(10);
+        let pool = match target {
+            Target::Sqlite(path) => {
+                let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+                    .map_err(|e| StoreError::db(format!("SQLite file {path}"), e))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .busy_timeout(timeout);
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(4)
+                        .acquire_timeout(timeout)
+                        .connect_with(opts)
+                        .await
+                        .map_err(|e| StoreError::db(format!("opening SQLite file {path}"), e))?,
+                )
+            }
+            Target::Postgres(url) => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(timeout)
+                    .connect(url)
+                    .await
+                    .map_err(|e| StoreError::db(format!("connecting to {}", redact(url)), e))?,
+            ),
+            Target::MySql(url) => Pool::MySql(
+                MySqlPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(timeout)
+                    .connect(url)
+                    .await
+                    .map_err(|e| StoreError::db(format!("connecting to {}", redact(url)), e))?,
+            ),
+        };
+        pool.create_schema().await?;
+        Ok(pool)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    async fn create_schema(&self) -> Result<(), StoreError> {
+        for stmt in schema::statements(self.dialect()) {
+            let first = stmt.lines().next().unwrap_or("").to_string();
+            on_pool!(self, p => sqlx::raw_sql(AssertSqlSafe(stmt)).execute(p).await.map(|_| ()))
+                .map_err(|e| StoreError::db(format!("creating the schema ({first})"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+}
+
+/// `?` placeholders rewritten as `$1, $2, ...` for PostgreSQL (the statements given here
+/// hold no `?` inside literals).
+pub fn sql(d: Dialect, q: &str) -> String {
+    if d != Dialect::Postgres {
+        return q.to_string();
+    }
+    let mut out = String::with_capacity(q.len() + 8);
+    let mut n = 0;
+    for c in q.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Column `i` of `row`, decoded, with the column's position in the error.
+pub fn get<'r, R, T>(row: &'r R, i: usize, what: &str) -> Result<T, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get(i)
+        .map_err(|e| StoreError::db(format!("reading column {i} of {what}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            Target::parse("sqlite://r.db").unwrap(),
+            Target::Sqlite("r.db".into())
+        );
+        assert_eq!(
+            Target::parse("/tmp/x.db").unwrap(),
+            Target::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            Target::parse("mariadb://u:p@h/db").unwrap(),
+            Target::MySql("mysql://u:p@h/db".into())
+        );
+        assert!(matches!(
+            Target::parse("postgresql://h/db").unwrap(),
+            Target::Postgres(_)
+        ));
+        let e = Target::parse("redis://u:secret@h").unwrap_err().to_string();
+        assert!(
+            e.contains("unsupported scheme") && !e.contains("secret"),
+            "{e}"
+        );
+        assert!(Target::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn placeholders() {
+        assert_eq!(
+            sql(Dialect::Postgres, "a = ? AND b = ?"),
+            "a = $1 AND b = $2"
+        );
+        assert_eq!(sql(Dialect::MySql, "a = ?"), "a = ?");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:pw@127.0.0.1/db"),
+            "postgres://u:***@127.0.0.1/db"
+        );
+        assert_eq!(redact("sqlite://x"), "sqlite://x");
+    }
+}
