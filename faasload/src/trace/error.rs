@@ -90,12 +90,6 @@ impl Errors {
             self.0.push(e);
         }
     }
-    pub fn full(&self) -> bool {
-        self.0.len() >= MAX_ERRORS
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
     /// `Err` with everything collected, if anything was.
     pub fn into_result(self) -> Result<(), TraceError> {
         if self.0.is_empty() {

@@ -4,9 +4,12 @@
 pub mod arrival;
 pub mod error;
 pub mod model;
+pub mod resolve;
 pub mod schedule;
 pub mod seed;
 pub mod spec;
+pub mod yaml;
+pub mod yaml_pos;
 
 pub use arrival::{Arrival, Law};
 pub use error::TraceError;

@@ -84,3 +84,16 @@ impl Trace {
         (self.schedule)()
     }
 }
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("origin", &self.origin)
+            .field("users", &self.users)
+            .field("functions", &self.functions)
+            .field("seed", &self.seed)
+            .field("pairs", &self.pairs)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
