@@ -6,6 +6,7 @@ pub mod loader;
 pub mod monitor;
 pub mod openwhisk;
 pub mod platform;
+pub mod report;
 pub mod store;
 pub mod trace;
 pub mod util;

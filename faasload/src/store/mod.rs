@@ -24,6 +24,7 @@ pub mod row;
 pub mod schema;
 mod writer;
 
+pub use db::redact;
 pub use read::{LoadInfo, ResourceRow, StoredRow};
 pub use row::{MonitorReading, RunRow};
 pub use schema::Dialect;
