@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::cmd::{self, step};
 use crate::ebpf;
@@ -23,6 +23,8 @@ const STEPS: &[(&str, Ensure)] = &[
     ("kernel BTF", ensure_kernel_btf),
     ("eBPF kernel programs", ensure_ebpf),
     ("workspace build", ensure_workspace_built),
+    ("PostgreSQL test server", ensure_postgres),
+    ("MariaDB test server", ensure_mariadb),
     (
         "bench platform --quick (harness smoke test)",
         ensure_bench_smoke,
@@ -92,5 +94,199 @@ fn ensure_workspace_built(ws: &Workspace) -> Result<()> {
     if !bin.is_file() {
         bail!("`cargo build` succeeded but {} is missing", bin.display());
     }
+    Ok(())
+}
+
+/// `apt-get update` runs at most once per `cargo xtask test`.
+static APT_UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Installs Debian packages (after one `apt-get update`).
+fn apt_install(packages: &[&str]) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    if !APT_UPDATED.swap(true, Ordering::SeqCst) {
+        cmd::run(std::process::Command::new("apt-get").args(["update", "-qq"]))?;
+    }
+    cmd::run(
+        std::process::Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Sets a variable for the `cargo test` step (xtask is single-threaded here).
+fn export(var: &str, value: &str) {
+    println!("    {var}={value}");
+    // SAFETY: xtask runs its steps on one thread; no other thread reads the environment.
+    unsafe { std::env::set_var(var, value) };
+}
+
+/// Polls `ready` every 200 ms for up to `secs` seconds.
+fn wait_until(what: &str, secs: u64, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    bail!("{what} not ready after {secs} s")
+}
+
+/// The test PostgreSQL: its own cluster in /var/lib/faasload-test/postgres, on
+/// 127.0.0.1:55432 (socket in the data directory), user `faasload` / password
+/// `faasload`, database `faasload_test`. Left running for the next run; a cluster
+/// already running is reused. Exports `FAASLOAD_TEST_POSTGRES_URL`.
+fn ensure_postgres(_: &Workspace) -> Result<()> {
+    use std::process::Command;
+    const DIR: &str = "/var/lib/faasload-test/postgres";
+    const PORT: &str = "55432";
+    let bin = || -> Option<std::path::PathBuf> {
+        let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("pg_ctl").is_file())
+            .collect();
+        versions.sort_by_key(|b| {
+            b.parent()
+                .and_then(|v| v.file_name())
+                .and_then(|v| v.to_str())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
+        versions.pop()
+    };
+    let bin = match bin() {
+        Some(b) => b,
+        None => {
+            apt_install(&["postgresql", "postgresql-client"])?;
+            bin().context("postgresql installed but no /usr/lib/postgresql/*/bin/pg_ctl")?
+        }
+    };
+    let as_pg = |tool: &str| {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        c
+    };
+    let running = || {
+        as_pg("pg_ctl")
+            .args(["status", "-D", DIR])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !running() {
+        if !Path::new(DIR).join("PG_VERSION").is_file() {
+            std::fs::create_dir_all(DIR).with_context(|| format!("creating {DIR}"))?;
+            cmd::run(Command::new("chown").args(["-R", "postgres:postgres", DIR]))?;
+            cmd::run(as_pg("initdb").args([
+                "-D",
+                DIR,
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ]))?;
+        }
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {PORT} -k {DIR} -c fsync=off");
+        cmd::run(as_pg("pg_ctl").args([
+            "start",
+            "-D",
+            DIR,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &format!("{DIR}/server.log"),
+            "-o",
+            &opts,
+        ]))?;
+    }
+    let psql = |sql: &str| {
+        cmd::output(as_pg("psql").args([
+            "-h", DIR, "-p", PORT, "-U", "postgres", "-d", "postgres", "-tA", "-c", sql,
+        ]))
+    };
+    wait_until("PostgreSQL", 30, || psql("SELECT 1").is_ok())?;
+    if psql("SELECT 1 FROM pg_roles WHERE rolname = 'faasload'")?.is_empty() {
+        psql("CREATE ROLE faasload LOGIN PASSWORD 'faasload'")?;
+    }
+    if psql("SELECT 1 FROM pg_database WHERE datname = 'faasload_test'")?.is_empty() {
+        psql("CREATE DATABASE faasload_test OWNER faasload")?;
+    }
+    export(
+        "FAASLOAD_TEST_POSTGRES_URL",
+        &format!("postgres://faasload:faasload@127.0.0.1:{PORT}/faasload_test"),
+    );
+    Ok(())
+}
+
+/// The test MariaDB: its own server on /var/lib/faasload-test/mariadb, 127.0.0.1:53306
+/// (socket in the data directory), user `faasload` / password `faasload`,
+/// database `faasload_test`. Left running for the next run; a server already answering
+/// on the socket is reused. Exports `FAASLOAD_TEST_MYSQL_URL`.
+fn ensure_mariadb(_: &Workspace) -> Result<()> {
+    use std::process::{Command, Stdio};
+    const DIR: &str = "/var/lib/faasload-test/mariadb";
+    const SOCK: &str = "/var/lib/faasload-test/mariadb/mariadbd.sock";
+    const PORT: &str = "53306";
+    if !Path::new("/usr/sbin/mariadbd").is_file() {
+        apt_install(&["mariadb-server", "mariadb-client"])?;
+    }
+    let client = |sql: &str| {
+        cmd::output(Command::new("mariadb").args([
+            "--no-defaults",
+            &format!("--socket={SOCK}"),
+            "-uroot",
+            "-N",
+            "-e",
+            sql,
+        ]))
+    };
+    if client("SELECT 1").is_err() {
+        if !Path::new(DIR).join("mysql").is_dir() {
+            std::fs::create_dir_all(DIR).with_context(|| format!("creating {DIR}"))?;
+            cmd::run(Command::new("chown").args(["-R", "mysql:mysql", DIR]))?;
+            cmd::run(Command::new("mariadb-install-db").args([
+                "--no-defaults",
+                "--user=mysql",
+                &format!("--datadir={DIR}"),
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ]))?;
+        }
+        // Detached (own session, no inherited output) so it outlives xtask.
+        let mut c = Command::new("setsid");
+        c.args([
+            "/usr/sbin/mariadbd",
+            "--no-defaults",
+            "--user=mysql",
+            &format!("--datadir={DIR}"),
+            &format!("--socket={SOCK}"),
+            &format!("--port={PORT}"),
+            "--bind-address=127.0.0.1",
+            &format!("--pid-file={DIR}/mariadbd.pid"),
+            &format!("--log-error={DIR}/error.log"),
+            "--innodb-flush-log-at-trx-commit=2",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        println!("    $ setsid /usr/sbin/mariadbd --datadir={DIR} --port={PORT} ...");
+        c.spawn().context("starting mariadbd")?;
+        wait_until("MariaDB", 60, || client("SELECT 1").is_ok())
+            .with_context(|| format!("see {DIR}/error.log"))?;
+    }
+    client(
+        "CREATE DATABASE IF NOT EXISTS faasload_test; \
+         CREATE USER IF NOT EXISTS 'faasload'@'127.0.0.1' IDENTIFIED BY 'faasload'; \
+         GRANT ALL ON faasload_test.* TO 'faasload'@'127.0.0.1'",
+    )?;
+    export(
+        "FAASLOAD_TEST_MYSQL_URL",
+        &format!("mysql://faasload:faasload@127.0.0.1:{PORT}/faasload_test"),
+    );
     Ok(())
 }
