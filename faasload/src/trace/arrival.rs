@@ -186,8 +186,8 @@ fn loggam(x: f64) -> f64 {
     let mut x0 = x + n as f64;
     let x2 = (1.0 / x0) * (1.0 / x0);
     let mut gl0 = A[9];
-    for k in (0..9).rev() {
-        gl0 = gl0 * x2 + A[k];
+    for a in A[..9].iter().rev() {
+        gl0 = gl0 * x2 + a;
     }
     let mut gl = gl0 / x0 + 0.5 * (2.0 * std::f64::consts::PI).ln() + (x0 - 0.5) * x0.ln() - x0;
     for _ in 0..n {
@@ -199,7 +199,7 @@ fn loggam(x: f64) -> f64 {
 
 /// A Poisson(lambda) draw: multiplication method below 10, Hörmann's PTRS above.
 pub fn poisson(lambda: f64, rng: &mut Pcg64) -> u64 {
-    if !(lambda > 0.0) || !lambda.is_finite() {
+    if lambda.is_nan() || lambda <= 0.0 || !lambda.is_finite() {
         return 0;
     }
     if lambda < 10.0 {
@@ -229,7 +229,7 @@ pub fn poisson(lambda: f64, rng: &mut Pcg64) -> u64 {
         if us >= 0.07 && v <= vr {
             return k as u64;
         }
-        if !(k >= 0.0) || (us < 0.013 && v > us) {
+        if k.is_nan() || k < 0.0 || (us < 0.013 && v > us) {
             continue;
         }
         if v.ln() + invalpha.ln() - (a / (us * us) + b).ln()

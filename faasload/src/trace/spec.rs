@@ -131,6 +131,7 @@ impl ParamSpec {
                 // Stays finite: min and max are finite numbers from JSON.
                 Value::from(if x < *max { x } else { *min })
             }
+            ParamSpec::Ensemble(vs) if vs.is_empty() => Value::Null,
             ParamSpec::Ensemble(vs) => vs[rng.random_range(0..vs.len())].clone(),
         }
     }

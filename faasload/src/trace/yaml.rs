@@ -175,10 +175,18 @@ pub fn parse_yaml(text: &str, file: &str, base: &Path) -> Result<Trace, TraceErr
         } else if user_ix.insert(&u.name, i as u32).is_some() {
             d.add(p.k("name"), format!("duplicate user name '{}'", u.name));
         }
-        if let Some(a) = &u.auth {
-            if !matches!(a.split_once(':'), Some((id, key)) if !id.is_empty() && !key.is_empty()) {
-                d.add(p.k("auth"), "auth must be 'uuid:key'");
-            }
+        if let Some(a) = &u.auth
+            && !matches!(a.split_once(':'), Some((id, key)) if !id.is_empty() && !key.is_empty())
+        {
+            d.add(p.k("auth"), "auth must be 'uuid:key'");
+        }
+        if let Some(h) = &u.api_host
+            && !(h.starts_with("http://") || h.starts_with("https://"))
+        {
+            d.add(
+                p.k("api_host"),
+                "api_host must be an http:// or https:// URL",
+            );
         }
         users.push(User {
             name: u.name.clone(),
@@ -245,17 +253,17 @@ pub fn parse_yaml(text: &str, file: &str, base: &Path) -> Result<Trace, TraceErr
             );
         }
         let input_kind = function.and_then(|f| functions[f as usize].input_kind.clone());
-        if let Some(built) = stream(&mut d, &p, s, seed, input_kind.as_deref()) {
-            if let (Some(user), Some(function)) = (user, function) {
-                let n = per_pair.entry((user, function)).or_insert(0);
-                streams.push(Stream {
-                    user,
-                    function,
-                    pair_index: *n,
-                    ..built
-                });
-                *n += 1;
-            }
+        if let Some(built) = stream(&mut d, &p, s, seed, input_kind.as_deref())
+            && let (Some(user), Some(function)) = (user, function)
+        {
+            let n = per_pair.entry((user, function)).or_insert(0);
+            streams.push(Stream {
+                user,
+                function,
+                pair_index: *n,
+                ..built
+            });
+            *n += 1;
         }
     }
 
@@ -733,6 +741,22 @@ streams:
             assert!(got.starts_with(want), "got {got}\nwant {want}");
         }
         assert!(e.to_string().lines().count() == want.len());
+    }
+
+    #[test]
+    fn user_defects() {
+        let e = parse(
+            "users:\n  - {name: a, auth: nokey}\n  - {name: b, api_host: 'localhost:3233'}\n",
+        )
+        .unwrap_err();
+        let got: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "t.yaml:2:21: auth must be 'uuid:key'",
+                "t.yaml:3:25: api_host must be an http:// or https:// URL",
+            ]
+        );
     }
 
     #[test]
