@@ -744,6 +744,21 @@ streams:
     }
 
     #[test]
+    fn a_billion_invocation_trace_starts_at_once() {
+        let t = parse(
+            "users: [{name: a}]\nfunctions: [{name: f, kind: k, code: python/hello.py}]\n\
+             streams: [{user: a, function: f, rate: 1000, duration: 1000000, distribution: exponential}]\n",
+        )
+        .unwrap();
+        assert!(t.total.unwrap().abs_diff(1_000_000_000) < 1_000_000);
+        let start = std::time::Instant::now();
+        let first: Vec<Invocation> = t.invocations().take(10).collect();
+        assert_eq!(first.len(), 10);
+        assert!(first.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
+        assert!(start.elapsed() < std::time::Duration::from_millis(500));
+    }
+
+    #[test]
     fn user_defects() {
         let e = parse(
             "users:\n  - {name: a, auth: nokey}\n  - {name: b, api_host: 'localhost:3233'}\n",
