@@ -292,9 +292,17 @@ pub fn write_faasload_dir(
     for mut o in outs {
         o.w.write_all(b"\n").map_err(|e| io_err(&o.tmp, e))?;
         o.w.flush().map_err(|e| io_err(&o.tmp, e))?;
-        let f = &trace.functions[o.function as usize];
+        let (Some(f), Some(u)) = (
+            trace.functions.get(o.function as usize),
+            trace.users.get(o.user as usize),
+        ) else {
+            return Err(TraceError::file(
+                o.tmp.display().to_string(),
+                "an invocation names a user or function the trace does not have",
+            ));
+        };
         let name = TsvName {
-            user: trace.users[o.user as usize].name.clone(),
+            user: u.name.clone(),
             action: f.action.clone(),
             memory: f.memory_mb.to_string(),
             duration: minutes(o.last),
