@@ -29,7 +29,7 @@ fn class_of(i: u64) -> OutcomeClass {
 }
 
 fn cold(i: u64) -> bool {
-    i % 13 == 0
+    i.is_multiple_of(13)
 }
 
 fn has_monitor(i: u64) -> bool {

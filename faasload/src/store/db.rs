@@ -175,12 +175,36 @@ impl Pool {
     }
 
     async fn create_schema(&self) -> Result<(), StoreError> {
-        for stmt in schema::statements(self.dialect()) {
-            let first = stmt.lines().next().unwrap_or("").to_string();
-            on_pool!(self, p => sqlx::raw_sql(AssertSqlSafe(stmt)).execute(p).await.map(|_| ()))
-                .map_err(|e| StoreError::db(format!("creating the schema ({first})"), e))?;
+        let (indexes, tables): (Vec<String>, Vec<String>) = schema::statements(self.dialect())
+            .into_iter()
+            .partition(|s| s.starts_with("CREATE INDEX"));
+        for stmt in tables {
+            self.create(stmt).await?;
+        }
+        // An original FaaSLoad database: add faasload's columns to its tables (before the
+        // indexes, which use them).
+        for (table, col, ty) in schema::added_columns(self.dialect()) {
+            let probe = format!("SELECT {col} FROM {table} WHERE 1 = 0");
+            let present =
+                on_pool!(self, p => sqlx::query(AssertSqlSafe(probe)).fetch_all(p).await.is_ok());
+            if !present {
+                tracing::info!("store: adding column {table}.{col} to an existing table");
+                let alter = format!("ALTER TABLE {table} ADD COLUMN {col} {ty}");
+                on_pool!(self, p => sqlx::raw_sql(AssertSqlSafe(alter)).execute(p).await.map(|_| ()))
+                    .map_err(|e| StoreError::db(format!("adding column {table}.{col}"), e))?;
+            }
+        }
+        for stmt in indexes {
+            self.create(stmt).await?;
         }
         Ok(())
+    }
+
+    /// Runs one idempotent schema statement.
+    async fn create(&self, stmt: String) -> Result<(), StoreError> {
+        let first = stmt.lines().next().unwrap_or("").to_string();
+        on_pool!(self, p => sqlx::raw_sql(AssertSqlSafe(stmt)).execute(p).await.map(|_| ()))
+            .map_err(|e| StoreError::db(format!("creating the schema ({first})"), e))
     }
 
     /// Closes every connection.
@@ -257,6 +281,64 @@ mod tests {
             "a = $1 AND b = $2"
         );
         assert_eq!(sql(Dialect::MySql, "a = ?"), "a = ?");
+    }
+
+    /// A database made by the original FaaSLoad (its four tables, no faasload column)
+    /// is extended in place and keeps its rows.
+    #[tokio::test]
+    async fn extends_an_original_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orig.db").display().to_string();
+        let target = Target::Sqlite(path.clone());
+        {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+                .unwrap()
+                .create_if_missing(true);
+            let p = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            sqlx::raw_sql(
+                "CREATE TABLE functions (id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(255), \
+                   runtime VARCHAR(255), image VARCHAR(255), parameters TEXT, input_kind VARCHAR(64));
+                 CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                   function INTEGER REFERENCES functions(id), namespace VARCHAR(255), \
+                   activation_id CHAR(32), failed BOOLEAN, start_ms BIGINT, end_ms BIGINT, \
+                   wait_ms BIGINT, init_ms BIGINT, outputsize BIGINT, extract_ms BIGINT, \
+                   transform_ms BIGINT, load_ms BIGINT);
+                 CREATE TABLE resources (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                   run INTEGER REFERENCES runs(id) ON DELETE CASCADE, timestamp_ms BIGINT, \
+                   memory_B BIGINT, proc_mCPU MEDIUMINT);
+                 CREATE TABLE parameters (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                   run INTEGER REFERENCES runs(id) ON DELETE CASCADE, name VARCHAR(255), \
+                   value VARCHAR(255));
+                 INSERT INTO functions (name, runtime) VALUES ('wand_blur', 'python:3');
+                 INSERT INTO runs (function, namespace, activation_id, failed, start_ms, end_ms, \
+                   wait_ms, init_ms) VALUES (1, 'user004', 'abc', 0, 1, 2, 0, NULL);",
+            )
+            .execute(&p)
+            .await
+            .unwrap();
+            p.close().await;
+        }
+        let pool = Pool::open(&target).await.unwrap();
+        // Opening again finds every column.
+        let pool2 = Pool::open(&target).await.unwrap();
+        pool2.close().await;
+        let Pool::Sqlite(p) = &pool else {
+            unreachable!()
+        };
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE activation_id = 'abc'")
+            .fetch_one(p)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        sqlx::query("SELECT load_id, seq, cold, monitor_missing FROM runs")
+            .fetch_all(p)
+            .await
+            .unwrap();
+        sqlx::query("SELECT cpu_ns FROM resources")
+            .fetch_all(p)
+            .await
+            .unwrap();
+        pool.close().await;
     }
 
     #[test]

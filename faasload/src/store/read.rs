@@ -138,18 +138,23 @@ pub(super) async fn loads(pool: &Pool) -> Result<Vec<LoadInfo>, StoreError> {
 
 pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, StoreError> {
     let d = pool.dialect();
+    // The ETL times are cast: an original FaaSLoad table may hold them as integers.
+    let dbl = d.double();
     let q_runs = sql(
         d,
-        "SELECT r.id, r.load_id, r.seq, r.user_name, r.namespace, f.name, r.action, r.input, \
+        &format!(
+            "SELECT r.id, r.load_id, r.seq, r.user_name, r.namespace, f.name, r.action, r.input, \
          r.activation_id, r.failed, r.start_ms, r.end_ms, r.wait_ms, r.init_ms, r.outputsize, \
-         r.extract_ms, r.transform_ms, r.load_ms, r.intended_epoch_ns, r.sent_epoch_ns, \
+         CAST(r.extract_ms AS {dbl}), CAST(r.transform_ms AS {dbl}), CAST(r.load_ms AS {dbl}), \
+         r.intended_epoch_ns, r.sent_epoch_ns, \
          r.answered_epoch_ns, r.queue_ns, r.lag_ns, r.latency_ns, r.duration_ms, \
          r.http_status, r.class, r.status, r.error, r.cold, r.memory_mb, r.container, \
          r.cpu_user_ns, r.cpu_sys_ns, r.cpu_ns, r.mem_peak_bytes, r.mem_avg_bytes, r.nvcsw, \
          r.nivcsw, r.wakeups, r.migrations, r.pgfault, r.pgmajfault, r.monitor_missing, \
          r.polls, r.retries \
          FROM runs r JOIN functions f ON r.function = f.id \
-         WHERE r.load_id = ? ORDER BY r.seq, r.id",
+         WHERE r.load_id = ? ORDER BY r.seq, r.id"
+        ),
     );
     let q_params = sql(
         d,

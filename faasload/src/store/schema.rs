@@ -37,7 +37,8 @@ impl Dialect {
         }
     }
 
-    fn double(self) -> &'static str {
+    /// Floating-point column type (also a CAST target).
+    pub(crate) fn double(self) -> &'static str {
         match self {
             Dialect::Sqlite => "REAL",
             Dialect::Postgres => "DOUBLE PRECISION",
@@ -230,6 +231,43 @@ pub const RUN_COLUMNS: &[&str] = &[
     "retries",
 ];
 
+/// Columns of the original `runs` (the rest of [`RUN_COLUMNS`] is faasload's).
+const ORIGINAL_RUN_COLUMNS: &[&str] = &[
+    "function",
+    "namespace",
+    "activation_id",
+    "failed",
+    "start_ms",
+    "end_ms",
+    "wait_ms",
+    "init_ms",
+    "outputsize",
+    "extract_ms",
+    "transform_ms",
+    "load_ms",
+];
+
+/// The columns faasload adds to the original tables, with their type when added to an
+/// existing table (always nullable: rows of the original tool have no value for them).
+/// An original FaaSLoad database gets them by `ALTER TABLE ... ADD COLUMN`.
+pub fn added_columns(d: Dialect) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut v: Vec<(&'static str, &'static str, &'static str)> = RUN_COLUMNS
+        .iter()
+        .filter(|c| !ORIGINAL_RUN_COLUMNS.contains(c))
+        .map(|&c| {
+            let ty = match c {
+                "user_name" | "action" | "class" | "status" | "container" => "VARCHAR(255)",
+                "input" | "error" | "monitor_missing" => d.text(),
+                "cold" => "BOOLEAN",
+                _ => "BIGINT",
+            };
+            ("runs", c, ty)
+        })
+        .collect();
+    v.push(("resources", "cpu_ns", "BIGINT"));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +289,9 @@ mod tests {
                 "input_kind",
             ] {
                 assert!(all.contains(c), "{d:?} lacks {c}");
+            }
+            for (_, c, _) in added_columns(d) {
+                assert!(RUN_COLUMNS.contains(&c) || c == "cpu_ns", "{c}");
             }
             for c in RUN_COLUMNS {
                 assert!(all.contains(&format!("\n  {c} ")), "{d:?} lacks runs.{c}");
