@@ -4,6 +4,7 @@
 //! the monitor's sockets.
 pub mod cgroups;
 pub mod monitor;
+pub mod openwhisk_fake;
 pub mod platform;
 pub mod workload;
 
