@@ -201,7 +201,7 @@ impl Store {
     /// batch, at the latest `flush_every` after the oldest buffered row arrived, and all
     /// of them once every sender is dropped. The task ends with its statistics, or with
     /// an error once a batch failed three times (the channel is then closed, so senders
-    /// see it).
+    /// see it). Must be called from within a tokio runtime (the task is spawned on it).
     pub fn writer(
         &self,
         load_id: i64,
@@ -218,12 +218,19 @@ impl Store {
 
     /// Marks the load ended with `status`, with its end date and row counts.
     pub async fn end_load(&self, load_id: i64, status: LoadStatus) -> Result<(), StoreError> {
-        if !self.loads().await?.iter().any(|l| l.id == load_id) {
+        let d = self.dialect();
+        let exists = sql(d, "SELECT id FROM loads WHERE id = ?");
+        let found = on_pool!(&self.pool, p => sqlx::query(sqlx::AssertSqlSafe(exists))
+            .bind(load_id)
+            .fetch_optional(p)
+            .await
+            .map(|r| r.is_some()))
+        .map_err(|e| StoreError::db(format!("looking up load {load_id}"), e))?;
+        if !found {
             return Err(StoreError::Invalid(format!(
                 "no load {load_id} in the store"
             )));
         }
-        let d = self.dialect();
         let q = sql(
             d,
             "UPDATE loads SET status = ?, end_epoch_ms = ?, \

@@ -59,17 +59,16 @@ pub(super) async fn run(
     let mut buf: Vec<RunRow> = Vec::with_capacity(MAX_BATCH);
     let mut deadline: Option<Instant> = None;
     loop {
+        // At least 1: a full batch was flushed at the end of the previous turn.
+        let room = MAX_BATCH.saturating_sub(buf.len()).max(1);
         let closed = tokio::select! {
-            r = rx.recv() => match r {
-                Some(row) => {
-                    if buf.is_empty() {
-                        deadline = Some(Instant::now() + flush_every);
-                    }
-                    buf.push(row);
-                    false
+            // 0 only once the channel is closed and empty (room > 0).
+            n = rx.recv_many(&mut buf, room) => {
+                if n > 0 && deadline.is_none() {
+                    deadline = Some(Instant::now() + flush_every);
                 }
-                None => true,
-            },
+                n == 0
+            }
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => false,
         };
         let due = deadline.is_some_and(|d| Instant::now() >= d);
