@@ -19,6 +19,12 @@ struct Cli {
 enum Cmd {
     /// Run the per-container monitor daemon (root): eBPF or cgroupfs backend, UNIX sockets.
     Monitor(faasload::monitor::cli::MonitorArgs),
+    /// Replay a trace (injector mode): schedule, invoke, record, report.
+    Load(faasload::loader::cli::LoadArgs),
+    /// Create or update the actions of a trace in each user's namespace.
+    Deploy(faasload::loader::cli::DeployArgs),
+    /// Print the latency report of a stored load.
+    Report(faasload::loader::cli::ReportArgs),
     /// Check the monitor on this host: run it against a sample workload and print what it
     /// saw next to the cgroups' own counters (root).
     MonitorCheck(faasload::monitor::check::CheckArgs),
@@ -34,6 +40,9 @@ fn main() -> std::process::ExitCode {
     faasload::util::logging::init(&cli.log);
     let res = match cli.cmd {
         Cmd::Monitor(a) => faasload::monitor::cli::run(a),
+        Cmd::Load(a) => faasload::loader::cli::load(a),
+        Cmd::Deploy(a) => faasload::loader::cli::deploy(a),
+        Cmd::Report(a) => faasload::loader::cli::report(a),
         Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
         Cmd::Platform(a) => faasload::platform::cli::run(a),
         Cmd::Workload(a) => faasload::util::workload::run(a),

@@ -4,6 +4,7 @@
 //! [`crate::openwhisk::Backend`] interface and ask the monitor what each activation cost,
 //! and one recorder task feeds the histograms and the store's batching writer: neither
 //! the network nor the database ever sits on the scheduler's path.
+pub mod cli;
 pub mod embedded;
 pub mod invoker;
 pub mod monitor_client;

@@ -1,0 +1,427 @@
+//! End-to-end tests of `faasload load`: the real binary replays YAML and original
+//! FaaSLoad traces against the embedded platform with the monitor (root), and against
+//! fake platforms that throttle, fail, answer 202 or refuse connections; every
+//! invocation must be in the store with its class, bad traces must fail before anything
+//! is sent, and SIGINT must keep every completed row.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use faasload::store::{LoadStatus, Store, StoredRow};
+use faasload_tests::openwhisk_fake::{FakeServer, Reply};
+use faasload_tests::{bin, require_root};
+use serde_json::json;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn load(args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("load")
+        .args(args)
+        .env("FAASLOAD_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run faasload load")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn stored(db: &Path) -> (LoadStatus, Vec<StoredRow>) {
+    let s = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let loads = s.loads().await.unwrap();
+    let last = loads.last().expect("a load in the store");
+    let rows = s.rows(last.id).await.unwrap();
+    let status = last.status;
+    s.close().await;
+    (status, rows)
+}
+
+/// A small trace: two tenants created on the embedded platform, Python and Node.js
+/// actions, bursts (cold starts) then spaced invocations (warm).
+fn small_trace(dir: &Path) -> PathBuf {
+    let p = dir.join("small.yaml");
+    let functions = repo().join("functions");
+    std::fs::write(
+        &p,
+        format!(
+            r#"seed: 7
+users:
+  - {{name: ann, create: true}}
+  - {{name: ben, create: true}}
+functions:
+  - {{name: py, kind: "python:3", code: {f}/python/burn.py, memory: 128, timeout: 20000}}
+  - {{name: js, kind: "nodejs:20", code: {f}/nodejs/hello.js, memory: 128, timeout: 20000}}
+streams:
+  - user: ann
+    function: py
+    parameters: {{ms: 30, mb: 8}}
+    invocations: [{{at: 0}}, {{at: 0}}, {{at: 1.0}}, {{at: 1.5}}, {{at: 2.0}}]
+  - user: ben
+    function: js
+    invocations: [{{at: 0.2}}, {{at: 1.2}}, {{at: 1.7, parameters: {{name: x}}}}]
+  - user: ben
+    function: py
+    parameters: {{ms: 10, mb: 4}}
+    rate: 4
+    distribution: periodic
+    start: 0.5
+    duration: 2
+"#,
+            f = functions.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn yaml_trace_on_the_embedded_platform_with_the_monitor() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = small_trace(dir.path());
+    let db = dir.path().join("r.db");
+    let hlog = dir.path().join("lat.hlog");
+    let o = load(&[
+        trace.to_str().unwrap(),
+        "--embedded",
+        "--quiet",
+        "--store",
+        &format!("sqlite://{}", db.display()),
+        "--hlog",
+        hlog.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("99.000%") || out.contains("99.0"),
+        "no percentile table:\n{out}"
+    );
+    assert!(std::fs::metadata(&hlog).unwrap().len() > 0);
+    let (status, rows) = rt().block_on(stored(&db));
+    assert_eq!(status, LoadStatus::Completed);
+    assert_eq!(rows.len(), 16, "every invocation has a row");
+    let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..16).collect::<Vec<_>>());
+    for r in &rows {
+        assert_eq!(r.class, "success", "{r:?}");
+        assert!(r.activation_id.is_some(), "{r:?}");
+        // cold <=> the record had initTime.
+        assert_eq!(r.cold, Some(r.init_ms.is_some()), "{r:?}");
+        assert!(
+            r.cpu_ns.is_some_and(|c| c > 0),
+            "CPU filled by the monitor: {r:?}"
+        );
+        assert!(
+            r.mem_peak_bytes.is_some_and(|m| m > 0),
+            "memory filled: {r:?}"
+        );
+        assert!(r.monitor_missing.is_none(), "{r:?}");
+        assert!(r.latency_ns.unwrap() >= r.lag_ns.unwrap());
+    }
+    // The two simultaneous first invocations of (ann, py) both start cold; later warm.
+    let ann_py: Vec<&StoredRow> = rows
+        .iter()
+        .filter(|r| r.user == "ann" && r.function == "py")
+        .collect();
+    assert_eq!(
+        ann_py.iter().filter(|r| r.cold == Some(true)).count(),
+        2,
+        "{ann_py:?}"
+    );
+    assert!(ann_py.iter().any(|r| r.cold == Some(false)));
+    // The burn action really burnt ~30 ms of CPU, seen by the monitor.
+    for r in &ann_py {
+        assert!(r.cpu_ns.unwrap() >= 25_000_000, "{r:?}");
+    }
+    // No container or cgroup left behind by the embedded platform.
+    let layout = faasload::cgroup::Layout::detect().unwrap();
+    for root in layout.roots() {
+        assert!(
+            !root.join("faasload/platform").exists()
+                || std::fs::read_dir(root.join("faasload/platform"))
+                    .unwrap()
+                    .all(|e| !e.unwrap().file_type().unwrap().is_dir())
+        );
+    }
+}
+
+#[test]
+fn original_faasload_trace_directory_replays() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let trace = repo().join("config/traces/faasload-sample");
+    let o = load(&[
+        trace.to_str().unwrap(),
+        "--embedded",
+        "--quiet",
+        "--store",
+        &format!("sqlite://{}", db.display()),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (status, rows) = rt().block_on(stored(&db));
+    assert_eq!(status, LoadStatus::Completed);
+    let planned: usize = std::fs::read_dir(&trace)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("user"))
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        })
+        .sum();
+    assert_eq!(rows.len(), planned);
+    assert!(
+        rows.iter()
+            .all(|r| r.class == "success" && r.cpu_ns.is_some()),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn every_outcome_of_a_misbehaving_platform_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    // One action per behaviour; the fake platform answers by action name.
+    let server = rt.block_on(FakeServer::start(|req, _| {
+        let rec = |id: &str| {
+            json!({"namespace": "guest", "name": "x", "version": "0.0.1", "subject": "guest",
+                   "activationId": id, "start": 1, "end": 2, "duration": 1,
+                   "response": {"result": {}, "size": 2, "status": "success", "success": true},
+                   "logs": [], "publish": false,
+                   "annotations": [{"key": "waitTime", "value": 1}]})
+        };
+        let path = req.target.as_str();
+        if path.contains("/activations/") {
+            return Reply::json(200, &rec("00000000000000000000000000000202"));
+        }
+        if path.contains("/actions/throttled") {
+            Reply::json(429, &json!({"error": "Too many requests in the last minute (count: 61, allowed: 60).", "code": "x"}))
+        } else if path.contains("/actions/bad_gateway") {
+            Reply::text(502, "bad gateway")
+        } else if path.contains("/actions/slow") {
+            Reply::json(202, &json!({"activationId": "00000000000000000000000000000202"}))
+        } else {
+            Reply::json(200, &rec("00000000000000000000000000000001"))
+        }
+    }));
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let code = repo().join("functions/python/noop.py");
+    let trace = dir.path().join("t.yaml");
+    std::fs::write(
+        &trace,
+        format!(
+            r#"users:
+  - {{name: u, namespace: guest, auth: "a:b", api_host: "{url}"}}
+  - {{name: gone, namespace: guest, auth: "a:b", api_host: "http://{refused}"}}
+functions:
+  - {{name: ok, kind: "python:3", code: {code}, memory: 128, timeout: 1000}}
+  - {{name: throttled, kind: "python:3", code: {code}, memory: 128, timeout: 1000}}
+  - {{name: bad_gateway, kind: "python:3", code: {code}, memory: 128, timeout: 1000}}
+  - {{name: slow, kind: "python:3", code: {code}, memory: 128, timeout: 1000}}
+streams:
+  - {{user: u, function: ok, invocations: [{{at: 0}}]}}
+  - {{user: u, function: throttled, invocations: [{{at: 0.01}}]}}
+  - {{user: u, function: bad_gateway, invocations: [{{at: 0.02}}]}}
+  - {{user: u, function: slow, invocations: [{{at: 0.03}}]}}
+  - {{user: gone, function: ok, invocations: [{{at: 0.04}}]}}
+"#,
+            url = server.url(),
+            code = code.display()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let o = load(&[
+        trace.to_str().unwrap(),
+        "--quiet",
+        "--no-monitor",
+        "--store",
+        &format!("sqlite://{}", db.display()),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (status, mut rows) = rt.block_on(stored(&db));
+    assert_eq!(status, LoadStatus::Completed);
+    rows.sort_by_key(|r| r.seq);
+    let classes: Vec<(&str, Option<i64>)> = rows
+        .iter()
+        .map(|r| (r.class.as_str(), r.http_status))
+        .collect();
+    assert_eq!(
+        classes,
+        vec![
+            ("success", Some(200)),
+            ("throttled", Some(429)),
+            ("server_error", Some(502)),
+            ("success", Some(202)),
+            ("refused", None),
+        ]
+    );
+    assert!(rows[3].activation_id.is_some());
+    assert!(
+        rows.iter().all(|r| r.monitor_missing.is_some()),
+        "rows say why no CPU/memory"
+    );
+}
+
+#[test]
+fn bad_traces_fail_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let server = rt.block_on(FakeServer::start(|_, _| Reply::json(200, &json!({}))));
+    let code = repo().join("functions/python/noop.py");
+    let head = format!(
+        "users:\n  - {{name: u, namespace: guest, auth: \"a:b\", api_host: \"{}\"}}\nfunctions:\n  - {{name: f, kind: \"python:3\", code: {}, memory: 128, timeout: 1000}}\n",
+        server.url(),
+        code.display()
+    );
+    let cases = [
+        (
+            "unknown function",
+            "streams:\n  - {user: u, function: nope, invocations: [{at: 0}]}\n",
+            6,
+        ),
+        (
+            "unknown user",
+            "streams:\n  - {user: who, function: f, invocations: [{at: 0}]}\n",
+            6,
+        ),
+        (
+            "negative wait",
+            "streams:\n  - user: u\n    function: f\n    invocations: [{wait: -1}]\n",
+            8,
+        ),
+    ];
+    for (what, tail, line) in cases {
+        let p = dir.path().join("bad.yaml");
+        std::fs::write(&p, format!("{head}{tail}")).unwrap();
+        let o = load(&[
+            p.to_str().unwrap(),
+            "--quiet",
+            "--no-monitor",
+            "--no-store",
+            "--deploy",
+        ]);
+        assert!(!o.status.success(), "{what}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let want = format!("{}:{line}:", p.display());
+        assert!(err.contains(&want), "{what}: expected {want} in:\n{err}");
+    }
+    assert!(
+        server.requests().is_empty(),
+        "nothing may be sent for a bad trace"
+    );
+}
+
+#[test]
+fn sigint_mid_run_keeps_every_completed_row() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let functions = repo().join("functions");
+    let trace = dir.path().join("long.yaml");
+    std::fs::write(
+        &trace,
+        format!(
+            "users: [{{name: s, create: true}}]\nfunctions:\n  - {{name: h, kind: \"python:3\", code: {}/python/hello.py, memory: 128, timeout: 5000}}\nstreams:\n  - {{user: s, function: h, rate: 20, distribution: periodic, duration: 60}}\n",
+            functions.display()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let child = Command::new(bin())
+        .args([
+            "load",
+            trace.to_str().unwrap(),
+            "--embedded",
+            "--quiet",
+            "--store",
+        ])
+        .arg(format!("sqlite://{}", db.display()))
+        .env("FAASLOAD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once some rows are stored (the writer flushes every second), however
+    // slow the machine is.
+    let rt = rt();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let n = if db.exists() {
+            rt.block_on(async {
+                let s = Store::open(&format!("sqlite://{}", db.display()))
+                    .await
+                    .ok()?;
+                let id = s.loads().await.ok()?.last()?.id;
+                let n = s.rows(id).await.ok()?.len();
+                s.close().await;
+                Some(n)
+            })
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        if n >= 30 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay made no progress"
+        );
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("INTERRUPTED"), "{out}");
+    let (status, rows) = rt.block_on(stored(&db));
+    assert_eq!(status, LoadStatus::Interrupted);
+    assert!(
+        rows.len() > 20 && rows.len() < 1200,
+        "{} rows\n{}",
+        rows.len(),
+        text(&o)
+    );
+    let n: usize = out
+        .lines()
+        .find_map(|l| {
+            l.split(" invocations in ")
+                .next()
+                .filter(|_| l.contains(" invocations in "))
+                .and_then(|s| s.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    assert_eq!(rows.len(), n, "every completed invocation is stored");
+    assert!(
+        rows.iter().all(|r| r.class == "success"),
+        "completed rows have their record"
+    );
+}
