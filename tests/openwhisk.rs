@@ -117,10 +117,13 @@ async fn records_decide_502_and_500() {
     }
 }
 
+/// HTTP status, how the server answers, the class, a text the error must contain.
+type Case = (u16, fn() -> Reply, OutcomeClass, &'static str);
+
 #[tokio::test]
 async fn answers_without_a_record_are_classified_by_their_status() {
     let ow = fast(OpenWhiskOptions::default());
-    let cases: Vec<(u16, fn() -> Reply, OutcomeClass, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             429,
             || {

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::classify::{classify, retryable};
 use super::http::{
-    Answer, ClientError, HttpOptions, RetryOptions, build_client, error_message, retry_after, timed,
+    Answer, ClientError, HttpOptions, RetryOptions, build_client, error_message, timed,
 };
 use super::record::{ActivationRecord, Outcome, OutcomeClass};
 use super::{Backend, BoxFut, Endpoint};
@@ -393,7 +393,7 @@ impl OpenWhisk {
                     None,
                 ),
                 Ok(a) => {
-                    let hint = (a.status == 429).then(|| retry_after(&a.headers)).flatten();
+                    let hint = a.retry_after;
                     (self.answer(ep, sent, answered, a, attempt).await, hint)
                 }
             };
@@ -499,12 +499,7 @@ fn activation_id_of(a: &Answer) -> Option<String> {
     serde_json::from_slice::<Accepted>(&a.body)
         .ok()
         .map(|x| x.activation_id)
-        .or_else(|| {
-            a.headers
-                .get("x-openwhisk-activation-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        })
+        .or_else(|| a.id().map(str::to_string))
         .filter(|id| !id.is_empty())
 }
 

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Endpoint;
+use crate::trace::User;
 
 /// Why credentials could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +240,26 @@ pub fn resolve_endpoint_from(
     })
 }
 
+/// One endpoint per user, in order: each user's API host (else `default_api_host`), key
+/// and namespace, completed from `src` (environment, then properties file).
+pub fn endpoints_for_users(
+    users: &[User],
+    default_api_host: Option<&str>,
+    src: &CredentialSources,
+) -> Result<Vec<Endpoint>, CredentialsError> {
+    users
+        .iter()
+        .map(|u| {
+            resolve_endpoint_from(
+                u.api_host.as_deref().or(default_api_host),
+                u.auth.as_deref(),
+                Some(&u.namespace),
+                src,
+            )
+        })
+        .collect()
+}
+
 /// Checks the `uuid:key` form (without ever printing the key).
 fn check_auth(key: &str, origin: &str) -> Result<(), CredentialsError> {
     match key.split_once(':') {
@@ -394,6 +415,35 @@ mod tests {
         let none = CredentialSources::default();
         let e = resolve_endpoint_from(Some("localhost:3233"), Some(KEY), None, &none).unwrap();
         assert_eq!(e.namespace, "_");
+    }
+
+    #[test]
+    fn each_user_gets_its_own_endpoint() {
+        let users = [
+            User {
+                name: "a".into(),
+                namespace: "nsa".into(),
+                auth: Some(KEY.into()),
+                api_host: Some("https://ow.example.org".into()),
+                create: false,
+            },
+            User {
+                name: "b".into(),
+                namespace: "nsb".into(),
+                auth: None,
+                api_host: None,
+                create: false,
+            },
+        ];
+        let eps = endpoints_for_users(&users, Some("127.0.0.1:3233"), &sources()).unwrap();
+        assert_eq!(eps[0].api_host, "https://ow.example.org");
+        assert_eq!(
+            (eps[0].auth.as_str(), eps[0].namespace.as_str()),
+            (KEY, "nsa")
+        );
+        assert_eq!(eps[1].api_host, "http://127.0.0.1:3233");
+        assert_eq!(eps[1].auth, "file-uuid:file-key");
+        assert_eq!(eps[1].namespace, "nsb");
     }
 
     #[test]

@@ -15,9 +15,7 @@ use serde_json::{Map, Value};
 
 use super::classify::{classify_plain_http, retryable};
 use super::client::basic_auth;
-use super::http::{
-    ClientError, HttpOptions, RetryOptions, build_client, error_message, retry_after, timed,
-};
+use super::http::{ClientError, HttpOptions, RetryOptions, build_client, error_message, timed};
 use super::record::{Outcome, OutcomeClass};
 use super::{Backend, BoxFut, Endpoint};
 use crate::trace::{Function, User};
@@ -208,16 +206,11 @@ impl GenericHttp {
                 Ok(a) => {
                     out.http_status = Some(a.status);
                     out.class = classify_plain_http(a.status);
-                    out.activation_id = ["x-call-id", "x-openwhisk-activation-id"]
-                        .iter()
-                        .find_map(|h| a.headers.get(*h)?.to_str().ok())
-                        .map(str::to_string);
+                    out.activation_id = a.id().map(str::to_string);
                     if out.class != OutcomeClass::Success {
                         out.error = Some(error_message(a.status, &a.body));
                     }
-                    if a.status == 429 {
-                        hint = retry_after(&a.headers);
-                    }
+                    hint = a.retry_after;
                 }
             }
             if attempt < max && retryable(out.class) {

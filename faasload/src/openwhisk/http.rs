@@ -4,7 +4,7 @@
 //! body with the monotonic instants around it, or the classified transport error.
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::classify::{classify_transport, error_text};
 use super::record::OutcomeClass;
@@ -94,11 +94,25 @@ pub fn build_client(opts: &HttpOptions) -> Result<reqwest::Client, ClientError> 
         .map_err(ClientError::Build)
 }
 
-/// An HTTP answer, read whole.
+/// An HTTP answer, read whole (only the headers the backends use are kept, so that
+/// an answer costs no header map copy).
 pub struct Answer {
     pub status: u16,
-    pub headers: HeaderMap,
+    /// `x-openwhisk-activation-id` (OpenWhisk) or `x-call-id` (OpenFaaS), if sent.
+    pub id_header: Option<HeaderValue>,
+    /// `Retry-After` of a 429 or 503, in whole seconds.
+    pub retry_after: Option<Duration>,
     pub body: bytes::Bytes,
+}
+
+impl Answer {
+    /// The id header as text.
+    pub fn id(&self) -> Option<&str> {
+        self.id_header
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// A request that got no (whole) answer.
@@ -122,11 +136,19 @@ pub async fn timed(req: reqwest::RequestBuilder) -> (u64, u64, Result<Answer, Fa
         }),
         Ok(resp) => {
             let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
+            let h = resp.headers();
+            let id_header = ["x-openwhisk-activation-id", "x-call-id"]
+                .iter()
+                .find_map(|n| h.get(*n))
+                .cloned();
+            let retry_after = matches!(status, 429 | 503)
+                .then(|| retry_after(h))
+                .flatten();
             match resp.bytes().await {
                 Ok(b) => Ok(Answer {
                     status,
-                    headers,
+                    id_header,
+                    retry_after,
                     body: b,
                 }),
                 Err(e) => Err(Failure {
@@ -140,7 +162,7 @@ pub async fn timed(req: reqwest::RequestBuilder) -> (u64, u64, Result<Answer, Fa
     (sent, mono_ns(), r)
 }
 
-/// The `Retry-After` of a 429, in whole seconds.
+/// The `Retry-After` header, in whole seconds.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)?

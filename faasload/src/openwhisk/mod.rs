@@ -17,7 +17,7 @@ pub mod http;
 pub mod record;
 
 pub use client::{OpenWhisk, OpenWhiskOptions, PollOptions};
-pub use credentials::{CredentialSources, CredentialsError, resolve_endpoint};
+pub use credentials::{CredentialSources, CredentialsError, endpoints_for_users, resolve_endpoint};
 pub use deploy::{DeployReport, DeployedAction, deploy_all};
 pub use generic::{GenericHttp, GenericOptions};
 pub use http::{ClientError, HttpOptions, RetryOptions};
