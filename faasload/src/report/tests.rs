@@ -39,7 +39,7 @@ fn row(user: &str, function: &str, seq: u64, at_s: u64, latency_us: u64, lag_us:
             success: true,
             result: json!({}),
             wait_ms: Some(2),
-            init_ms: if seq.is_multiple_of(10) { Some(300) } else { None },
+            init_ms: seq.is_multiple_of(10).then_some(300),
             kind: Some("python:3".into()),
             timeout: false,
             memory_mb: Some(256),
