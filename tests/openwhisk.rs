@@ -10,7 +10,7 @@ use faasload::openwhisk::{
     OutcomeClass, PollOptions, RetryOptions,
 };
 use faasload::trace::{Function, User};
-use faasload_tests::openwhisk_fake::{FakeServer, Reply, Request};
+use faasload_tests::openwhisk_fake::{FakeServer, Reply, Request, self_signed};
 use serde_json::{Map, Value, json};
 
 const ID: &str = "0123456789abcdef0123456789abcdef";
@@ -40,7 +40,7 @@ fn fast(opts: OpenWhiskOptions) -> OpenWhisk {
         http: HttpOptions {
             request_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_millis(500),
-            ..Default::default()
+            ..opts.http.clone()
         },
         poll: PollOptions {
             first: Duration::from_millis(5),
@@ -518,4 +518,36 @@ async fn generic_http_records_what_http_tells() {
             .is_err()
     );
     assert!(g.fetch_record(&e, ID).await.is_err());
+}
+
+#[tokio::test]
+async fn certificates_are_verified_unless_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let srv = FakeServer::start_tls(&cert, &key, |_: &Request, _: &[Request]| {
+        Reply::json(200, &record("success", json!({"tls": true})))
+    })
+    .await;
+    let e = ep(&srv.https_url());
+    // Verified by default: a self-signed certificate is refused before any request.
+    let ow = fast(OpenWhiskOptions::default());
+    let out = ow.invoke(&e, "hello", &params()).await;
+    assert_eq!(out.class, OutcomeClass::Refused, "{out:?}");
+    assert!(
+        out.error.as_deref().unwrap().contains("certificate"),
+        "{out:?}"
+    );
+    assert!(srv.requests().is_empty());
+    let dir2 = tempfile::tempdir().unwrap();
+    let f = function(dir2.path());
+    let err = format!("{:#}", ow.deploy(&e, &user(), &f).await.unwrap_err());
+    assert!(err.contains("certificate"), "{err}");
+    // Opt-in: accepted.
+    let mut opts = OpenWhiskOptions::default();
+    opts.http.insecure = true;
+    let ow = fast(opts);
+    let out = ow.invoke(&e, "hello", &params()).await;
+    assert_eq!(out.class, OutcomeClass::Success, "{out:?}");
+    assert_eq!(out.record.unwrap().result, json!({"tls": true}));
+    assert_eq!(srv.requests().len(), 1);
 }

@@ -2,13 +2,18 @@
 //! path with query, headers, body) is answered by a closure with a status and body, by
 //! never answering (the connection stays open), or by closing the connection; every
 //! request is kept for the test to look at. Keep-alive works, so a client's connection
-//! reuse is exercised too. Binds to loopback only.
+//! reuse is exercised too. [`FakeServer::start_tls`] serves the same over TLS with a
+//! self-signed certificate made by `openssl` (to check certificate verification).
+//! Binds to loopback only.
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::path::Path;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
@@ -98,9 +103,63 @@ impl FakeServer {
         }
     }
 
+    /// Like [`FakeServer::start`], over TLS with the certificate and key (PEM files)
+    /// made by [`self_signed`].
+    pub async fn start_tls(
+        cert: &Path,
+        key: &Path,
+        handler: impl Fn(&Request, &[Request]) -> Reply + Send + Sync + 'static,
+    ) -> FakeServer {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("read the certificate")
+            .collect::<Result<_, _>>()
+            .expect("parse the certificate");
+        let key = PrivateKeyDer::from_pem_file(key).expect("read the key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("TLS server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake server");
+        let addr = listener.local_addr().expect("fake server address");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let reqs = requests.clone();
+        let task = tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((s, _)) = listener.accept().await {
+                n += 1;
+                let (acceptor, handler, reqs) = (acceptor.clone(), handler.clone(), reqs.clone());
+                tokio::spawn(async move {
+                    // A client that rejects the certificate ends the handshake here.
+                    if let Ok(tls) = acceptor.accept(s).await {
+                        serve(tls, n, handler, reqs).await;
+                    }
+                });
+            }
+        });
+        FakeServer {
+            addr,
+            requests,
+            task,
+        }
+    }
+
     /// `http://127.0.0.1:port`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:port`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// The requests received so far.
@@ -115,7 +174,12 @@ impl Drop for FakeServer {
     }
 }
 
-async fn serve(mut s: TcpStream, conn: u32, handler: Arc<Handler>, reqs: Arc<Mutex<Vec<Request>>>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    conn: u32,
+    handler: Arc<Handler>,
+    reqs: Arc<Mutex<Vec<Request>>>,
+) {
     let mut buf = Vec::new();
     loop {
         // Read one request head.
@@ -191,4 +255,31 @@ async fn serve(mut s: TcpStream, conn: u32, handler: Arc<Handler>, reqs: Arc<Mut
             }
         }
     }
+}
+
+/// Writes a self-signed certificate for `localhost` and 127.0.0.1 and its key into
+/// `dir` with `openssl`; returns (certificate, key) paths.
+pub fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl (the TLS test needs the openssl command)");
+    assert!(st.success(), "openssl req failed: {st}");
+    (cert, key)
 }
