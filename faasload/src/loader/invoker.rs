@@ -54,12 +54,20 @@ pub async fn invoke(ctx: Arc<Ctx>, inv: Invocation, pending: OwnedSemaphorePermi
     let user = &ctx.trace.users[inv.user as usize];
     let function = &ctx.trace.functions[inv.function as usize];
     let ep = &ctx.endpoints[inv.user as usize];
-    let mut params = inv.params.clone();
-    if let Some(input) = &inv.input {
-        params.insert("object".into(), Value::String(input.clone()));
-    }
+    // The input object goes as the `object` parameter (the original action contract);
+    // the map is copied only then.
+    let with_input;
+    let params = match &inv.input {
+        Some(input) => {
+            let mut p = inv.params.clone();
+            p.insert("object".into(), Value::String(input.clone()));
+            with_input = p;
+            &with_input
+        }
+        None => &inv.params,
+    };
     ctx.live.in_flight.fetch_add(1, Ordering::Relaxed);
-    let out = ctx.backend.invoke(ep, &function.action, &params).await;
+    let out = ctx.backend.invoke(ep, &function.action, params).await;
     ctx.live.in_flight.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
     ctx.live.answered.fetch_add(1, Ordering::Relaxed);
