@@ -77,10 +77,12 @@ impl Embedded {
             wait_socket(&query, Duration::from_secs(30)).await?;
             e.query_socket = Some(query);
         }
-        let mut cfg = PlatformConfig::default();
-        cfg.listen = "127.0.0.1:0".parse().expect("literal address");
-        cfg.work_dir = dir.join("platform");
-        cfg.notify_socket = monitor.then_some(notify);
+        let mut cfg = PlatformConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            work_dir: dir.join("platform"),
+            notify_socket: monitor.then_some(notify),
+            ..PlatformConfig::default()
+        };
         // A load injector's namespaces: generous limits (documented in the README).
         cfg.throttle.invocations_per_minute = 10_000_000;
         cfg.throttle.concurrent_invocations = 100_000;
