@@ -10,6 +10,7 @@
 //! Add a suite by writing its module under `bench/` and adding a line to [`SUITES`].
 
 mod floor;
+mod loader;
 mod platform;
 
 use std::path::Path;
@@ -30,12 +31,21 @@ pub struct Options {
 /// machine facts and command, which [`run`] adds).
 type Suite = fn(&Workspace, &Options) -> Result<String>;
 
-const SUITES: &[(&str, &str, Suite)] = &[(
-    "platform",
-    "warm and cold invoke latency of a no-op action through the embedded platform, \
-     platform overhead split out, against the HTTP floor of the same client",
-    platform::run,
-)];
+const SUITES: &[(&str, &str, Suite)] = &[
+    (
+        "platform",
+        "warm and cold invoke latency of a no-op action through the embedded platform, \
+         platform overhead split out, against the HTTP floor of the same client",
+        platform::run,
+    ),
+    (
+        "loader",
+        "loader-lag and loader-throughput: send lag, latency, achieved rate and CPU of \
+         `faasload load` at fixed rates and at its maximum rate against a fast loopback \
+         endpoint (nginx), side by side with oha",
+        loader::run,
+    ),
+];
 
 /// Runs the named suites (all when none is named).
 pub fn run(ws: &Workspace, names: &[String], opts: &Options) -> Result<()> {
