@@ -670,6 +670,20 @@ fn markdown(
             achieved / asked * 100.0
         );
     }
+    for (rate, ours, theirs) in fixed {
+        // CPU time per second of sending = cores kept busy, whatever the rate.
+        let cores = |ss: &[Sample]| median(ss, |s| s.cpu_per * s.rate) / 1e9;
+        let _ = writeln!(
+            md,
+            "- CPU at {rate}/s: faasload {:.1} µs per invocation, i.e. {:.2} cores busy for \
+             the run; oha {:.1} µs, {:.2} cores ({:.1}× less).",
+            median(ours, |s| s.cpu_per) / 1e3,
+            cores(ours),
+            median(theirs, |s| s.cpu_per) / 1e3,
+            cores(theirs),
+            median(ours, |s| s.cpu_per) / median(theirs, |s| s.cpu_per),
+        );
+    }
     let _ = writeln!(
         md,
         "- max rate: faasload reached {:.0}/s, oha {:.0}/s: {tput:.3}× oha against the goal \
