@@ -22,8 +22,10 @@ fn config(tree: &TestTree, extra: &str) -> String {
 /// A container with a workload inside, known to the monitor.
 fn container(m: &Monitor, tree: &TestTree, name: &str) -> (OwnedCgroup, Workload) {
     let cg = tree.create(name);
-    let w = Workload::spawn();
+    let mut w = Workload::spawn();
     cg.add_pid(w.pid()).unwrap();
+    // Finish start-up inside the cgroup before anything is measured.
+    w.cmd("cpu 0");
     assert_eq!(
         m.notify(json!({"action": "run", "container": name})),
         json!({"ok": true})

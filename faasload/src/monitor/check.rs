@@ -124,12 +124,17 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
     for (i, (name, cmd)) in work.iter().enumerate() {
         if !containers.iter().any(|(n, _, _)| n == name) {
             let cg = OwnedCgroup::create(&layout, format!("{tree}/{name}"))?;
-            let child = Command::new(exe)
+            let mut child = Command::new(exe)
                 .arg("workload")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()?;
             cg.add_pid(child.id())?;
+            // Let the process finish starting (it was moved in mid start-up) and go idle
+            // in its cgroup before the first measured activation.
+            writeln!(child.stdin.as_mut().expect("piped"), "cpu 0")?;
+            let mut ready = String::new();
+            BufReader::new(child.stdout.as_mut().expect("piped")).read_line(&mut ready)?;
             let ok = request(
                 notify,
                 &json!({"action": "run", "container": name, "ack": true}),
