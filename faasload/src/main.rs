@@ -1,6 +1,11 @@
 //! The `faasload` command line: parses arguments and hands over to one domain module.
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the loader allocates a little per invocation on
+/// several threads at once, where glibc's arenas cost measurably (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "faasload",

@@ -12,7 +12,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn locate() -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        // `cargo run` sets CARGO_MANIFEST_DIR for the program too: prefer it, so a binary
+        // built from another checkout sharing this target directory still works here.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        let root = manifest
             .parent()
             .expect("xtask lives inside the workspace")
             .to_path_buf();

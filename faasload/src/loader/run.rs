@@ -76,7 +76,6 @@ pub async fn replay(
 ) -> anyhow::Result<(ReplayResult, Vec<Box<dyn RowSink>>)> {
     let (row_tx, row_rx) = mpsc::channel::<RunRow>(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let start_mono_ns = mono_ns() + 20_000_000;
     let start_epoch_ms = (epoch_ns() + 20_000_000) / 1_000_000;
     let ctx = Arc::new(Ctx {
@@ -89,7 +88,6 @@ pub async fn replay(
             .map(|p| MonitorClient::new(p, opts.monitor_wait, opts.samples)),
         in_flight: Arc::new(Semaphore::new(opts.max_in_flight.max(1))),
         pending: Arc::new(Semaphore::new(opts.max_pending.max(1))),
-        start,
         start_mono_ns,
         start_epoch_ms,
         rows: row_tx,
