@@ -45,11 +45,24 @@ pub struct Ctx {
     pub live: Live,
 }
 
-/// Runs one invocation to its row.
+/// Runs one invocation to its row. While it waits for an in-flight slot the task holds
+/// only the invocation: the much larger state of the call is allocated once it has a
+/// slot, so a schedule running far ahead of the platform costs little memory.
 pub async fn invoke(ctx: Arc<Ctx>, inv: Invocation, pending: OwnedSemaphorePermit) {
     let queued_at = mono_ns();
     let slot = ctx.in_flight.clone().acquire_owned().await;
     let queue_ns = mono_ns().saturating_sub(queued_at);
+    Box::pin(call(ctx, inv, slot.ok(), queue_ns)).await;
+    drop(pending);
+}
+
+/// The call, the monitor query and the row, with the slot held during the call.
+async fn call(
+    ctx: Arc<Ctx>,
+    inv: Invocation,
+    slot: Option<OwnedSemaphorePermit>,
+    queue_ns: u64,
+) {
     let user = &ctx.trace.users[inv.user as usize];
     let function = &ctx.trace.functions[inv.function as usize];
     let ep = &ctx.endpoints[inv.user as usize];
@@ -118,5 +131,4 @@ pub async fn invoke(ctx: Arc<Ctx>, inv: Invocation, pending: OwnedSemaphorePermi
     if ctx.rows.send(row).await.is_err() {
         tracing::error!("recorder gone: row {} lost", inv.seq);
     }
-    drop(pending);
 }
