@@ -36,8 +36,9 @@ pub struct Ctx {
     pub in_flight: Arc<Semaphore>,
     /// Bound on invocations released but not recorded (memory).
     pub pending: Arc<Semaphore>,
-    /// The common start in CLOCK_MONOTONIC ns (the clock of the deadlines and of
-    /// `Outcome::sent_ns`).
+    /// The common start (monotonic).
+    pub start: tokio::time::Instant,
+    /// The same start in CLOCK_MONOTONIC ns (the clock of `Outcome::sent_ns`).
     pub start_mono_ns: u64,
     /// The same start as epoch ms.
     pub start_epoch_ms: u64,

@@ -76,7 +76,10 @@ pub async fn replay(
 ) -> anyhow::Result<(ReplayResult, Vec<Box<dyn RowSink>>)> {
     let (row_tx, row_rx) = mpsc::channel::<RunRow>(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let start_mono_ns = mono_ns() + 20_000_000;
+    // One common start on both clocks (std's Instant is CLOCK_MONOTONIC on Linux).
+    let (now, now_ns) = (tokio::time::Instant::now(), mono_ns());
+    let start = now + Duration::from_millis(20);
+    let start_mono_ns = now_ns + 20_000_000;
     let start_epoch_ms = (epoch_ns() + 20_000_000) / 1_000_000;
     let ctx = Arc::new(Ctx {
         trace: trace.clone(),
@@ -88,6 +91,7 @@ pub async fn replay(
             .map(|p| MonitorClient::new(p, opts.monitor_wait, opts.samples)),
         in_flight: Arc::new(Semaphore::new(opts.max_in_flight.max(1))),
         pending: Arc::new(Semaphore::new(opts.max_pending.max(1))),
+        start,
         start_mono_ns,
         start_epoch_ms,
         rows: row_tx,
