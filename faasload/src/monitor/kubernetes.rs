@@ -39,8 +39,11 @@ pub fn parse_path(rel: &str) -> Option<PodPath> {
                 qos = q;
             }
         }
-        let tail = s.rsplit('-').next().unwrap_or(s);
-        if let Some(uid) = tail.strip_prefix("pod").filter(|u| !u.is_empty()) {
+        // cgroupfs: `pod<uid>`; systemd: `kubepods[-<qos>]-pod<uid with _>`.
+        let uid = s
+            .strip_prefix("pod")
+            .or_else(|| s.rsplit_once("-pod").map(|(_, u)| u));
+        if let Some(uid) = uid.filter(|u| !u.is_empty()) {
             pod = Some(uid.replace('_', "-"));
         }
     }
