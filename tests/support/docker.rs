@@ -66,9 +66,20 @@ pub fn busybox_image() -> &'static str {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    run(Command::new("apt-get")
-        .args(["download", "busybox-static"])
-        .current_dir(tmp.path()));
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", "busybox-static"])
+            .current_dir(tmp.path())
+            .output()
+            .expect("apt-get")
+            .status
+            .success()
+    };
+    if !download() {
+        // A fresh machine may have no package lists yet.
+        run(Command::new("apt-get").args(["update", "-qq"]));
+        assert!(download(), "apt-get download busybox-static failed");
+    }
     let deb = std::fs::read_dir(tmp.path())
         .unwrap()
         .flatten()

@@ -6,6 +6,8 @@
 mod bench;
 mod cmd;
 mod demo;
+#[allow(dead_code)] // its ensure_* steps are listed in test.rs STEPS at merge (see the module doc)
+mod deploy_check;
 mod ebpf;
 mod test;
 mod workspace;
