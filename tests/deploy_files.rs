@@ -50,9 +50,11 @@ fn systemd_units_verify() {
 }
 
 fn kubernetes_validate() -> PathBuf {
-    let p = std::env::var("FAASLOAD_TEST_KUBERNETES_VALIDATE").map(PathBuf::from).unwrap_or_else(
-        |_| PathBuf::from("/var/lib/faasload-test/kubernetes-validate/bin/kubernetes-validate"),
-    );
+    let p = std::env::var("FAASLOAD_TEST_KUBERNETES_VALIDATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from("/var/lib/faasload-test/kubernetes-validate/bin/kubernetes-validate")
+        });
     assert!(
         p.is_file(),
         "{} is missing: `cargo xtask test` installs kubernetes-validate (PyPI) there",
@@ -113,7 +115,12 @@ fn daemonset_gives_the_monitor_what_it_needs() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["name"].as_str().unwrap(), m["mountPath"].as_str().unwrap()))
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap(),
+                m["mountPath"].as_str().unwrap(),
+            )
+        })
         .collect();
     let host_of = |vol: &str| {
         spec["volumes"]
@@ -146,7 +153,9 @@ fn daemonset_gives_the_monitor_what_it_needs() {
         .map(|v| v.as_str().unwrap())
         .collect();
     let conf = cmd[cmd.iter().position(|a| *a == "--config").unwrap() + 1];
-    assert!(mounts
-        .iter()
-        .any(|(n, p)| *n == "config" && Path::new(conf).parent() == Some(Path::new(p))));
+    assert!(
+        mounts
+            .iter()
+            .any(|(n, p)| *n == "config" && Path::new(conf).parent() == Some(Path::new(p)))
+    );
 }

@@ -117,7 +117,11 @@ fn attribution_without_notifications_matches_the_platforms_truth() {
             judge(&t, &w, rec, &mut conc);
         }
     }
-    let total = seq.correct + seq.wrong + seq.ambiguous + seq.none + conc.correct
+    let total = seq.correct
+        + seq.wrong
+        + seq.ambiguous
+        + seq.none
+        + conc.correct
         + conc.wrong
         + conc.ambiguous
         + conc.none;

@@ -59,7 +59,9 @@ fn docker_containers_are_named_paused_and_attributed_without_patches() {
         "docker_socket: {}\nrescan_ms: 200\n",
         sock.display()
     ));
-    let c = wait_for(&m, &warm.id, "named before start", |c| c["name_source"] == "docker");
+    let c = wait_for(&m, &warm.id, "named before start", |c| {
+        c["name_source"] == "docker"
+    });
     assert_eq!(c["name"], warm.name.as_str(), "{c}");
     assert_eq!(c["kind"], "docker", "{c}");
     assert_eq!(c["image"], busybox_image(), "{c}");
@@ -73,8 +75,14 @@ fn docker_containers_are_named_paused_and_attributed_without_patches() {
         &[],
         &["sleep", "600"],
     );
-    let c = wait_for(&m, &prewarm.id, "pre-warmed named", |c| c["name_source"] == "docker");
-    assert_eq!(c["openwhisk"]["prewarm_kind"], format!("python3x{tag}"), "{c}");
+    let c = wait_for(&m, &prewarm.id, "pre-warmed named", |c| {
+        c["name_source"] == "docker"
+    });
+    assert_eq!(
+        c["openwhisk"]["prewarm_kind"],
+        format!("python3x{tag}"),
+        "{c}"
+    );
 
     // Pause/resume through the freezer (docker pause), no notification.
     socket_docker(&["pause", &warm.id]);
@@ -86,19 +94,30 @@ fn docker_containers_are_named_paused_and_attributed_without_patches() {
     let busy = TestContainer::run(
         &format!("wsk0_3_guest_{action}"),
         &[],
-        &["sh", "-c", "i=0; while [ $i -lt 100000000 ]; do i=$((i+1)); done"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 100000000 ]; do i=$((i+1)); done",
+        ],
     );
     wait_for(&m, &busy.id, "busy named", |c| c["name_source"] == "docker");
     let start = epoch();
     std::thread::sleep(Duration::from_millis(300));
     let end = epoch();
-    let a = m.request(json!({"type": "attribute", "namespace": "guest", "name": action,
-        "start": start, "end": end, "cold": false}));
+    let a = m.request(
+        json!({"type": "attribute", "namespace": "guest", "name": action,
+        "start": start, "end": end, "cold": false}),
+    );
     assert_eq!(a["status"], "attributed", "{a}");
     assert_eq!(a["container"], busy.id.as_str(), "{a}");
     assert!(a["cpu_ns"].as_u64().unwrap() > 100_000_000, "{a}");
     let cands = a["candidates"].as_array().unwrap();
-    assert!(cands.iter().any(|c| c["container"] == warm.id.as_str() && c["busy"] == false), "{a}");
+    assert!(
+        cands
+            .iter()
+            .any(|c| c["container"] == warm.id.as_str() && c["busy"] == false),
+        "{a}"
+    );
 
     // Removed: docker rm -f, seen from the cgroup's rmdir.
     let id = busy.id.clone();

@@ -72,7 +72,10 @@ fn wait_named(m: &Monitor, id: &str, source: &str) -> Value {
         {
             return c.clone();
         }
-        assert!(Instant::now() < deadline, "container {id} not named by {source}: {c:?}");
+        assert!(
+            Instant::now() < deadline,
+            "container {id} not named by {source}: {c:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -145,8 +148,10 @@ fn kubepods_trees_are_recognised_named_and_attributed() {
         .unwrap()
         .as_secs_f64();
     std::thread::sleep(Duration::from_millis(300));
-    let at = m.request(json!({"type": "attribute", "namespace": "guest", "name": action,
-        "start": t0 + 0.05, "end": t0 + 0.25}));
+    let at = m.request(
+        json!({"type": "attribute", "namespace": "guest", "name": action,
+        "start": t0 + 0.05, "end": t0 + 0.25}),
+    );
     assert_eq!(at["status"], "attributed", "{at}");
     assert_eq!(at["container"], cid_a.as_str(), "{at}");
     assert!(at["cpu_ns"].as_u64().unwrap() > 50_000_000, "{at}");

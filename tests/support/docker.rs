@@ -18,9 +18,10 @@ pub fn socket() -> PathBuf {
              `cargo xtask test` starts (unix:///run/faasload-test/docker.sock)"
         )
     });
-    let path = PathBuf::from(host.strip_prefix("unix://").unwrap_or_else(|| {
-        panic!("FAASLOAD_TEST_DOCKER_HOST={host} is not a unix:// socket")
-    }));
+    let path = PathBuf::from(
+        host.strip_prefix("unix://")
+            .unwrap_or_else(|| panic!("FAASLOAD_TEST_DOCKER_HOST={host} is not a unix:// socket")),
+    );
     let out = docker_at(&path, &["version", "--format", "{{.Server.Version}}"]);
     assert!(
         out.status.success(),
@@ -54,7 +55,10 @@ pub fn docker(args: &[&str]) -> String {
 /// Makes sure the busybox test image exists (built once, then found by tag).
 pub fn busybox_image() -> &'static str {
     let sock = socket();
-    if docker_at(&sock, &["image", "inspect", BUSYBOX]).status.success() {
+    if docker_at(&sock, &["image", "inspect", BUSYBOX])
+        .status
+        .success()
+    {
         return BUSYBOX;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -46,10 +46,9 @@ pub fn ensure_systemd_analyze(_: &Workspace) -> Result<()> {
 pub fn ensure_kubernetes_validate(_: &Workspace) -> Result<()> {
     let venv = Path::new(KV_VENV);
     let bin = venv.join("bin/kubernetes-validate");
-    let ok = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(KV_VERSION));
+    let ok = Command::new(&bin).arg("--version").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(KV_VERSION)
+    });
     if ok {
         return Ok(());
     }
@@ -60,7 +59,11 @@ pub fn ensure_kubernetes_validate(_: &Workspace) -> Result<()> {
         .map_or(true, |s| !s.success())
     {
         apt_install(&["python3-venv"])?;
-        cmd::run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(venv))?;
+        cmd::run(
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(venv),
+        )?;
     }
     cmd::run(
         Command::new(venv.join("bin/pip"))

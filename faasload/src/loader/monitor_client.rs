@@ -91,7 +91,11 @@ impl MonitorClient {
         if mode == WINDOW {
             return self.attributed(rec).await;
         }
-        let wait = if mode == SILENT { Duration::ZERO } else { self.wait };
+        let wait = if mode == SILENT {
+            Duration::ZERO
+        } else {
+            self.wait
+        };
         let r = self.reading_wait(&rec.activation_id, wait).await;
         let unknown = r
             .missing

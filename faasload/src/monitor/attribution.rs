@@ -81,7 +81,9 @@ pub struct OwName {
 
 /// OpenWhisk's sanitizing of name parts: letters, digits and `_` only.
 pub fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect()
+    s.chars()
+        .filter(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
 }
 
 impl OwName {
@@ -141,7 +143,11 @@ impl Names {
 
     /// The name of container `id`, if resolved.
     pub fn get(&self, id: &str) -> Option<Arc<Meta>> {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// The dockerd client (made again while the socket is missing).
@@ -176,7 +182,9 @@ impl Names {
                 && let Some(d) = self.docker().await
             {
                 let d: &DockerNames = &d;
-                let id = parse_path(&rel).map(|p| p.container_id).unwrap_or(c.id.clone());
+                let id = parse_path(&rel)
+                    .map(|p| p.container_id)
+                    .unwrap_or(c.id.clone());
                 meta = d.lookup(&id).await;
             }
             let meta = match meta {
@@ -246,7 +254,9 @@ fn watch_freezer(m: &Monitor, mut seen: HashMap<String, bool>) -> HashMap<String
         if m.view(&c).state == Life::Removed {
             continue;
         }
-        let Some(frozen) = c.reader.frozen() else { continue };
+        let Some(frozen) = c.reader.frozen() else {
+            continue;
+        };
         let before = seen.remove(&c.id);
         if before.is_some_and(|b| b != frozen) || (before.is_none() && frozen) {
             m.set_paused(&c.id, frozen);
@@ -303,11 +313,19 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
         ns.split('/').next().unwrap_or(ns).to_string(),
         action.rsplit('/').next().unwrap_or(action).to_string(),
     );
-    let min_busy = req.get("min_busy_us").and_then(Value::as_u64).unwrap_or(100) * 1000;
+    let min_busy = req
+        .get("min_busy_us")
+        .and_then(Value::as_u64)
+        .unwrap_or(100)
+        * 1000;
     // Wait until the sampler has passed `end` (plus one interval), so the busy interval
     // is closed by a sample.
     let interval = (m.cfg.interval_ms * 1e6) as u64;
-    let wait = req.get("wait_ms").and_then(Value::as_u64).unwrap_or(1000).min(10_000);
+    let wait = req
+        .get("wait_ms")
+        .and_then(Value::as_u64)
+        .unwrap_or(1000)
+        .min(10_000);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
     while crate::util::clock::epoch_ns() < end + 2 * interval
         && tokio::time::Instant::now() < deadline
@@ -317,11 +335,20 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
     m.names.resolve(m).await;
     let mut cands = Vec::new();
     for c in m.containers() {
-        let Some(meta) = m.names.get(&c.id) else { continue };
+        let Some(meta) = m.names.get(&c.id) else {
+            continue;
+        };
         let Some(ow) = &meta.openwhisk else { continue };
-        let bound = m.names.bound.read().unwrap_or_else(|e| e.into_inner()).get(&c.id).cloned();
+        let bound = m
+            .names
+            .bound
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&c.id)
+            .cloned();
         let prewarm = ow.prewarm_kind.as_ref().is_some_and(|k| {
-            kind.as_ref().is_none_or(|want| sanitize(k) == *want || k.eq_ignore_ascii_case(want))
+            kind.as_ref()
+                .is_none_or(|want| sanitize(k) == *want || k.eq_ignore_ascii_case(want))
         }) && match &bound {
             Some(b) => *b == key,
             None => cold != Some(false),
@@ -365,7 +392,11 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
         [(c, meta, cpu, inside)] => {
             let mems: Vec<u64> = inside.iter().filter_map(Sample::mem).collect();
             out["status"] = json!("attributed");
-            if meta.openwhisk.as_ref().is_some_and(|o| o.prewarm_kind.is_some()) {
+            if meta
+                .openwhisk
+                .as_ref()
+                .is_some_and(|o| o.prewarm_kind.is_some())
+            {
                 m.names
                     .bound
                     .write()
@@ -399,7 +430,11 @@ mod tests {
         assert!(n.is_for("guest/pkg", "pkg/hello_world"));
         assert!(!n.is_for("guest", "hello"));
         assert!(OwName::parse("wskinv10_3_my-ns_act").is_some());
-        assert!(OwName::parse("wsk0_3_myns_act").unwrap().is_for("my-ns", "act"));
+        assert!(
+            OwName::parse("wsk0_3_myns_act")
+                .unwrap()
+                .is_for("my-ns", "act")
+        );
         let p = OwName::parse("wsk0_4_prewarm_python3").unwrap();
         assert_eq!(p.prewarm_kind.as_deref(), Some("python3"));
         let k = OwName::parse("wskinvoker0-12-guest-hello").unwrap();

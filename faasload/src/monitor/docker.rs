@@ -45,7 +45,10 @@ impl DockerNames {
     pub async fn lookup(&self, id: &str) -> Option<Meta> {
         let r = self
             .client
-            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await;
         let r = match r {
             Ok(r) => r,

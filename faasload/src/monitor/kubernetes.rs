@@ -82,7 +82,11 @@ pub struct Kubelet {
 impl Kubelet {
     /// A client of `url` (e.g. `http://127.0.0.1:10255/pods` or
     /// `https://127.0.0.1:10250/pods` with a service-account token).
-    pub fn new(url: &str, token_file: Option<&std::path::Path>, insecure_tls: bool) -> anyhow::Result<Kubelet> {
+    pub fn new(
+        url: &str,
+        token_file: Option<&std::path::Path>,
+        insecure_tls: bool,
+    ) -> anyhow::Result<Kubelet> {
         let token = match token_file {
             Some(p) => Some(
                 std::fs::read_to_string(p)
@@ -153,9 +157,16 @@ fn pods_of(v: &Value) -> Vec<PodContainer> {
                     .collect()
             })
             .unwrap_or_default();
-        for cs in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+        for cs in pod["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let cid = s(&cs["containerID"]);
-            let cid = cid.split_once("://").map(|(_, i)| i.to_string()).unwrap_or(cid);
+            let cid = cid
+                .split_once("://")
+                .map(|(_, i)| i.to_string())
+                .unwrap_or(cid);
             out.push(PodContainer {
                 pod_uid: s(&md["uid"]),
                 pod: s(&md["name"]),
@@ -180,11 +191,21 @@ mod tests {
         let uid = "3f2a9c1e-1111-2222-3333-444455556666";
         let us = uid.replace('-', "_");
         let cases = [
-            (format!("kubepods/burstable/pod{uid}/{id}"), "burstable", "cgroupfs"),
-            (format!("kubepods/besteffort/pod{uid}/{id}"), "besteffort", "cgroupfs"),
+            (
+                format!("kubepods/burstable/pod{uid}/{id}"),
+                "burstable",
+                "cgroupfs",
+            ),
+            (
+                format!("kubepods/besteffort/pod{uid}/{id}"),
+                "besteffort",
+                "cgroupfs",
+            ),
             (format!("kubepods/pod{uid}/{id}"), "guaranteed", "cgroupfs"),
             (
-                format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{us}.slice/cri-containerd-{id}.scope"),
+                format!(
+                    "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{us}.slice/cri-containerd-{id}.scope"
+                ),
                 "burstable",
                 "systemd",
             ),
