@@ -127,7 +127,12 @@ pub struct Names {
     map: RwLock<HashMap<String, Arc<Meta>>>,
     /// Pre-warmed containers and the (namespace, action) an attribution bound them to.
     bound: RwLock<HashMap<String, (String, String)>>,
+    /// When an API last failed to name a container (asked again after [`RETRY`]).
+    failed: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long a container no API could name waits before it is looked up again.
+const RETRY: Duration = Duration::from_secs(5);
 
 impl Names {
     /// Sources from the configuration (none reachable is fine: cgroup names then).
@@ -138,6 +143,7 @@ impl Names {
             kubelet,
             map: RwLock::new(HashMap::new()),
             bound: RwLock::new(HashMap::new()),
+            failed: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -170,6 +176,15 @@ impl Names {
             if self.get(&c.id).is_some_and(|n| n.source != "cgroup") {
                 continue;
             }
+            let recent_failure = self
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&c.id)
+                .is_some_and(|t| t.elapsed() < RETRY);
+            if recent_failure {
+                continue;
+            }
             let rel = c.rel.to_string_lossy().to_string();
             let mut meta = None;
             if c.kind == "kubernetes"
@@ -187,6 +202,13 @@ impl Names {
                     .unwrap_or(c.id.clone());
                 meta = d.lookup(&id).await;
             }
+            let asked = c.kind == "docker" || c.kind == "kubernetes";
+            if asked && meta.is_none() {
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(c.id.clone(), std::time::Instant::now());
+            }
             let meta = match meta {
                 Some(m) => m,
                 None if self.get(&c.id).is_some() => continue,
@@ -203,6 +225,10 @@ impl Names {
             m.containers().into_iter().map(|c| c.id.clone()).collect();
         self.map
             .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| live.contains(k));
+        self.failed
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| live.contains(k));
         changed
