@@ -6,11 +6,11 @@
 mod bench;
 mod cmd;
 mod demo;
-#[allow(dead_code)] // its ensure_* steps are listed in test.rs STEPS at merge (see the module doc)
-mod deploy_check;
 mod ebpf;
 mod test;
 mod workspace;
+#[allow(dead_code)] // its ensure_* steps are listed in test.rs STEPS at merge (see the module doc)
+mod deploy_check;
 
 use std::process::ExitCode;
 
