@@ -3,6 +3,7 @@
 //! faasload's own subtree, runs the monitor daemon and the workload process, and talks to
 //! the monitor's sockets.
 pub mod cgroups;
+pub mod docker;
 pub mod monitor;
 pub mod openwhisk_fake;
 pub mod platform;

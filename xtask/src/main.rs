@@ -9,6 +9,8 @@ mod demo;
 mod ebpf;
 mod test;
 mod workspace;
+#[allow(dead_code)] // its ensure_* steps are listed in test.rs STEPS at merge (see the module doc)
+mod deploy_check;
 
 use std::process::ExitCode;
 

@@ -89,7 +89,7 @@ async fn call(
     }
     let monitor = match (&ctx.monitor, &out.record) {
         (Some(m), Some(rec)) => {
-            let r = m.reading(&rec.activation_id).await;
+            let r = m.reading_for(rec).await;
             if let Some(why) = &r.missing
                 && !ctx.live.monitor_warned.swap(true, Ordering::Relaxed)
             {

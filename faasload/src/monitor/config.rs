@@ -78,6 +78,18 @@ pub struct MonitorConfig {
     /// Turn on the kernel's BPF run-time statistics while running (costs a little per
     /// program run; needed for the BPF run time in `stats` and `/metrics`).
     pub bpf_stats: bool,
+    /// dockerd's socket, for container names, images and labels; none: names from the
+    /// cgroup only. Used when it answers; the monitor runs without it.
+    pub docker_socket: Option<PathBuf>,
+    /// The kubelet's pod list (read-only), e.g. `http://127.0.0.1:10255/pods`; none:
+    /// pod names from the cgroup path only.
+    pub kubelet_url: Option<String>,
+    /// Bearer token file for the kubelet (e.g. a service-account token).
+    pub kubelet_token_file: Option<PathBuf>,
+    /// Accept the kubelet's self-signed certificate.
+    pub kubelet_insecure_tls: bool,
+    /// How often the freezer state is read for pause/resume, in milliseconds.
+    pub freezer_ms: u64,
 }
 
 impl Default for MonitorConfig {
@@ -100,6 +112,11 @@ impl Default for MonitorConfig {
             patterns: default_patterns(),
             reset_peak: true,
             bpf_stats: false,
+            docker_socket: Some(PathBuf::from("/var/run/docker.sock")),
+            kubelet_url: None,
+            kubelet_token_file: None,
+            kubelet_insecure_tls: false,
+            freezer_ms: 100,
         }
     }
 }
@@ -203,6 +220,9 @@ mod tests {
         assert_eq!(c.max_clients, d.max_clients);
         assert_eq!(c.bpf_stats, d.bpf_stats);
         assert_eq!(c.reset_peak, d.reset_peak);
+        assert_eq!(c.docker_socket, d.docker_socket);
+        assert_eq!(c.kubelet_url, d.kubelet_url);
+        assert_eq!(c.freezer_ms, d.freezer_ms);
         let pats = |v: &[Pattern]| {
             v.iter()
                 .map(|p| (p.kind.clone(), p.regex.clone()))

@@ -84,6 +84,7 @@ async fn run_async(cfg: MonitorConfig) -> Result<()> {
             tasks.spawn(events::run_logger(l));
         }
     }
+    tasks.spawn(super::attribution::run(m.clone()));
     {
         let mm = m.clone();
         let period = Duration::from_millis(m.cfg.rescan_ms.max(10));

@@ -6,7 +6,7 @@
 //! - queries: the original FaaSLoad `{"container","start","end"}` (answered with its
 //!   sample list, then the connection closes, as the original did), and typed requests
 //!   `{"type": "hello" | "activation" | "window" | "samples" | "containers" | "stats" |
-//!   "subscribe"}`. Errors are `{"error": "<message>", "code": "<kind>"}`.
+//!   "subscribe" | "attribute"}` (`attribute`: see `attribution.rs`). Errors are `{"error": "<message>", "code": "<kind>"}`.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,7 +17,8 @@ use super::ebpf::COUNTER_NAMES;
 use super::state::{Container, Monitor, Sample};
 
 /// Protocol version announced by `hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: adds `attribute` (activations without notifications) and names in `containers`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What the connection does after a request.
 pub enum After {
@@ -236,7 +237,7 @@ async fn typed(m: &Arc<Monitor>, t: &str, req: &Value) -> Answer {
                 "backend": m.cfg.backend.to_string(),
                 "cgroup": m.layout.version().to_string(),
                 "interval_ms": m.cfg.interval_ms,
-                "capabilities": ["faasload-query", "activation", "window", "samples", "containers", "stats", "subscribe", "ack"],
+                "capabilities": ["faasload-query", "activation", "window", "samples", "containers", "stats", "subscribe", "ack", "attribute"],
                 "hardware": m.hardware,
             }),
             After::Continue,
@@ -311,12 +312,26 @@ async fn typed(m: &Arc<Monitor>, t: &str, req: &Value) -> Answer {
             let mut list: Vec<Value> = m
                 .containers()
                 .iter()
-                .map(|c| serde_json::to_value(m.view(c)).unwrap_or(Value::Null))
+                .map(|c| {
+                    let mut v = serde_json::to_value(m.view(c)).unwrap_or(Value::Null);
+                    if let Some(n) = m.names.get(&c.id) {
+                        v["name"] = json!(n.name);
+                        v["image"] = json!(n.image);
+                        v["labels"] = json!(n.labels);
+                        v["name_source"] = json!(n.source);
+                        v["openwhisk"] = json!(n.openwhisk);
+                    }
+                    v
+                })
                 .collect();
             list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
             Answer::json(json!({"containers": list}), After::Continue)
         }
         "stats" => Answer::json(stats(m), After::Continue),
+        "attribute" => {
+            let v = super::attribution::attribute(m, req).await;
+            Answer::json(v, After::Continue)
+        }
         "subscribe" => Answer {
             body: Some(json!({"type": "subscribed"}).to_string()),
             after: After::Subscribe {

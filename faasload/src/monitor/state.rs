@@ -208,6 +208,8 @@ pub struct Monitor {
     pub stream: broadcast::Sender<StreamMsg>,
     pub hardware: Hardware,
     pub started_ns: u64,
+    /// Container names (Docker API, kubelet, or cgroup).
+    pub names: super::attribution::Names,
     containers: RwLock<HashMap<String, Arc<Container>>>,
     by_cgroup: RwLock<HashMap<u64, String>>,
     activations: Mutex<Activations>,
@@ -226,6 +228,15 @@ impl Monitor {
     ) -> anyhow::Result<Monitor> {
         let matcher = Matcher::new(&cfg.patterns)?;
         let (stream, _) = broadcast::channel(4096);
+        let kubelet = match &cfg.kubelet_url {
+            Some(u) => Some(super::kubernetes::Kubelet::new(
+                u,
+                cfg.kubelet_token_file.as_deref(),
+                cfg.kubelet_insecure_tls,
+            )?),
+            None => None,
+        };
+        let names = super::attribution::Names::new(cfg.docker_socket.as_deref(), kubelet);
         Ok(Monitor {
             hardware: super::hw::detect(),
             cfg,
@@ -236,6 +247,7 @@ impl Monitor {
             stats: SelfStats::default(),
             stream,
             started_ns: epoch_ns(),
+            names,
             containers: RwLock::new(HashMap::new()),
             by_cgroup: RwLock::new(HashMap::new()),
             activations: Mutex::new(Activations::default()),
