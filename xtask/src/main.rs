@@ -9,7 +9,6 @@ mod demo;
 mod ebpf;
 mod test;
 mod workspace;
-#[allow(dead_code)] // its ensure_* steps are listed in test.rs STEPS at merge (see the module doc)
 mod deploy_check;
 
 use std::process::ExitCode;

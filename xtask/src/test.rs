@@ -25,6 +25,11 @@ const STEPS: &[(&str, Ensure)] = &[
     ("workspace build", ensure_workspace_built),
     ("PostgreSQL test server", ensure_postgres),
     ("MariaDB test server", ensure_mariadb),
+    ("systemd-analyze", crate::deploy_check::ensure_systemd_analyze),
+    (
+        "kubernetes-validate (PyPI)",
+        crate::deploy_check::ensure_kubernetes_validate,
+    ),
     (
         "bench platform --quick (harness smoke test)",
         ensure_bench_smoke,
