@@ -86,6 +86,8 @@ impl Embedded {
         // A load injector's namespaces: generous limits (documented in the README).
         cfg.throttle.invocations_per_minute = 10_000_000;
         cfg.throttle.concurrent_invocations = 100_000;
+        // The function suite's libraries and object store (functions/README.md).
+        crate::inputs::suite::configure_platform(&mut cfg);
         let salt = crate::util::clock::epoch_ns();
         for u in &trace.users {
             let auth = match &u.auth {
