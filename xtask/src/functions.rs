@@ -12,6 +12,9 @@ use anyhow::{Context, Result, bail};
 use crate::cmd;
 use crate::workspace::Workspace;
 
+/// The interpreter the venv is made from (the platform's default `runtimes.python`).
+const BASE_PYTHON: &str = "/usr/bin/python3";
+
 /// Debian package with libMagickWand-6.Q16.so.6, what Wand loads.
 const MAGICKWAND_DEB: &str = "libmagickwand-6.q16-6";
 
@@ -60,11 +63,23 @@ fn ensure_venv(functions: &Path) -> Result<()> {
                 .current_dir(functions),
         )
     };
-    if python.is_file() && wand_loads() {
+    // The venv must be built on an interpreter the action user can run (a pyenv python
+    // under /root is not): the platform's default, /usr/bin/python3, when there is one.
+    let base = Path::new(BASE_PYTHON);
+    let base_cmd = if base.is_file() { BASE_PYTHON } else { "python3" };
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap_or_default();
+    let built_on_base = !base.is_file()
+        || cfg
+            .lines()
+            .any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "home" && v.trim() == "/usr/bin"));
+    if python.is_file() && built_on_base && wand_loads() {
         return Ok(());
     }
+    if venv.exists() && !built_on_base {
+        std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
+    }
     if !python.is_file() {
-        let mut mk = Command::new("python3");
+        let mut mk = Command::new(base_cmd);
         mk.args(["-m", "venv"]).arg(&venv);
         if cmd::run(&mut mk).is_err() {
             // Debian's python3 has venv (ensurepip) in a package of its own.

@@ -18,7 +18,7 @@ use rand_pcg::Pcg64;
 pub const DEFAULT_SEED: u64 = 19_940_503;
 
 /// Input kinds and what they hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// Photo-like scenes, `N.jpg` and `N.png` (the same picture).
     Image,

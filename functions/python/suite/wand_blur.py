@@ -1,4 +1,4 @@
-"""wand_blur: Gaussian blur of an image with ImageMagick (Wand); `sigma` 0.3..100."""
+"""wand_blur: Gaussian blur (separable) of an image with ImageMagick (Wand); `sigma` 0.3..100."""
 from wand.image import Image
 
 from faasload_store import param_float, run_etl
@@ -9,7 +9,7 @@ def prepare(args):
 
     def transform(data):
         with Image(blob=data) as img:
-            img.gaussian_blur(radius=0, sigma=sigma)
+            img.blur(radius=0, sigma=sigma)
             return img.make_blob()
     return transform
 

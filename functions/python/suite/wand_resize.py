@@ -9,7 +9,7 @@ def prepare(args):
 
     def transform(data):
         with Image(blob=data) as img:
-            height = max(1, round(img.height * width / img.width))
+            height = max(1, int(img.height * width / img.width + 0.5))
             img.resize(width, height)
             return img.make_blob()
     return transform
