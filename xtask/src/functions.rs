@@ -66,12 +66,17 @@ fn ensure_venv(functions: &Path) -> Result<()> {
     // The venv must be built on an interpreter the action user can run (a pyenv python
     // under /root is not): the platform's default, /usr/bin/python3, when there is one.
     let base = Path::new(BASE_PYTHON);
-    let base_cmd = if base.is_file() { BASE_PYTHON } else { "python3" };
+    let base_cmd = if base.is_file() {
+        BASE_PYTHON
+    } else {
+        "python3"
+    };
     let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap_or_default();
     let built_on_base = !base.is_file()
-        || cfg
-            .lines()
-            .any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "home" && v.trim() == "/usr/bin"));
+        || cfg.lines().any(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, v)| k.trim() == "home" && v.trim() == "/usr/bin")
+        });
     if python.is_file() && built_on_base && wand_loads() {
         return Ok(());
     }
@@ -90,11 +95,21 @@ fn ensure_venv(functions: &Path) -> Result<()> {
     }
     cmd::run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(functions.join("python").join("requirements.txt")),
     )?;
     if !wand_loads() {
-        bail!("{}: `import wand.image` still fails after pip install", python.display());
+        bail!(
+            "{}: `import wand.image` still fails after pip install",
+            python.display()
+        );
     }
     Ok(())
 }
@@ -122,7 +137,10 @@ fn ensure_node_modules(dir: &Path) -> Result<()> {
     )
     .context("installing the Node.js function suite's modules (npm)")?;
     if !sharp_loads() {
-        bail!("{}: require('sharp') still fails after npm install", dir.display());
+        bail!(
+            "{}: require('sharp') still fails after npm install",
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -7,8 +7,8 @@ use rand_pcg::Pcg64;
 use serde_json::{Value, json};
 
 const SYLLABLES: [&str; 24] = [
-    "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "ba", "do", "fi", "gu", "ha", "je",
-    "ko", "la", "ma", "no", "pe", "qui", "ro", "su", "ta",
+    "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "ba", "do", "fi", "gu", "ha", "je", "ko",
+    "la", "ma", "no", "pe", "qui", "ro", "su", "ta",
 ];
 
 fn word(rng: &mut Pcg64) -> String {

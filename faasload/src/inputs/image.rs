@@ -25,9 +25,25 @@ fn color(rng: &mut Pcg64) -> [f32; 3] {
 }
 
 enum Shape {
-    Disc { cx: f32, cy: f32, r: f32, c: [f32; 3] },
-    Rect { x0: f32, y0: f32, x1: f32, y1: f32, c: [f32; 3] },
-    Blob { cx: f32, cy: f32, r: f32, c: [f32; 3] },
+    Disc {
+        cx: f32,
+        cy: f32,
+        r: f32,
+        c: [f32; 3],
+    },
+    Rect {
+        x0: f32,
+        y0: f32,
+        x1: f32,
+        y1: f32,
+        c: [f32; 3],
+    },
+    Blob {
+        cx: f32,
+        cy: f32,
+        r: f32,
+        c: [f32; 3],
+    },
 }
 
 /// One scene.
@@ -77,7 +93,13 @@ pub fn scene(rng: &mut Pcg64) -> RgbImage {
                         c = sc.map(|v| v * shade);
                     }
                 }
-                Shape::Rect { x0, y0, x1, y1, c: sc } => {
+                Shape::Rect {
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                    c: sc,
+                } => {
                     if xf >= x0 && xf < x1 && yf >= y0 && yf < y1 {
                         c = sc;
                     }
@@ -98,7 +120,12 @@ pub fn scene(rng: &mut Pcg64) -> RgbImage {
 pub fn jpeg(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .context("encoding JPEG")?;
     Ok(out)
 }
@@ -106,7 +133,12 @@ pub fn jpeg(img: &RgbImage) -> Result<Vec<u8>> {
 pub fn png(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .context("encoding PNG")?;
     Ok(out)
 }

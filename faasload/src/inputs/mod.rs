@@ -67,18 +67,29 @@ pub fn parse_kinds(s: &str) -> Result<Vec<(Kind, u32)>> {
     for (i, part) in s.split(',').enumerate() {
         let part = part.trim();
         let Some((k, n)) = part.split_once(':') else {
-            bail!("--kinds item {} {part:?}: expected kind:count (e.g. image:20)", i + 1);
+            bail!(
+                "--kinds item {} {part:?}: expected kind:count (e.g. image:20)",
+                i + 1
+            );
         };
         let Some(kind) = Kind::parse(k.trim()) else {
             let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-            bail!("--kinds item {} {part:?}: unknown kind {k:?} (known: {})", i + 1, known.join(", "));
+            bail!(
+                "--kinds item {} {part:?}: unknown kind {k:?} (known: {})",
+                i + 1,
+                known.join(", ")
+            );
         };
         let n: u32 = n
             .trim()
             .parse()
             .with_context(|| format!("--kinds item {} {part:?}: count is not a number", i + 1))?;
         if out.iter().any(|(o, _)| *o == kind) {
-            bail!("--kinds item {} {part:?}: kind {} given twice", i + 1, kind.name());
+            bail!(
+                "--kinds item {} {part:?}: kind {} given twice",
+                i + 1,
+                kind.name()
+            );
         }
         out.push((kind, n));
     }
@@ -125,8 +136,10 @@ pub fn generate(dir: &Path, seed: u64, kinds: &[(Kind, u32)]) -> Result<Vec<Path
             for (ext, bytes) in render(seed, kind, n)? {
                 let p = cont.join(format!("{n}.{ext}"));
                 let tmp = cont.join(format!(".{n}.{ext}.tmp"));
-                std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-                std::fs::rename(&tmp, &p).with_context(|| format!("renaming to {}", p.display()))?;
+                std::fs::write(&tmp, &bytes)
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+                std::fs::rename(&tmp, &p)
+                    .with_context(|| format!("renaming to {}", p.display()))?;
                 written.push(p);
             }
         }
@@ -200,9 +213,18 @@ mod tests {
         assert_eq!(
             names,
             [
-                "image/1.jpg", "image/1.png", "image/2.jpg", "image/2.png", "image/3.jpg",
-                "image/3.png", "json/1.json", "json/2.json", "matrix/1.csv", "matrix/2.csv",
-                "text/1.txt", "text/2.txt"
+                "image/1.jpg",
+                "image/1.png",
+                "image/2.jpg",
+                "image/2.png",
+                "image/3.jpg",
+                "image/3.png",
+                "json/1.json",
+                "json/2.json",
+                "matrix/1.csv",
+                "matrix/2.csv",
+                "text/1.txt",
+                "text/2.txt"
             ]
         );
         assert_eq!(ta, tb, "same seed, same bytes");
@@ -228,7 +250,10 @@ mod tests {
             vec![(Kind::Image, 2), (Kind::Json, 1)]
         );
         let e = parse_kinds("image:2,audio:1").unwrap_err().to_string();
-        assert!(e.contains("item 2") && e.contains("unknown kind \"audio\""), "{e}");
+        assert!(
+            e.contains("item 2") && e.contains("unknown kind \"audio\""),
+            "{e}"
+        );
         assert!(parse_kinds("image").is_err());
         assert!(parse_kinds("image:x").is_err());
         assert!(parse_kinds("image:1,image:2").is_err());

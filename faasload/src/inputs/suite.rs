@@ -142,7 +142,8 @@ mod tests {
 
     #[test]
     fn a_sample_trace_gets_its_inputs() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/traces/faasload-sample");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/traces/faasload-sample");
         let catalog = crate::trace::catalog::FunctionCatalog::for_dir(&dir).unwrap();
         let trace = crate::trace::faasload_dir::load_faasload_dir(&dir, &catalog).unwrap();
         let tmp = tempfile::tempdir().unwrap();

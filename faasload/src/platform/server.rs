@@ -104,8 +104,7 @@ fn action_env(cfg: &PlatformConfig) -> anyhow::Result<(Vec<(String, String)>, Ve
     }
     let mut writable = Vec::new();
     if let Some(store) = &cfg.store_dir {
-        std::fs::create_dir_all(store)
-            .with_context(|| format!("store_dir {}", store.display()))?;
+        std::fs::create_dir_all(store).with_context(|| format!("store_dir {}", store.display()))?;
         let store = store
             .canonicalize()
             .with_context(|| format!("store_dir {}", store.display()))?;
