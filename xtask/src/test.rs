@@ -25,7 +25,7 @@ const STEPS: &[(&str, Ensure)] = &[
     ("workspace build", ensure_workspace_built),
     ("PostgreSQL test server", ensure_postgres),
     ("MariaDB test server", ensure_mariadb),
-    ("ensure_functions (function suite deps)", crate::functions::ensure),
+    ("function suite deps (ensure_functions)", crate::functions::ensure),
     (
         "bench platform --quick (harness smoke test)",
         ensure_bench_smoke,
