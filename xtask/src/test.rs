@@ -25,7 +25,10 @@ const STEPS: &[(&str, Ensure)] = &[
     ("workspace build", ensure_workspace_built),
     ("PostgreSQL test server", ensure_postgres),
     ("MariaDB test server", ensure_mariadb),
-    ("function suite deps (ensure_functions)", crate::functions::ensure),
+    (
+        "function suite deps (ensure_functions)",
+        crate::functions::ensure,
+    ),
     (
         "bench platform --quick (harness smoke test)",
         ensure_bench_smoke,
