@@ -47,10 +47,10 @@ impl SuitePaths {
 /// runtimes are the defaults, and sets the store from `FAASLOAD_STORE_DIR` when the config
 /// has none. Returns whether the suite was found.
 pub fn configure_platform(cfg: &mut PlatformConfig) -> bool {
-    if cfg.store_dir.is_none() {
-        if let Some(d) = std::env::var_os("FAASLOAD_STORE_DIR").filter(|d| !d.is_empty()) {
-            cfg.store_dir = Some(PathBuf::from(d));
-        }
+    if cfg.store_dir.is_none()
+        && let Some(d) = std::env::var_os("FAASLOAD_STORE_DIR").filter(|d| !d.is_empty())
+    {
+        cfg.store_dir = Some(PathBuf::from(d));
     }
     let default = RuntimesConfig::default();
     if cfg.runtimes.python != default.python

@@ -87,7 +87,10 @@ impl PlatformHandle {
 /// Relative paths are taken from the current directory. The store directory is created
 /// when missing and made writable by everyone with the sticky bit (like /tmp), so that
 /// the action user can create its output containers.
-fn action_env(cfg: &PlatformConfig) -> anyhow::Result<(Vec<(String, String)>, Vec<PathBuf>)> {
+/// Environment variables for actions, and directories left writable in the sandbox.
+type ActionEnv = (Vec<(String, String)>, Vec<PathBuf>);
+
+fn action_env(cfg: &PlatformConfig) -> anyhow::Result<ActionEnv> {
     let join = |dirs: &[PathBuf]| -> anyhow::Result<String> {
         let abs: Vec<String> = dirs
             .iter()
