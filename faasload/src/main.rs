@@ -35,6 +35,8 @@ enum Cmd {
     MonitorCheck(faasload::monitor::check::CheckArgs),
     /// Run the embedded OpenWhisk-compatible platform (root).
     Platform(faasload::platform::cli::PlatformArgs),
+    /// Generate deterministic input sets for the function suite (images, data files).
+    Inputs(faasload::inputs::InputsArgs),
     /// Test and benchmark workloads of known CPU and memory cost (used by tests and benches).
     #[command(hide = true)]
     Workload(faasload::util::workload::WorkloadArgs),
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Report(a) => faasload::loader::cli::report(a),
         Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
         Cmd::Platform(a) => faasload::platform::cli::run(a),
+        Cmd::Inputs(a) => faasload::inputs::run(a),
         Cmd::Workload(a) => faasload::util::workload::run(a),
     };
     match res {

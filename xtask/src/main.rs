@@ -7,6 +7,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod ebpf;
+mod functions;
 mod test;
 mod workspace;
 mod deploy_check;
@@ -47,6 +48,9 @@ enum Command {
     /// The demo: builds everything, then runs the monitor against a sample workload and
     /// prints what it saw next to the cgroups' own counters (needs root).
     Demo,
+    /// Installs the function suite's dependencies (libMagickWand, Wand in functions/.venv,
+    /// sharp in functions/nodejs/node_modules); quick when they are there.
+    EnsureFunctions,
     /// The project's test command: installs and builds everything the tests need, then
     /// runs `cargo test --workspace` (needs root: cgroups and eBPF).
     Test {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::BuildEbpf { debug } => ebpf::build(&ws, debug).map(|_| ()),
         Command::Test { args } => test::run(&ws, &args),
         Command::Demo => demo::run(&ws),
+        Command::EnsureFunctions => functions::ensure(&ws),
         Command::Bench { suites, quick } => bench::run(&ws, &suites, &bench::Options { quick }),
     };
     match result {

@@ -31,6 +31,10 @@ const STEPS: &[(&str, Ensure)] = &[
         crate::deploy_check::ensure_kubernetes_validate,
     ),
     (
+        "function suite deps (ensure_functions)",
+        crate::functions::ensure,
+    ),
+    (
         "bench platform --quick (harness smoke test)",
         ensure_bench_smoke,
     ),

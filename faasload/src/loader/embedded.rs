@@ -86,6 +86,18 @@ impl Embedded {
         // A load injector's namespaces: generous limits (documented in the README).
         cfg.throttle.invocations_per_minute = 10_000_000;
         cfg.throttle.concurrent_invocations = 100_000;
+        // The function suite's libraries and object store (functions/README.md): the
+        // store is FAASLOAD_STORE_DIR, else the inputs the trace names, generated here.
+        crate::inputs::suite::configure_platform(&mut cfg);
+        if cfg.store_dir.is_none() {
+            cfg.store_dir = crate::inputs::suite::generated_store(trace, &dir)?;
+        }
+        // Each action is deployed with its trace's memory (original traces use up to GBs).
+        let most = trace.functions.iter().map(|f| u64::from(f.memory_mb)).max();
+        if let Some(m) = most.filter(|m| *m > cfg.limits.memory_max) {
+            cfg.limits.memory_max = m;
+            cfg.pool.user_memory_mb = cfg.pool.user_memory_mb.max(m);
+        }
         let salt = crate::util::clock::epoch_ns();
         for u in &trace.users {
             let auth = match &u.auth {

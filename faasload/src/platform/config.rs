@@ -35,6 +35,9 @@ pub struct PlatformConfig {
     pub notify_socket: Option<PathBuf>,
     /// Force the cgroup version (`v1` or `v2`); detected at run time by default.
     pub cgroup_version: Option<crate::cgroup::Version>,
+    /// Directory object store shared with the actions (containers are sub-directories):
+    /// given to them as `FAASLOAD_STORE_DIR` and left writable inside the sandbox.
+    pub store_dir: Option<PathBuf>,
 }
 
 impl Default for PlatformConfig {
@@ -51,6 +54,7 @@ impl Default for PlatformConfig {
             work_dir: PathBuf::from("/run/faasload/platform"),
             notify_socket: Some(PathBuf::from("/run/faasload/notify.sock")),
             cgroup_version: None,
+            store_dir: None,
         }
     }
 }
@@ -294,6 +298,10 @@ pub struct PrewarmConfig {
 pub struct RuntimesConfig {
     pub python: PathBuf,
     pub node: PathBuf,
+    /// Directories given to Python actions as `PYTHONPATH` (e.g. functions/python/lib).
+    pub python_path: Vec<PathBuf>,
+    /// Directories given to Node.js actions as `NODE_PATH` (e.g. a node_modules).
+    pub node_path: Vec<PathBuf>,
 }
 
 impl Default for RuntimesConfig {
@@ -301,6 +309,8 @@ impl Default for RuntimesConfig {
         RuntimesConfig {
             python: PathBuf::from("/usr/bin/python3"),
             node: PathBuf::from("/usr/bin/node"),
+            python_path: Vec::new(),
+            node_path: Vec::new(),
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Backend {
     pub user_memory_mb: u64,
     pub pids_max: u64,
     pub base_env: Vec<(String, String)>,
+    /// Directories that stay writable inside the sandbox (the object store).
+    pub writable: Vec<PathBuf>,
     /// Largest answer line kept (bytes); longer answers are consumed and reported.
     pub result_max: usize,
 }
@@ -187,6 +189,7 @@ impl Container {
             cgroup_procs: procs,
             user: backend.user,
             namespaces: backend.namespaces,
+            writable: &backend.writable,
         })
         .map_err(|source| ContainerError::Sandbox {
             name: self.name.clone(),

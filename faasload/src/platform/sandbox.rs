@@ -109,6 +109,8 @@ pub struct SpawnSpec<'a> {
     pub cgroup_procs: Vec<PathBuf>,
     pub user: ActionUser,
     pub namespaces: bool,
+    /// Directories left writable in the read-only file system (bind-mounted on themselves).
+    pub writable: &'a [PathBuf],
 }
 
 /// A started container process and the platform's ends of its pipes.
@@ -214,6 +216,12 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SandboxError> {
     let tmpfs = c"tmpfs";
     let tmpfs_opts = c"size=16k,mode=755";
     let dot = c".";
+    let writable: Vec<CString> = spec
+        .writable
+        .iter()
+        .map(|p| cstr(p))
+        .collect::<std::io::Result<_>>()
+        .map_err(io("writable dir"))?;
     let ns = spec.namespaces;
     let ActionUser { uid, gid } = spec.user;
 
@@ -308,6 +316,15 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SandboxError> {
                 ))?;
                 libc::close(DIR_FD);
                 check(libc::chdir(dir.as_ptr()))?;
+                for w in &writable {
+                    check(libc::mount(
+                        w.as_ptr(),
+                        w.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ))?;
+                }
                 let ro = MountAttr {
                     attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
                     attr_clr: 0,
@@ -336,6 +353,16 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SandboxError> {
                     &rw as *const MountAttr,
                     std::mem::size_of::<MountAttr>(),
                 ) as libc::c_int)?;
+                for w in &writable {
+                    check(libc::syscall(
+                        libc::SYS_mount_setattr,
+                        libc::AT_FDCWD,
+                        w.as_ptr(),
+                        0u32,
+                        &rw as *const MountAttr,
+                        std::mem::size_of::<MountAttr>(),
+                    ) as libc::c_int)?;
+                }
             } else {
                 check(libc::chdir(dir.as_ptr()))?;
             }

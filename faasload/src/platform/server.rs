@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -82,6 +82,43 @@ impl PlatformHandle {
     }
 }
 
+/// The environment given to actions for their libraries (`PYTHONPATH`, `NODE_PATH`) and
+/// object store (`FAASLOAD_STORE_DIR`), and the directories left writable in the sandbox.
+/// Relative paths are taken from the current directory. The store directory is created
+/// when missing and made writable by everyone with the sticky bit (like /tmp), so that
+/// the action user can create its output containers.
+/// Environment variables for actions, and directories left writable in the sandbox.
+type ActionEnv = (Vec<(String, String)>, Vec<PathBuf>);
+
+fn action_env(cfg: &PlatformConfig) -> anyhow::Result<ActionEnv> {
+    let join = |dirs: &[PathBuf]| -> anyhow::Result<String> {
+        let abs: Vec<String> = dirs
+            .iter()
+            .map(|d| std::path::absolute(d).map(|d| d.display().to_string()))
+            .collect::<std::io::Result<_>>()?;
+        Ok(abs.join(":"))
+    };
+    let mut env = Vec::new();
+    if !cfg.runtimes.python_path.is_empty() {
+        env.push(("PYTHONPATH".into(), join(&cfg.runtimes.python_path)?));
+    }
+    if !cfg.runtimes.node_path.is_empty() {
+        env.push(("NODE_PATH".into(), join(&cfg.runtimes.node_path)?));
+    }
+    let mut writable = Vec::new();
+    if let Some(store) = &cfg.store_dir {
+        std::fs::create_dir_all(store).with_context(|| format!("store_dir {}", store.display()))?;
+        let store = store
+            .canonicalize()
+            .with_context(|| format!("store_dir {}", store.display()))?;
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o1777))
+            .with_context(|| format!("store_dir {}: chmod 1777", store.display()))?;
+        env.push(("FAASLOAD_STORE_DIR".into(), store.display().to_string()));
+        writable.push(store);
+    }
+    Ok((env, writable))
+}
+
 /// Sets everything up and starts serving (see the module documentation).
 pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
     cfg.validate()?;
@@ -94,6 +131,7 @@ pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
     let containers_root = cfg.work_dir.join("containers");
     make_dir(&containers_root)?;
     remove_stale_dirs(&containers_root, &cfg.pool.invoker_name);
+    let (extra_env, writable) = action_env(&cfg)?;
     let activations = ActivationStore::open(
         cfg.activations.max_records,
         cfg.activations.persist.as_deref(),
@@ -120,7 +158,11 @@ pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
             ("LANG".into(), "C.UTF-8".into()),
             ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
             ("__OW_API_HOST".into(), format!("http://{addr}")),
-        ],
+        ]
+        .into_iter()
+        .chain(extra_env)
+        .collect(),
+        writable,
     });
     let pool = Pool::new(cfg.pool.clone(), backend.clone(), notifier.clone());
     pool.start();

@@ -1,7 +1,7 @@
 //! The function catalog: what an original FaaSLoad trace's action names (`wand_blur`)
 //! stand for here (kind and code). Read from a small YAML file; the default one,
-//! `config/traces/catalog.yaml`, maps the original suite's names onto the sample actions
-//! in `functions/` until that suite exists (issue 5 replaces it).
+//! `config/traces/catalog.yaml`, maps the original suite's names onto the function
+//! suite in `functions/` (functions/README.md).
 //!
 //! ```yaml
 //! functions:
