@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use crate::trace::error::TraceError;
 use crate::trace::seed::DEFAULT_SEED;
-use crate::trace::spec::{default_ext, InputSpec, ParamSpec};
-use crate::trace::yaml_pos::{locate, YPath};
+use crate::trace::spec::{InputSpec, ParamSpec, default_ext};
+use crate::trace::yaml_pos::{YPath, locate};
 
 /// How runs are spaced.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +55,12 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn err(&mut self, p: &YPath, msg: impl Into<String>) {
         let (l, c) = locate(self.text, p);
-        self.errors.push(TraceError::at(self.file, l, c, format!("{p}: {}", msg.into())));
+        self.errors.push(TraceError::at(
+            self.file,
+            l,
+            c,
+            format!("{p}: {}", msg.into()),
+        ));
     }
 }
 
@@ -88,13 +93,31 @@ pub fn parse_config(
         Some(l) => TraceError::at(file, l.line(), l.column(), e.to_string()),
         None => TraceError::file(file, e.to_string()),
     })?;
-    let mut cx = Ctx { text, file, errors: vec![] };
+    let mut cx = Ctx {
+        text,
+        file,
+        errors: vec![],
+    };
     let r = YPath::root();
     let Value::Object(m) = &root else {
-        return Err(TraceError::at(file, 1, 1, "a generator config is a mapping"));
+        return Err(TraceError::at(
+            file,
+            1,
+            1,
+            "a generator config is a mapping",
+        ));
     };
     for k in m.keys() {
-        if !["seed", "repetitions", "memory_mb", "pacing", "cold", "functions"].contains(&k.as_str()) {
+        if ![
+            "seed",
+            "repetitions",
+            "memory_mb",
+            "pacing",
+            "cold",
+            "functions",
+        ]
+        .contains(&k.as_str())
+        {
             cx.err(&r.k(k), format!("unknown field '{k}'"));
         }
     }
@@ -110,12 +133,17 @@ pub fn parse_config(
         Some(v) => match v.as_u64() {
             Some(n) if n >= 1 => n,
             _ => {
-                cx.err(&r.k("repetitions"), "repetitions must be a positive integer");
+                cx.err(
+                    &r.k("repetitions"),
+                    "repetitions must be a positive integer",
+                );
                 1
             }
         },
     };
-    let default_mem = m.get("memory_mb").map(|v| mems(&mut cx, v, &r.k("memory_mb")));
+    let default_mem = m
+        .get("memory_mb")
+        .map(|v| mems(&mut cx, v, &r.k("memory_mb")));
     let pacing = match m.get("pacing") {
         None => Pacing::MaxConcurrent(1),
         Some(Value::Object(p)) if p.len() == 1 => {
@@ -126,13 +154,19 @@ pub fn parse_config(
                     Pacing::MaxConcurrent(n as u32)
                 }
                 _ => {
-                    cx.err(&r.k("pacing").k(k), "pacing is {interval_ms: N} or {max_concurrent: K>=1}");
+                    cx.err(
+                        &r.k("pacing").k(k),
+                        "pacing is {interval_ms: N} or {max_concurrent: K>=1}",
+                    );
                     Pacing::MaxConcurrent(1)
                 }
             }
         }
         Some(_) => {
-            cx.err(&r.k("pacing"), "pacing is {interval_ms: N} or {max_concurrent: K>=1}");
+            cx.err(
+                &r.k("pacing"),
+                "pacing is {interval_ms: N} or {max_concurrent: K>=1}",
+            );
             Pacing::MaxConcurrent(1)
         }
     };
@@ -140,7 +174,10 @@ pub fn parse_config(
         None | Some(Some("warm")) => ColdPolicy::Warm,
         Some(Some("cold")) => ColdPolicy::Cold,
         _ => {
-            cx.err(&r.k("cold"), "cold is 'warm' (let containers be reused) or 'cold' (redeploy before each run)");
+            cx.err(
+                &r.k("cold"),
+                "cold is 'warm' (let containers be reused) or 'cold' (redeploy before each run)",
+            );
             ColdPolicy::Warm
         }
     };
@@ -227,7 +264,12 @@ pub fn parse_config(
                         }
                     },
                 };
-                functions.push(GenFunction { action, params, inputs, memory_mb });
+                functions.push(GenFunction {
+                    action,
+                    params,
+                    inputs,
+                    memory_mb,
+                });
             }
         }
         _ => cx.err(&r.k("functions"), "functions must be a non-empty list"),
@@ -239,7 +281,13 @@ pub fn parse_config(
             TraceError::Many(cx.errors)
         });
     }
-    Ok(GenConfig { seed, repetitions, pacing, cold, functions })
+    Ok(GenConfig {
+        seed,
+        repetitions,
+        pacing,
+        cold,
+        functions,
+    })
 }
 
 #[cfg(test)]
@@ -290,11 +338,17 @@ functions:
         assert!(e.starts_with("g.yaml:5:") && e.contains("no values"), "{e}");
         let t = "memory_mb: [128]\nfunctions:\n  - action: burn\n    inputs: {kind: hologram, count: 2}\n";
         let e = err_of(t, None);
-        assert!(e.starts_with("g.yaml:4:") && e.contains("unknown input kind"), "{e}");
+        assert!(
+            e.starts_with("g.yaml:4:") && e.contains("unknown input kind"),
+            "{e}"
+        );
         let known = vec!["burn".to_string()];
         let t = "memory_mb: [128]\nfunctions:\n  - action: burn\n  - action: nope\n";
         let e = err_of(t, Some(&known));
-        assert!(e.starts_with("g.yaml:4:") && e.contains("unknown function 'nope'"), "{e}");
+        assert!(
+            e.starts_with("g.yaml:4:") && e.contains("unknown function 'nope'"),
+            "{e}"
+        );
         let t = "functions:\n  - action: burn\n";
         assert!(err_of(t, None).contains("no memory_mb"));
     }

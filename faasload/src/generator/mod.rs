@@ -3,5 +3,5 @@
 pub mod config;
 pub mod plan;
 
-pub use config::{parse_config, ColdPolicy, GenConfig, GenFunction, Pacing};
-pub use plan::{plan, PlannedRun};
+pub use config::{ColdPolicy, GenConfig, GenFunction, Pacing, parse_config};
+pub use plan::{PlannedRun, plan};
