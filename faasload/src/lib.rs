@@ -3,6 +3,7 @@
 //! over the modules here, one folder per domain.
 pub mod cgroup;
 pub mod inputs;
+pub mod generator;
 pub mod loader;
 pub mod monitor;
 pub mod openwhisk;
