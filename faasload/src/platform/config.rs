@@ -35,6 +35,46 @@ pub struct PlatformConfig {
     pub notify_socket: Option<PathBuf>,
     /// Force the cgroup version (`v1` or `v2`); detected at run time by default.
     pub cgroup_version: Option<crate::cgroup::Version>,
+    /// Container backend: `process` (default) or `docker`.
+    pub backend: BackendKind,
+    /// Docker backend settings.
+    pub docker: DockerConfig,
+}
+
+/// Which container backend runs actions.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Process trees in cgroups of this host.
+    #[default]
+    Process,
+    /// Docker containers, as OpenWhisk's Docker container factory makes them.
+    Docker,
+}
+
+/// The Docker backend: daemon socket, network and runtime images.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Docker daemon address (`unix:///path/docker.sock`).
+    pub host: String,
+    /// Network of action containers (OpenWhisk: `bridge`).
+    pub network: String,
+    /// Image of python kinds.
+    pub python_image: String,
+    /// Image of nodejs kinds.
+    pub nodejs_image: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            host: "unix:///var/run/docker.sock".into(),
+            network: "bridge".into(),
+            python_image: "faasload/action-python:latest".into(),
+            nodejs_image: "faasload/action-nodejs:latest".into(),
+        }
+    }
 }
 
 impl Default for PlatformConfig {
@@ -51,6 +91,8 @@ impl Default for PlatformConfig {
             work_dir: PathBuf::from("/run/faasload/platform"),
             notify_socket: Some(PathBuf::from("/run/faasload/notify.sock")),
             cgroup_version: None,
+            backend: BackendKind::Process,
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -132,7 +174,7 @@ impl PlatformConfig {
         }
         if l.concurrency_max != 1 {
             return bad(
-                "limits: concurrency_max must be 1 (the process backend runs one activation per container)"
+                "limits: concurrency_max must be 1 (the backends run one activation per container)"
                     .into(),
             );
         }
@@ -140,9 +182,16 @@ impl PlatformConfig {
             return bad("pool: user_memory_mb must be at least limits.memory_max".into());
         }
         for p in &self.pool.prewarm {
-            if crate::platform::runtime::Kind::parse(&p.kind).is_none() {
-                return bad(format!("pool.prewarm: unknown kind {:?}", p.kind));
+            match crate::platform::runtime::Kind::parse(&p.kind) {
+                None => return bad(format!("pool.prewarm: unknown kind {:?}", p.kind)),
+                Some(crate::platform::runtime::Kind::Native) if self.backend == BackendKind::Docker => {
+                    return bad(format!("pool.prewarm: kind {:?} has no Docker image", p.kind));
+                }
+                Some(_) => {}
             }
+        }
+        if self.backend == BackendKind::Docker && !self.docker.host.starts_with("unix://") {
+            return bad(format!("docker.host: {:?} is not a unix:// socket address", self.docker.host));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::config::PoolConfig;
-use super::container::{Backend, Container};
+use super::backend::{Backend, Container};
 use super::notify::Notifier;
 use super::runtime::Kind;
 
@@ -151,9 +151,9 @@ impl Pool {
         let Some(me) = self.me.upgrade() else { return };
         tokio::spawn(async move {
             let name = me.name(&format!("prewarm_{}", kind.short()));
-            match Container::create(me.backend.clone(), name, kind, memory).await {
+            match Container::create(&me.backend, name, kind, memory).await {
                 Ok(c) => {
-                    me.notifier.container("run", &c.name);
+                    me.notifier.container("run", c.monitor_id());
                     let mut g = me.lock();
                     if g.closed {
                         drop(g);
@@ -292,9 +292,9 @@ impl Pool {
         req: &Request,
     ) -> Result<Arc<Container>, CreateError> {
         let name = self.name(&format!("{}_{}", req.namespace, action_part(&req.action)));
-        let c = Container::create(self.backend.clone(), name, req.kind, req.memory_mb).await?;
+        let c = Container::create(&self.backend, name, req.kind, req.memory_mb).await?;
         tracing::debug!("cold start: container {} for {}", c.name, req.action);
-        self.notifier.container("run", &c.name);
+        self.notifier.container("run", c.monitor_id());
         c.lease.fetch_add(1, Ordering::SeqCst);
         let mut g = self.lock();
         if let Some(e) = g.entries.iter_mut().find(|e| e.id == lease.id) {
@@ -394,7 +394,7 @@ impl Pool {
             tokio::spawn(async move {
                 if c.pause(lease).await {
                     tracing::debug!("paused container {}", c.name);
-                    n.container("pause", &c.name);
+                    n.container("pause", c.monitor_id());
                 }
             });
         }
@@ -410,14 +410,14 @@ impl Pool {
         tokio::spawn(async move {
             c.destroy().await;
             tracing::debug!("removed container {}", c.name);
-            n.container("rm", &c.name);
+            n.container("rm", c.monitor_id());
         });
     }
 
     /// Resumes a paused container before a run.
     pub async fn resume(&self, c: &Container) {
         if c.resume().await {
-            self.notifier.container("resume", &c.name);
+            self.notifier.container("resume", c.monitor_id());
         }
     }
 
@@ -458,7 +458,7 @@ impl Pool {
         };
         for c in cs {
             c.destroy().await;
-            self.notifier.container("rm", &c.name);
+            self.notifier.container("rm", c.monitor_id());
         }
     }
 }
