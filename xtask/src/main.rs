@@ -6,7 +6,9 @@
 mod bench;
 mod cmd;
 mod demo;
+mod docker;
 mod ebpf;
+mod images;
 mod test;
 mod workspace;
 
@@ -46,6 +48,13 @@ enum Command {
     /// The demo: builds everything, then runs the monitor against a sample workload and
     /// prints what it saw next to the cgroups' own counters (needs root).
     Demo,
+    /// Builds the Docker backend's runtime images (python, nodejs) from Debian packages
+    /// with debootstrap + docker import; reuses images whose inputs did not change.
+    Images {
+        /// Docker daemon (default: $DOCKER_HOST, else unix:///var/run/docker.sock).
+        #[arg(long)]
+        docker_host: Option<String>,
+    },
     /// The project's test command: installs and builds everything the tests need, then
     /// runs `cargo test --workspace` (needs root: cgroups and eBPF).
     Test {
@@ -61,6 +70,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::BuildEbpf { debug } => ebpf::build(&ws, debug).map(|_| ()),
         Command::Test { args } => test::run(&ws, &args),
+        Command::Images { docker_host } => images::build(
+            &ws,
+            &docker_host
+                .or_else(|| std::env::var("DOCKER_HOST").ok())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+        ),
         Command::Demo => demo::run(&ws),
         Command::Bench { suites, quick } => bench::run(&ws, &suites, &bench::Options { quick }),
     };
