@@ -9,9 +9,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faasload::platform::config::{BackendKind, PlatformConfig, PrewarmConfig};
+use faasload::platform::config::{BackendKind, GUEST_AUTH, PlatformConfig, PrewarmConfig};
 use faasload_tests::monitor::Monitor;
-use faasload_tests::platform::TestPlatform;
+use faasload_tests::platform::{TestPlatform, http};
 use serde_json::{Value, json};
 
 fn host() -> String {
@@ -78,7 +78,9 @@ fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
             memory: 256,
         }];
     });
-    p.wait_pool("a stem cell", Duration::from_secs(60), |c| c.iter().any(|c| c.3));
+    p.wait_pool("a stem cell", Duration::from_secs(60), |c| {
+        c.iter().any(|c| c.3)
+    });
     let stem = p.containers().into_iter().find(|c| c.3).unwrap().0;
     assert!(stem.ends_with("_prewarm_python3"), "{stem}");
     p.deploy("hello", "python:3", "python/hello.py", json!({}));
@@ -86,14 +88,35 @@ fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let rec = r.json();
     assert_eq!(rec["response"]["result"]["greeting"], "Hello Ada!");
-    assert_eq!(rec["response"]["result"]["activation_id"], rec["activationId"]);
+    assert_eq!(
+        rec["response"]["result"]["activation_id"],
+        rec["activationId"]
+    );
     assert_eq!(rec["response"]["result"]["action_name"], "/guest/hello");
-    assert!(ann(&rec, "initTime").is_some(), "a prewarm start runs /init");
-    let logs: Vec<&str> = rec["logs"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(
+        ann(&rec, "initTime").is_some(),
+        "a prewarm start runs /init"
+    );
+    let logs: Vec<&str> = rec["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
     assert_eq!(logs.len(), 2, "{logs:?}");
-    assert!(logs.iter().any(|l| l.ends_with("stdout: hello from python: Ada")), "{logs:?}");
-    assert!(logs.iter().any(|l| l.ends_with("stderr: a line on stderr")), "{logs:?}");
-    assert!(p.containers().iter().any(|c| c.0 == stem && !c.3), "the stem cell serves it");
+    assert!(
+        logs.iter()
+            .any(|l| l.ends_with("stdout: hello from python: Ada")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.ends_with("stderr: a line on stderr")),
+        "{logs:?}"
+    );
+    assert!(
+        p.containers().iter().any(|c| c.0 == stem && !c.3),
+        "the stem cell serves it"
+    );
 
     let warm = p.invoke("hello", json!({"name": "Bob"})).json();
     assert!(ann(&warm, "initTime").is_none(), "warm: {warm}");
@@ -113,12 +136,25 @@ fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
     assert_eq!(h["Ulimits"][0]["Name"], "nofile");
     assert_eq!(h["Ulimits"][0]["Soft"], 1024);
     assert_eq!(h["Ulimits"][0]["Hard"], 1024);
-    let caps: Vec<&str> = h["CapDrop"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    assert!(caps.contains(&"NET_RAW") && caps.contains(&"NET_ADMIN"), "{caps:?}");
+    let caps: Vec<&str> = h["CapDrop"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        caps.contains(&"NET_RAW") && caps.contains(&"NET_ADMIN"),
+        "{caps:?}"
+    );
     assert_eq!(i["Config"]["Image"], "faasload/action-python:latest");
 
     // A second action starts cold in a container named after it.
-    p.deploy("hello2", "python:3", "python/hello.py", json!({"limits": {"memory": 128}}));
+    p.deploy(
+        "hello2",
+        "python:3",
+        "python/hello.py",
+        json!({"limits": {"memory": 128}}),
+    );
     let cold = p.invoke("hello2", json!({})).json();
     assert!(ann(&cold, "initTime").is_some());
     let name = p
@@ -131,7 +167,11 @@ fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
     assert_eq!(inspect(&name)["HostConfig"]["CpuShares"], 64);
 
     p.shutdown();
-    assert!(ours(&p).is_empty(), "shutdown removes every container: {:?}", ours(&p));
+    assert!(
+        ours(&p).is_empty(),
+        "shutdown removes every container: {:?}",
+        ours(&p)
+    );
 }
 
 #[test]
@@ -167,9 +207,16 @@ fn docker_failures_give_openwhisk_records() {
         rec["response"]["result"]["error"],
         "The action did not produce a valid response and exited unexpectedly."
     );
-    p.wait_pool("crashed container removed", Duration::from_secs(10), |c| c.is_empty());
+    p.wait_pool("crashed container removed", Duration::from_secs(10), |c| {
+        c.is_empty()
+    });
 
-    p.deploy("sleep", "python:3", "python/sleep.py", json!({"limits": {"timeout": 500}}));
+    p.deploy(
+        "sleep",
+        "python:3",
+        "python/sleep.py",
+        json!({"limits": {"timeout": 500}}),
+    );
     let r = p.invoke("sleep", json!({"ms": 5000}));
     assert_eq!(r.status, 502);
     let rec = r.json();
@@ -178,15 +225,23 @@ fn docker_failures_give_openwhisk_records() {
         "The action exceeded its time limits of 500 milliseconds."
     );
     assert_eq!(ann(&rec, "timeout"), Some(&json!(true)));
-    p.wait_pool("timed-out container removed", Duration::from_secs(10), |c| c.is_empty());
+    p.wait_pool(
+        "timed-out container removed",
+        Duration::from_secs(10),
+        |c| c.is_empty(),
+    );
 
-    p.deploy("alloc", "python:3", "python/alloc.py", json!({"limits": {"memory": 128}}));
+    p.deploy(
+        "alloc",
+        "python:3",
+        "python/alloc.py",
+        json!({"limits": {"memory": 128}}),
+    );
     let r = p.invoke("alloc", json!({"mb": 400}));
     assert_eq!(r.status, 502);
     let rec = r.json();
     assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action exhausted its memory and was aborted.",
+        rec["response"]["result"]["error"], "The action exhausted its memory and was aborted.",
         "{rec}"
     );
     let r = p.invoke("alloc", json!({"mb": 16}));
@@ -195,10 +250,17 @@ fn docker_failures_give_openwhisk_records() {
     p.deploy("error", "python:3", "python/error.py", json!({}));
     let rec = p.invoke("error", json!({"why": "test"})).json();
     assert_eq!(rec["response"]["status"], "application error");
-    assert_eq!(rec["response"]["result"]["error"], "something went wrong: test");
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "something went wrong: test"
+    );
     let end = Instant::now() + Duration::from_secs(10);
     while ours(&p).len() != p.containers().len() {
-        assert!(Instant::now() < end, "destroyed containers stay in docker: {:?}", ours(&p));
+        assert!(
+            Instant::now() < end,
+            "destroyed containers stay in docker: {:?}",
+            ours(&p)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -211,7 +273,12 @@ fn docker_eviction_under_the_memory_budget_and_nodejs() {
         c.limits.memory_max = 512;
     });
     for n in ["a", "b", "c"] {
-        p.deploy(n, "python:3", "python/sleep.py", json!({"limits": {"memory": 256}}));
+        p.deploy(
+            n,
+            "python:3",
+            "python/sleep.py",
+            json!({"limits": {"memory": 256}}),
+        );
     }
     assert_eq!(p.invoke("a", json!({"ms": 1})).status, 200);
     let a = p.containers()[0].0.clone();
@@ -223,17 +290,30 @@ fn docker_eviction_under_the_memory_budget_and_nodejs() {
     assert!(!names.contains(&a), "a was evicted: {names:?}");
     let end = Instant::now() + Duration::from_secs(10);
     while ours(&p).contains(&a) {
-        assert!(Instant::now() < end, "the evicted container is never removed");
+        assert!(
+            Instant::now() < end,
+            "the evicted container is never removed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    p.deploy("js", "nodejs:20", "nodejs/hello.js", json!({"limits": {"memory": 256}}));
+    p.deploy(
+        "js",
+        "nodejs:20",
+        "nodejs/hello.js",
+        json!({"limits": {"memory": 256}}),
+    );
     let r = p.invoke("js", json!({"name": "Node"}));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let rec = r.json();
     assert_eq!(rec["response"]["status"], "success", "{rec}");
     assert!(!rec["logs"].as_array().unwrap().is_empty(), "{rec}");
-    p.deploy("jscrash", "nodejs:20", "nodejs/crash.js", json!({"limits": {"memory": 256}}));
+    p.deploy(
+        "jscrash",
+        "nodejs:20",
+        "nodejs/crash.js",
+        json!({"limits": {"memory": 256}}),
+    );
     let rec = p.invoke("jscrash", json!({})).json();
     assert_eq!(
         rec["response"]["result"]["error"],
@@ -268,21 +348,110 @@ fn docker_activations_are_measured_by_the_monitor() {
         let id = rec["activationId"].as_str().unwrap();
         let s = m.request(json!({"type": "activation", "activation_id": id, "wait_ms": 5000}));
         assert_eq!(s["activation_id"], id, "{s}");
-        let cid = s["container"].as_str().unwrap_or_else(|| panic!("no container: {s}"));
+        let cid = s["container"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no container: {s}"));
         let name = p
             .containers()
             .into_iter()
             .map(|c| c.0)
             .find(|n| n.ends_with(&format!("_guest_{action}")))
             .unwrap();
-        assert_eq!(inspect(&name)["Id"], cid, "the monitor names the docker container: {s}");
-        let cpu = s["cpu_ns"].as_u64().unwrap_or_else(|| panic!("no CPU time: {s}"));
+        assert_eq!(
+            inspect(&name)["Id"],
+            cid,
+            "the monitor names the docker container: {s}"
+        );
+        let cpu = s["cpu_ns"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no CPU time: {s}"));
         if action == "burn" {
             let ms = params["ms"].as_u64().unwrap();
-            assert!(cpu >= ms * 1_000_000 * 8 / 10, "CPU {cpu} ns for a {ms} ms burn: {s}");
+            assert!(
+                cpu >= ms * 1_000_000 * 8 / 10,
+                "CPU {cpu} ns for a {ms} ms burn: {s}"
+            );
             let mb = params["mb"].as_u64().unwrap();
-            let peak = s["mem_peak_bytes"].as_u64().unwrap_or_else(|| panic!("no peak: {s}"));
+            let peak = s["mem_peak_bytes"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no peak: {s}"));
             assert!(peak >= mb << 20, "peak {peak} B while holding {mb} MB: {s}");
         }
     }
+}
+
+#[test]
+fn binary_with_backend_docker_flag_serves_and_cleans_up() {
+    faasload_tests::platform::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let invoker = format!("wskdbin{}", std::process::id());
+    let cfg = dir.path().join("platform.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:0\nwork_dir: {}\nnotify_socket: null\npool:\n  invoker_name: {invoker}\n  prewarm: [{{kind: \"nodejs:20\", count: 1, memory: 256}}]\n",
+            dir.path().join("work").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(faasload_tests::platform::faasload_bin())
+        .args([
+            "platform",
+            "--backend",
+            "docker",
+            "--docker-host",
+            &host(),
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let code =
+        std::fs::read_to_string(faasload_tests::platform::functions().join("nodejs/hello.js"))
+            .unwrap();
+    let body = serde_json::to_vec(&json!({"exec": {"kind": "nodejs:20", "code": code}})).unwrap();
+    let api = "/api/v1/namespaces/_/actions/hello";
+    assert_eq!(
+        http(addr, "PUT", api, Some(GUEST_AUTH), &[], &body).status,
+        200
+    );
+    let r = http(
+        addr,
+        "POST",
+        &format!("{api}?blocking=true"),
+        Some(GUEST_AUTH),
+        &[],
+        b"{}",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let label = format!("label=faasload.invoker={invoker}");
+    let names = || docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &label]);
+    let end = Instant::now() + Duration::from_secs(30);
+    while !names()
+        .lines()
+        .any(|n| n.ends_with("_prewarm_nodejs20") && !n.starts_with(&format!("{invoker}_0_")))
+    {
+        assert!(
+            Instant::now() < end,
+            "the stem cell is never replaced: {}",
+            names()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert!(st.success(), "clean exit on SIGTERM: {st}");
+    assert_eq!(names(), "", "every container removed");
 }

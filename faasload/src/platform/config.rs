@@ -184,14 +184,22 @@ impl PlatformConfig {
         for p in &self.pool.prewarm {
             match crate::platform::runtime::Kind::parse(&p.kind) {
                 None => return bad(format!("pool.prewarm: unknown kind {:?}", p.kind)),
-                Some(crate::platform::runtime::Kind::Native) if self.backend == BackendKind::Docker => {
-                    return bad(format!("pool.prewarm: kind {:?} has no Docker image", p.kind));
+                Some(crate::platform::runtime::Kind::Native)
+                    if self.backend == BackendKind::Docker =>
+                {
+                    return bad(format!(
+                        "pool.prewarm: kind {:?} has no Docker image",
+                        p.kind
+                    ));
                 }
                 Some(_) => {}
             }
         }
         if self.backend == BackendKind::Docker && !self.docker.host.starts_with("unix://") {
-            return bad(format!("docker.host: {:?} is not a unix:// socket address", self.docker.host));
+            return bad(format!(
+                "docker.host: {:?} is not a unix:// socket address",
+                self.docker.host
+            ));
         }
         Ok(())
     }
@@ -410,6 +418,30 @@ mod tests {
         assert!(e.starts_with("x.yml:2:"), "{e}");
         let e = PlatformConfig::parse("nope: 1\n", Path::new("x.yml")).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn shipped_config_parses_and_backend_keys() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/platform.yml");
+        let c = PlatformConfig::load(&p).unwrap();
+        assert_eq!(c.backend, BackendKind::Process);
+        assert_eq!(c.docker.python_image, "faasload/action-python:latest");
+        let c = PlatformConfig::parse(
+            "backend: docker\ndocker:\n  host: unix:///run/x.sock\n",
+            Path::new("x.yml"),
+        )
+        .unwrap();
+        assert_eq!(c.backend, BackendKind::Docker);
+        assert_eq!(c.docker.host, "unix:///run/x.sock");
+        assert_eq!(c.docker.network, "bridge");
+        let e = PlatformConfig::parse(
+            "backend: docker\ndocker: {host: tcp://h:1}\n",
+            Path::new("x.yml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unix://"), "{e}");
+        let e = PlatformConfig::parse("backend: podman\n", Path::new("x.yml")).unwrap_err();
+        assert!(e.to_string().starts_with("x.yml:1:"), "{e}");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::config::PoolConfig;
 use super::backend::{Backend, Container};
+use super::config::PoolConfig;
 use super::notify::Notifier;
 use super::runtime::Kind;
 

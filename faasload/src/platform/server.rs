@@ -12,8 +12,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::activations::ActivationStore;
-use super::config::{NamespaceConfig, PlatformConfig};
 use super::backend::Backend;
+use super::config::{NamespaceConfig, PlatformConfig};
 use super::container::ProcessBackend;
 use super::entities::Entities;
 use super::notify::Notifier;

@@ -92,8 +92,11 @@ impl DockerBackend {
                 format!("runtime image {img} is missing (build it with `cargo xtask images`)")
             })?;
         }
+        // No idle connections: a container's address is reused by the next container,
+        // and a pooled connection to a removed one would look like a crash.
         let http = reqwest::Client::builder()
             .no_proxy()
+            .pool_max_idle_per_host(0)
             .build()
             .context("HTTP client")?;
         let b = DockerBackend {
