@@ -380,6 +380,18 @@ fn docker_activations_are_measured_by_the_monitor() {
     }
 }
 
+/// The platform process of a test, killed if the test fails before stopping it.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn binary_with_backend_docker_flag_serves_and_cleans_up() {
     faasload_tests::platform::require_root();
@@ -394,21 +406,23 @@ fn binary_with_backend_docker_flag_serves_and_cleans_up() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(faasload_tests::platform::faasload_bin())
-        .args([
-            "platform",
-            "--backend",
-            "docker",
-            "--docker-host",
-            &host(),
-            "--config",
-        ])
-        .arg(&cfg)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut child = Child(
+        Command::new(faasload_tests::platform::faasload_bin())
+            .args([
+                "platform",
+                "--backend",
+                "docker",
+                "--docker-host",
+                &host(),
+                "--config",
+            ])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     let addr: std::net::SocketAddr = line
@@ -451,8 +465,8 @@ fn binary_with_backend_docker_flag_serves_and_cleans_up() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // SAFETY: signalling the child this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let st = child.wait().unwrap();
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let st = child.0.wait().unwrap();
     assert!(st.success(), "clean exit on SIGTERM: {st}");
     assert_eq!(names(), "", "every container removed");
 }
