@@ -215,14 +215,14 @@ fn docker_failures_give_openwhisk_records() {
         "sleep",
         "python:3",
         "python/sleep.py",
-        json!({"limits": {"timeout": 500}}),
+        json!({"limits": {"timeout": 3000}}),
     );
-    let r = p.invoke("sleep", json!({"ms": 5000}));
+    let r = p.invoke("sleep", json!({"ms": 20000}));
     assert_eq!(r.status, 502);
     let rec = r.json();
     assert_eq!(
         rec["response"]["result"]["error"],
-        "The action exceeded its time limits of 500 milliseconds."
+        "The action exceeded its time limits of 3000 milliseconds."
     );
     assert_eq!(ann(&rec, "timeout"), Some(&json!(true)));
     p.wait_pool(
@@ -254,6 +254,20 @@ fn docker_failures_give_openwhisk_records() {
         rec["response"]["result"]["error"],
         "something went wrong: test"
     );
+    let kept = p.containers().len();
+
+    // An init failure: the runtime's error is the record's, the container is removed.
+    let b = json!({"exec": {"kind": "python:3", "code": "def nope(a):\n    return {}\n"}});
+    let r = p.call("PUT", "/api/v1/namespaces/_/actions/nomain", Some(&b));
+    assert_eq!(r.status, 200);
+    let rec = p.invoke("nomain", json!({})).json();
+    assert_eq!(rec["response"]["status"], "action developer error", "{rec}");
+    let e = rec["response"]["result"]["error"].as_str().unwrap();
+    assert!(e.contains("main"), "{rec}");
+    assert!(ann(&rec, "initTime").is_some());
+    p.wait_pool("init failure removed", Duration::from_secs(10), |c| {
+        c.len() == kept
+    });
     let end = Instant::now() + Duration::from_secs(10);
     while ours(&p).len() != p.containers().len() {
         assert!(

@@ -3,7 +3,7 @@
 //! (`unix:///run/faasload-test/docker.sock`) on its own bridge `faasload0`, without
 //! touching iptables, IP forwarding or any other Docker daemon of the machine; builds the
 //! runtime images once (cached in the data root); and at the end removes every container
-//! the tests left and stops the daemon.
+//! the tests left, stops the daemon and removes its bridge.
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -92,8 +92,9 @@ fn which(prog: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-/// After the tests: removes every container of the private daemon (all are the tests')
-/// and stops it by the pid in its pid file. Images stay cached in the data root.
+/// After the tests: removes every container of the private daemon (all are the tests'),
+/// stops it by the pid in its pid file and removes its bridge. Images stay cached in the
+/// data root.
 pub fn stop() -> Result<()> {
     if answers() {
         let ids = cmd::output(Command::new("docker").args(["-H", HOST, "ps", "-aq"]))?;
@@ -120,5 +121,8 @@ pub fn stop() -> Result<()> {
     wait_until("dockerd exit", 30, || {
         !Path::new(&format!("/proc/{pid}")).exists()
     })?;
+    if Path::new("/sys/class/net").join(BRIDGE).exists() {
+        cmd::run(Command::new("ip").args(["link", "del", BRIDGE]))?;
+    }
     Ok(())
 }

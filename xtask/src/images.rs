@@ -161,8 +161,16 @@ pub fn build(ws: &Workspace, host: &str) -> Result<()> {
             "    {}: building (inputs {hash}, suite {suite}, mirror {mirror})",
             img.tag
         );
+        let old =
+            cmd::output(docker(host).args(["image", "inspect", "--format", "{{.Id}}", img.tag]))
+                .ok();
         build_one(ws, host, img, &hash, &mirror, &suite)
             .with_context(|| format!("building {}", img.tag))?;
+        // The previous build, now untagged, would only take space (best effort: a
+        // container may still use it).
+        if let Some(old) = old.filter(|o| !o.is_empty()) {
+            let _ = cmd::output(docker(host).args(["image", "rm", &old]));
+        }
     }
     Ok(())
 }

@@ -85,6 +85,8 @@ pub struct Pool {
     notifier: Notifier,
     state: Mutex<State>,
     next_id: AtomicU64,
+    /// Removals in progress, awaited by [`Pool::shutdown`].
+    removing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     me: Weak<Pool>,
 }
 
@@ -105,6 +107,7 @@ impl Pool {
                 closed: false,
             }),
             next_id: AtomicU64::new(0),
+            removing: Mutex::new(Vec::new()),
             me: me.clone(),
         })
     }
@@ -407,11 +410,14 @@ impl Pool {
     /// Destroys a container in the background.
     fn remove(&self, c: Arc<Container>) {
         let n = self.notifier.clone();
-        tokio::spawn(async move {
+        let h = tokio::spawn(async move {
             c.destroy().await;
             tracing::debug!("removed container {}", c.name);
             n.container("rm", c.monitor_id());
         });
+        let mut r = self.removing.lock().unwrap_or_else(|e| e.into_inner());
+        r.retain(|h| !h.is_finished());
+        r.push(h);
     }
 
     /// Resumes a paused container before a run.
@@ -459,6 +465,10 @@ impl Pool {
         for c in cs {
             c.destroy().await;
             self.notifier.container("rm", c.monitor_id());
+        }
+        let pending = std::mem::take(&mut *self.removing.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in pending {
+            let _ = h.await;
         }
     }
 }

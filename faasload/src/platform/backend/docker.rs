@@ -373,9 +373,6 @@ impl DockerContainer {
         if status.is_success() && v.get("ok") == Some(&serde_json::Value::Bool(true)) {
             return Ok(());
         }
-        if !self.running_after_wait().await {
-            return Err(InitFailure::Failed(self.died().await));
-        }
         match v.get("error") {
             Some(e) => Err(InitFailure::Error(e.clone())),
             None => Err(InitFailure::Failed(Failure::BadOutput(text))),
@@ -391,6 +388,7 @@ impl DockerContainer {
             [s.sentinels[0] + 1, s.sentinels[1] + 1]
         };
         let url = format!("{}/run", self.base);
+        let started = tokio::time::Instant::now();
         let sent = self
             .backend
             .http
@@ -405,20 +403,16 @@ impl DockerContainer {
                 let status = resp.status();
                 match read_body(resp, self.backend.result_max, timeout).await {
                     Ok(text) if status.is_success() => Ok(text),
-                    Ok(text) => {
-                        // The runtime answers 502 when the action process died; it then
-                        // exits, so the container's state says why.
-                        if self.running_after_wait().await {
-                            Err(Failure::BadOutput(text))
-                        } else {
-                            Err(self.died().await)
-                        }
-                    }
+                    // The runtime answers an error status only for a request it cannot
+                    // serve; a dying action makes it exit without answering.
+                    Ok(text) => Err(Failure::BadOutput(text)),
                     Err(Failure::Died { .. }) => Err(self.died().await),
                     Err(f) => Err(f),
                 }
             }
-            Err(e) if e.is_timeout() => Err(Failure::Timeout),
+            // Only our own deadline is a time-out; a connection that fails earlier
+            // (even with ETIMEDOUT) means the runtime is gone.
+            Err(_) if started.elapsed() >= timeout => Err(Failure::Timeout),
             Err(_) => Err(self.died().await),
         };
         let wait = if result.is_ok() {
@@ -444,17 +438,6 @@ impl DockerContainer {
             Ok(i) => i.state.and_then(|s| s.running).unwrap_or(false),
             Err(_) => false,
         }
-    }
-
-    /// Running after giving a dying runtime a moment to exit?
-    async fn running_after_wait(&self) -> bool {
-        for _ in 0..20 {
-            if !self.running().await {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        true
     }
 
     /// After the runtime stopped answering: waits for the container to stop and reads
