@@ -6,8 +6,10 @@
 mod bench;
 mod cmd;
 mod demo;
+mod docker;
 mod ebpf;
 mod functions;
+mod images;
 mod test;
 mod workspace;
 mod deploy_check;
@@ -51,6 +53,13 @@ enum Command {
     /// Installs the function suite's dependencies (libMagickWand, Wand in functions/.venv,
     /// sharp in functions/nodejs/node_modules); quick when they are there.
     EnsureFunctions,
+    /// Builds the Docker backend's runtime images (python, nodejs) from Debian packages
+    /// with debootstrap + docker import; reuses images whose inputs did not change.
+    Images {
+        /// Docker daemon (default: $DOCKER_HOST, else unix:///var/run/docker.sock).
+        #[arg(long)]
+        docker_host: Option<String>,
+    },
     /// The project's test command: installs and builds everything the tests need, then
     /// runs `cargo test --workspace` (needs root: cgroups and eBPF).
     Test {
@@ -66,6 +75,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::BuildEbpf { debug } => ebpf::build(&ws, debug).map(|_| ()),
         Command::Test { args } => test::run(&ws, &args),
+        Command::Images { docker_host } => images::build(
+            &ws,
+            &docker_host
+                .or_else(|| std::env::var("DOCKER_HOST").ok())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+        ),
         Command::Demo => demo::run(&ws),
         Command::EnsureFunctions => functions::ensure(&ws),
         Command::Bench { suites, quick } => bench::run(&ws, &suites, &bench::Options { quick }),

@@ -34,6 +34,7 @@ const STEPS: &[(&str, Ensure)] = &[
         "function suite deps (ensure_functions)",
         crate::functions::ensure,
     ),
+    ("private dockerd and runtime images", crate::docker::ensure),
     (
         "bench platform --quick (harness smoke test)",
         ensure_bench_smoke,
@@ -44,7 +45,7 @@ pub fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
     for (name, ensure) in STEPS {
         step(name, || ensure(ws))?;
     }
-    step("cargo test --workspace", || {
+    let tests = step("cargo test --workspace", || {
         cmd::run(
             cmd::cargo()
                 .args(["test", "--workspace"])
@@ -52,7 +53,9 @@ pub fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
                 .current_dir(&ws.root)
                 .env("FAASLOAD_BIN", ws.faasload_bin()),
         )
-    })
+    });
+    let docker = step("stop the private dockerd", crate::docker::stop);
+    tests.and(docker)
 }
 
 fn ensure_root(_: &Workspace) -> Result<()> {
@@ -110,7 +113,7 @@ fn ensure_workspace_built(ws: &Workspace) -> Result<()> {
 static APT_UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Installs Debian packages (after one `apt-get update`).
-fn apt_install(packages: &[&str]) -> Result<()> {
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
     use std::sync::atomic::Ordering;
     if !APT_UPDATED.swap(true, Ordering::SeqCst) {
         cmd::run(std::process::Command::new("apt-get").args(["update", "-qq"]))?;
@@ -124,14 +127,14 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 }
 
 /// Sets a variable for the `cargo test` step (xtask is single-threaded here).
-fn export(var: &str, value: &str) {
+pub(crate) fn export(var: &str, value: &str) {
     println!("    {var}={value}");
     // SAFETY: xtask runs its steps on one thread; no other thread reads the environment.
     unsafe { std::env::set_var(var, value) };
 }
 
 /// Polls `ready` every 200 ms for up to `secs` seconds.
-fn wait_until(what: &str, secs: u64, mut ready: impl FnMut() -> bool) -> Result<()> {
+pub(crate) fn wait_until(what: &str, secs: u64, mut ready: impl FnMut() -> bool) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::time::Instant::now() < deadline {
         if ready() {

@@ -19,6 +19,12 @@ pub struct PlatformArgs {
     /// Working directory for containers, overriding the configuration.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Container backend, overriding the configuration (`process` or `docker`).
+    #[arg(long, value_enum)]
+    pub backend: Option<super::config::BackendKind>,
+    /// Docker daemon socket (`unix:///path`), overriding the configuration.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
 }
 
 /// Runs the platform until interrupted.
@@ -32,6 +38,12 @@ pub fn run(a: PlatformArgs) -> anyhow::Result<()> {
     }
     if let Some(w) = a.work_dir {
         cfg.work_dir = w;
+    }
+    if let Some(b) = a.backend {
+        cfg.backend = b;
+    }
+    if let Some(h) = a.docker_host {
+        cfg.docker.host = h;
     }
     // SAFETY: plain syscall.
     if unsafe { libc::geteuid() } != 0 {

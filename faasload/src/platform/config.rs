@@ -38,6 +38,46 @@ pub struct PlatformConfig {
     /// Directory object store shared with the actions (containers are sub-directories):
     /// given to them as `FAASLOAD_STORE_DIR` and left writable inside the sandbox.
     pub store_dir: Option<PathBuf>,
+    /// Container backend: `process` (default) or `docker`.
+    pub backend: BackendKind,
+    /// Docker backend settings.
+    pub docker: DockerConfig,
+}
+
+/// Which container backend runs actions.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Process trees in cgroups of this host.
+    #[default]
+    Process,
+    /// Docker containers, as OpenWhisk's Docker container factory makes them.
+    Docker,
+}
+
+/// The Docker backend: daemon socket, network and runtime images.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Docker daemon address (`unix:///path/docker.sock`).
+    pub host: String,
+    /// Network of action containers (OpenWhisk: `bridge`).
+    pub network: String,
+    /// Image of python kinds.
+    pub python_image: String,
+    /// Image of nodejs kinds.
+    pub nodejs_image: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            host: "unix:///var/run/docker.sock".into(),
+            network: "bridge".into(),
+            python_image: "faasload/action-python:latest".into(),
+            nodejs_image: "faasload/action-nodejs:latest".into(),
+        }
+    }
 }
 
 impl Default for PlatformConfig {
@@ -55,6 +95,8 @@ impl Default for PlatformConfig {
             notify_socket: Some(PathBuf::from("/run/faasload/notify.sock")),
             cgroup_version: None,
             store_dir: None,
+            backend: BackendKind::Process,
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -136,7 +178,7 @@ impl PlatformConfig {
         }
         if l.concurrency_max != 1 {
             return bad(
-                "limits: concurrency_max must be 1 (the process backend runs one activation per container)"
+                "limits: concurrency_max must be 1 (the backends run one activation per container)"
                     .into(),
             );
         }
@@ -144,9 +186,24 @@ impl PlatformConfig {
             return bad("pool: user_memory_mb must be at least limits.memory_max".into());
         }
         for p in &self.pool.prewarm {
-            if crate::platform::runtime::Kind::parse(&p.kind).is_none() {
-                return bad(format!("pool.prewarm: unknown kind {:?}", p.kind));
+            match crate::platform::runtime::Kind::parse(&p.kind) {
+                None => return bad(format!("pool.prewarm: unknown kind {:?}", p.kind)),
+                Some(crate::platform::runtime::Kind::Native)
+                    if self.backend == BackendKind::Docker =>
+                {
+                    return bad(format!(
+                        "pool.prewarm: kind {:?} has no Docker image",
+                        p.kind
+                    ));
+                }
+                Some(_) => {}
             }
+        }
+        if self.backend == BackendKind::Docker && !self.docker.host.starts_with("unix://") {
+            return bad(format!(
+                "docker.host: {:?} is not a unix:// socket address",
+                self.docker.host
+            ));
         }
         Ok(())
     }
@@ -371,6 +428,30 @@ mod tests {
         assert!(e.starts_with("x.yml:2:"), "{e}");
         let e = PlatformConfig::parse("nope: 1\n", Path::new("x.yml")).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn shipped_config_parses_and_backend_keys() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/platform.yml");
+        let c = PlatformConfig::load(&p).unwrap();
+        assert_eq!(c.backend, BackendKind::Process);
+        assert_eq!(c.docker.python_image, "faasload/action-python:latest");
+        let c = PlatformConfig::parse(
+            "backend: docker\ndocker:\n  host: unix:///run/x.sock\n",
+            Path::new("x.yml"),
+        )
+        .unwrap();
+        assert_eq!(c.backend, BackendKind::Docker);
+        assert_eq!(c.docker.host, "unix:///run/x.sock");
+        assert_eq!(c.docker.network, "bridge");
+        let e = PlatformConfig::parse(
+            "backend: docker\ndocker: {host: tcp://h:1}\n",
+            Path::new("x.yml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unix://"), "{e}");
+        let e = PlatformConfig::parse("backend: podman\n", Path::new("x.yml")).unwrap_err();
+        assert!(e.to_string().starts_with("x.yml:1:"), "{e}");
     }
 
     #[test]

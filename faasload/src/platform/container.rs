@@ -32,6 +32,8 @@ pub enum ContainerError {
         #[source]
         source: sandbox::SandboxError,
     },
+    #[error("container {name}: docker: {msg}")]
+    Docker { name: String, msg: String },
     #[error("container {name}: {what}: {source}")]
     Io {
         name: String,
@@ -42,7 +44,7 @@ pub enum ContainerError {
 }
 
 /// What the backend needs to create containers.
-pub struct Backend {
+pub struct ProcessBackend {
     pub layout: Layout,
     pub runtimes: Runtimes,
     pub user: ActionUser,
@@ -94,8 +96,8 @@ struct Io {
     line: Vec<u8>,
 }
 
-/// One container.
-pub struct Container {
+/// One container of the process backend.
+pub struct ProcessContainer {
     pub name: String,
     pub kind: Kind,
     pub memory_mb: u64,
@@ -106,19 +108,17 @@ pub struct Container {
     logs: Arc<Logs>,
     frozen: AtomicBool,
     result_max: usize,
-    /// Bumped each time the pool hands the container out; a pause for an older lease is void.
-    pub lease: AtomicU64,
 }
 
-impl Container {
+impl ProcessContainer {
     /// Creates the cgroup and directory, and for kinds with a launcher starts it (a stem
     /// cell until [`Container::init`]).
     pub async fn create(
-        backend: Arc<Backend>,
+        backend: Arc<ProcessBackend>,
         name: String,
         kind: Kind,
         memory_mb: u64,
-    ) -> Result<Arc<Container>, ContainerError> {
+    ) -> Result<Arc<ProcessContainer>, ContainerError> {
         let b = backend.clone();
         let n = name.clone();
         let (cgroup, dir) = tokio::task::spawn_blocking(move || prepare(&b, &n, memory_mb))
@@ -129,7 +129,7 @@ impl Container {
                 source: std::io::Error::other(e),
             })??;
         let reader = CgroupReader::open(&backend.layout, cgroup.rel());
-        let c = Arc::new(Container {
+        let c = Arc::new(ProcessContainer {
             name,
             kind,
             memory_mb,
@@ -149,7 +149,6 @@ impl Container {
             }),
             frozen: AtomicBool::new(false),
             result_max: backend.result_max,
-            lease: AtomicU64::new(0),
         });
         if let Some((prog, args)) = backend.runtimes.launcher(kind) {
             let mut io = c.io.lock().await;
@@ -164,7 +163,7 @@ impl Container {
 
     fn start(
         &self,
-        backend: &Backend,
+        backend: &ProcessBackend,
         io: &mut Io,
         program: &std::path::Path,
         args: &[String],
@@ -208,7 +207,7 @@ impl Container {
     /// the runtime reported (`{"error": ...}` of a failed init).
     pub async fn init(
         &self,
-        backend: &Backend,
+        backend: &ProcessBackend,
         exec: &super::entities::Exec,
         env: &serde_json::Map<String, serde_json::Value>,
         timeout: Duration,
@@ -279,7 +278,7 @@ impl Container {
     /// makes its regular files executable; the zip must hold `exec`.
     async fn unzip(
         &self,
-        backend: &Backend,
+        backend: &ProcessBackend,
         io: &mut Io,
         timeout: Duration,
     ) -> Result<(), InitFailure> {
@@ -423,10 +422,11 @@ impl Container {
         self.take_logs(target, Duration::from_millis(500)).await
     }
 
-    /// Freezes the container if lease `lease` is still the current one.
-    pub async fn pause(&self, lease: u64) -> bool {
+    /// Freezes the container if lease `lease` is still the current one (`current`,
+    /// checked while no run holds the container).
+    pub async fn pause(&self, current: &AtomicU64, lease: u64) -> bool {
         let _io = self.io.lock().await;
-        if self.lease.load(Ordering::SeqCst) != lease || self.frozen.load(Ordering::SeqCst) {
+        if current.load(Ordering::SeqCst) != lease || self.frozen.load(Ordering::SeqCst) {
             return false;
         }
         let ok = self.with_cgroup(|c| c.set_frozen(true)).await;
@@ -533,7 +533,7 @@ pub struct RunOutput {
 }
 
 fn prepare(
-    b: &Backend,
+    b: &ProcessBackend,
     name: &str,
     memory_mb: u64,
 ) -> Result<(OwnedCgroup, PathBuf), ContainerError> {

@@ -151,7 +151,7 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
         // The monitor records the start before the run begins (bounded wait), so the
         // activation's whole CPU time is between its boundaries.
         p.notifier
-            .activation_start(&container.name, &job.activation_id)
+            .activation_start(container.monitor_id(), &job.activation_id)
             .await;
         let run_start = super::ids::now_ms();
         if init_ms.is_none() {
@@ -182,7 +182,7 @@ pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
             .run(&line, timeout, (a.limits.logs * 1024 * 1024) as usize)
             .await;
         p.notifier
-            .activation_end(&container.name, &job.activation_id);
+            .activation_end(container.monitor_id(), &job.activation_id);
         logs = out.logs;
         response = match out.result {
             Ok(text) => match serde_json::from_str::<Value>(text.trim()) {

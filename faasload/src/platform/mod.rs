@@ -1,10 +1,12 @@
 //! The embedded OpenWhisk-compatible platform (`faasload platform`): OpenWhisk's REST API
 //! (`rest/`), actions and packages (`entities`), activation records (`activations`), rate
 //! limits (`throttle`), the container pool with OpenWhisk's classic rules (`pool`), the
-//! process backend (`container`, confined by `sandbox`), ActionLoop runtimes (`runtime`),
+//! container backends (`backend`: the process backend `container`, confined by
+//! `sandbox`, or Docker `backend::docker`), ActionLoop runtimes (`runtime`),
 //! one activation end to end (`invoke`), monitor notifications (`notify`), and start-up /
 //! shutdown (`server`). Configuration: `config/platform.yml` (`config`).
 pub mod activations;
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod container;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::backend::{Backend, Container};
 use super::config::PoolConfig;
-use super::container::{Backend, Container};
 use super::notify::Notifier;
 use super::runtime::Kind;
 
@@ -85,6 +85,8 @@ pub struct Pool {
     notifier: Notifier,
     state: Mutex<State>,
     next_id: AtomicU64,
+    /// Removals in progress, awaited by [`Pool::shutdown`].
+    removing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     me: Weak<Pool>,
 }
 
@@ -105,6 +107,7 @@ impl Pool {
                 closed: false,
             }),
             next_id: AtomicU64::new(0),
+            removing: Mutex::new(Vec::new()),
             me: me.clone(),
         })
     }
@@ -151,9 +154,9 @@ impl Pool {
         let Some(me) = self.me.upgrade() else { return };
         tokio::spawn(async move {
             let name = me.name(&format!("prewarm_{}", kind.short()));
-            match Container::create(me.backend.clone(), name, kind, memory).await {
+            match Container::create(&me.backend, name, kind, memory).await {
                 Ok(c) => {
-                    me.notifier.container("run", &c.name);
+                    me.notifier.container("run", c.monitor_id());
                     let mut g = me.lock();
                     if g.closed {
                         drop(g);
@@ -292,9 +295,9 @@ impl Pool {
         req: &Request,
     ) -> Result<Arc<Container>, CreateError> {
         let name = self.name(&format!("{}_{}", req.namespace, action_part(&req.action)));
-        let c = Container::create(self.backend.clone(), name, req.kind, req.memory_mb).await?;
+        let c = Container::create(&self.backend, name, req.kind, req.memory_mb).await?;
         tracing::debug!("cold start: container {} for {}", c.name, req.action);
-        self.notifier.container("run", &c.name);
+        self.notifier.container("run", c.monitor_id());
         c.lease.fetch_add(1, Ordering::SeqCst);
         let mut g = self.lock();
         if let Some(e) = g.entries.iter_mut().find(|e| e.id == lease.id) {
@@ -394,7 +397,7 @@ impl Pool {
             tokio::spawn(async move {
                 if c.pause(lease).await {
                     tracing::debug!("paused container {}", c.name);
-                    n.container("pause", &c.name);
+                    n.container("pause", c.monitor_id());
                 }
             });
         }
@@ -407,17 +410,20 @@ impl Pool {
     /// Destroys a container in the background.
     fn remove(&self, c: Arc<Container>) {
         let n = self.notifier.clone();
-        tokio::spawn(async move {
+        let h = tokio::spawn(async move {
             c.destroy().await;
             tracing::debug!("removed container {}", c.name);
-            n.container("rm", &c.name);
+            n.container("rm", c.monitor_id());
         });
+        let mut r = self.removing.lock().unwrap_or_else(|e| e.into_inner());
+        r.retain(|h| !h.is_finished());
+        r.push(h);
     }
 
     /// Resumes a paused container before a run.
     pub async fn resume(&self, c: &Container) {
         if c.resume().await {
-            self.notifier.container("resume", &c.name);
+            self.notifier.container("resume", c.monitor_id());
         }
     }
 
@@ -458,7 +464,11 @@ impl Pool {
         };
         for c in cs {
             c.destroy().await;
-            self.notifier.container("rm", &c.name);
+            self.notifier.container("rm", c.monitor_id());
+        }
+        let pending = std::mem::take(&mut *self.removing.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in pending {
+            let _ = h.await;
         }
     }
 }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::activations::ActivationStore;
+use super::backend::Backend;
 use super::config::{NamespaceConfig, PlatformConfig};
-use super::container::Backend;
+use super::container::ProcessBackend;
 use super::entities::Entities;
 use super::notify::Notifier;
 use super::pool::Pool;
@@ -144,7 +145,7 @@ pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
         .await
         .with_context(|| format!("bind {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let backend = Arc::new(Backend {
+    let process = ProcessBackend {
         layout,
         runtimes,
         user,
@@ -163,7 +164,21 @@ pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
         .chain(extra_env)
         .collect(),
         writable,
+    };
+    let backend = Arc::new(match cfg.backend {
+        super::config::BackendKind::Process => Backend::Process(Arc::new(process)),
+        super::config::BackendKind::Docker => Backend::Docker(Arc::new(
+            super::backend::docker::DockerBackend::connect(
+                &cfg.docker,
+                &cfg.pool,
+                format!("http://{addr}"),
+                cfg.limits.payload_max + 1,
+            )
+            .await
+            .context("docker backend")?,
+        )),
     });
+    tracing::info!("container backend: {}", backend.name());
     let pool = Pool::new(cfg.pool.clone(), backend.clone(), notifier.clone());
     pool.start();
     let keys = cfg
