@@ -358,7 +358,7 @@ pub struct MonitorSpec {
 impl MonitorSpec {
     pub fn label(&self) -> String {
         let mut s = if self.backend == "ebpf" {
-            "eBPF monitor".to_string()
+            format!("eBPF monitor (memory sampled every {})", fmt_interval(self.interval_ms))
         } else {
             format!("cgroupfs polling {}", fmt_interval(self.interval_ms))
         };

@@ -41,7 +41,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let mut tree = Tree::create()?;
     let rel = tree.rel.clone();
     let h = tree.h.clone();
-    let (rounds, secs) = if opts.quick { (1, 2u64) } else { (3, 10u64) };
+    let (rounds, secs) = if opts.quick { (1, 2u64) } else { (3, 8u64) };
     let result = measure(&bin, &tmp.path, &mut tree, rounds, secs);
     drop(tree);
     let left = mon::leftovers(&h, &rel);
