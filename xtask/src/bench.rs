@@ -11,6 +11,10 @@
 
 mod floor;
 mod loader;
+mod mon;
+mod monitor_overhead;
+mod monitor_precision;
+mod monitor_query;
 mod platform;
 
 use std::path::Path;
@@ -44,6 +48,26 @@ const SUITES: &[(&str, &str, Suite)] = &[
          `faasload load` at fixed rates and at its maximum rate against a fast loopback \
          endpoint (nginx), side by side with oha",
         loader::run,
+    ),
+    (
+        "monitor-overhead",
+        "slowdown of fixed CPU work in 10 and 100 containers under no monitor, the eBPF \
+         monitor and cgroupfs polling at 10 ms and 1 s; the monitor's own CPU and the kernel \
+         programs' run time",
+        monitor_overhead::run,
+    ),
+    (
+        "monitor-precision",
+        "per-activation CPU time and memory peak from the eBPF monitor and from cgroupfs \
+         polling (10 ms, 1 s) against the cgroup's own counters, for known work from 1 ms \
+         to 10 s; the fraction of activations each method sees at all",
+        monitor_precision::run,
+    ),
+    (
+        "monitor-query",
+        "query latency of the monitor at 1,000 queries/s (open loop) while it samples 100 \
+         containers, beside reading the cgroup files directly",
+        monitor_query::run,
     ),
 ];
 

@@ -36,7 +36,7 @@ const STEPS: &[(&str, Ensure)] = &[
     ),
     ("private dockerd and runtime images", crate::docker::ensure),
     (
-        "bench platform --quick (harness smoke test)",
+        "bench platform monitor-query --quick (harness smoke test)",
         ensure_bench_smoke,
     ),
 ];
@@ -86,12 +86,12 @@ fn ensure_ebpf(ws: &Workspace) -> Result<()> {
     ebpf::build(ws, false).map(|_| ())
 }
 
-/// Runs one benchmark suite in quick mode so the harness cannot rot (its numbers are
+/// Runs two quick benchmark suites (`monitor-query` takes about 10 s) so the harness cannot rot (its numbers are
 /// not asserted and not written to BENCHMARKS.md).
 fn ensure_bench_smoke(ws: &Workspace) -> Result<()> {
     crate::bench::run(
         ws,
-        &["platform".to_owned()],
+        &["platform".to_owned(), "monitor-query".to_owned()],
         &crate::bench::Options { quick: true },
     )
 }
