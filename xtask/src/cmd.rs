@@ -19,9 +19,30 @@ const TOOLCHAIN_ENV: &[&str] = &[
 ];
 
 /// A command for the stable toolchain's `cargo`: the one running xtask.
+///
+/// The variables `cargo run` sets for the xtask program itself (`CARGO_PKG_*`,
+/// `CARGO_MANIFEST_DIR`, ...) are removed: build scripts that watch them (ring's does)
+/// would otherwise see them change between a build run from xtask and one run from a
+/// shell, and rebuild half the dependency tree every time.
 pub fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    Command::new(cargo)
+    let mut c = Command::new(cargo);
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        if k.starts_with("CARGO_PKG_")
+            || matches!(
+                k,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            c.env_remove(k);
+        }
+    }
+    c
 }
 
 /// A rustup-proxied tool (`cargo`, `rustc`) pinned to `+toolchain`, with the outer
