@@ -456,16 +456,16 @@ impl Monitor {
 
     /// Reads one sample of container `c` now.
     pub fn sample_of(&self, c: &Container, cpu_ids: &[u64]) -> Sample {
-        let cg = c.reader.read();
+        let (cg_cpu, mem, rss_mapped) = c.reader.read_sample(self.kernel.is_none());
         let cpu = match &self.kernel {
             Some(k) => Some(k.cgroup_stats(cpu_ids).cpu_ns),
-            None => cg.cpu_ns,
+            None => cg_cpu,
         };
         Sample {
             t_ns: epoch_ns(),
             cpu_ns: cpu.unwrap_or(NONE),
-            mem_bytes: cg.mem_bytes.unwrap_or(NONE),
-            rss_mapped: cg.mem_rss_mapped.unwrap_or(NONE),
+            mem_bytes: mem.unwrap_or(NONE),
+            rss_mapped: rss_mapped.unwrap_or(NONE),
         }
     }
 
