@@ -30,6 +30,8 @@ enum Cmd {
     MonitorCheck(faasload::monitor::check::CheckArgs),
     /// Run the embedded OpenWhisk-compatible platform (root).
     Platform(faasload::platform::cli::PlatformArgs),
+    /// Traces: convert production traces, synthesise tenants, check, stats.
+    Trace(faasload::trace::cli::TraceArgs),
     /// Test and benchmark workloads of known CPU and memory cost (used by tests and benches).
     #[command(hide = true)]
     Workload(faasload::util::workload::WorkloadArgs),
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Report(a) => faasload::loader::cli::report(a),
         Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
         Cmd::Platform(a) => faasload::platform::cli::run(a),
+        Cmd::Trace(a) => faasload::trace::cli::run(a),
         Cmd::Workload(a) => faasload::util::workload::run(a),
     };
     match res {
