@@ -37,6 +37,8 @@ enum Cmd {
     Platform(faasload::platform::cli::PlatformArgs),
     /// Generate deterministic input sets for the function suite (images, data files).
     Inputs(faasload::inputs::InputsArgs),
+    /// Traces: convert production traces, synthesise tenants, check, stats.
+    Trace(faasload::trace::cli::TraceArgs),
     /// Test and benchmark workloads of known CPU and memory cost (used by tests and benches).
     #[command(hide = true)]
     Workload(faasload::util::workload::WorkloadArgs),
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
         Cmd::Platform(a) => faasload::platform::cli::run(a),
         Cmd::Inputs(a) => faasload::inputs::run(a),
+        Cmd::Trace(a) => faasload::trace::cli::run(a),
         Cmd::Workload(a) => faasload::util::workload::run(a),
     };
     match res {

@@ -90,6 +90,10 @@ impl Errors {
             self.0.push(e);
         }
     }
+    /// Whether no more errors will be kept.
+    pub fn is_full(&self) -> bool {
+        self.0.len() >= MAX_ERRORS
+    }
     /// `Err` with everything collected, if anything was.
     pub fn into_result(self) -> Result<(), TraceError> {
         if self.0.is_empty() {

@@ -11,7 +11,7 @@ use serde_json::Map;
 use super::catalog::{DIR_CATALOG, FunctionCatalog};
 use super::error::{Errors, TraceError};
 use super::model::{Function, Trace, User};
-use super::schedule::{Explicit, Stream, StreamKind};
+use super::schedule::{Explicit, Parts, Stream, StreamKind};
 use super::seed::DEFAULT_SEED;
 use super::tsv::{TsvFile, TsvName, format_value, format_wait, parse_value, parse_wait_ns};
 
@@ -30,6 +30,15 @@ pub fn load_faasload_dir(
     dir: impl AsRef<Path>,
     catalog: &FunctionCatalog,
 ) -> Result<Trace, TraceError> {
+    Ok(read_faasload_dir(dir, catalog)?.into_trace())
+}
+
+/// Reads an original FaaSLoad trace directory into its parts (streams keep their file
+/// names as labels, for a lossless write-back).
+pub fn read_faasload_dir(
+    dir: impl AsRef<Path>,
+    catalog: &FunctionCatalog,
+) -> Result<Parts, TraceError> {
     let dir = dir.as_ref();
     let label = dir.display().to_string();
     let entries = std::fs::read_dir(dir)
@@ -142,6 +151,7 @@ pub fn load_faasload_dir(
             function,
             seed: DEFAULT_SEED,
             pair_index: *i,
+            label: Some(f.name.to_string()),
             kind: StreamKind::Explicit(list),
             params: Vec::new(),
             inputs: None,
@@ -172,13 +182,13 @@ pub fn load_faasload_dir(
             }
         })
         .collect();
-    Ok(Trace::from_streams(
-        label,
+    Ok(Parts {
+        origin: label,
         users,
         functions,
-        DEFAULT_SEED,
+        seed: DEFAULT_SEED,
         streams,
-    ))
+    })
 }
 
 /// Minutes as written in a file name: an integer when whole, else up to 3 decimals.
@@ -209,6 +219,36 @@ fn io_err(p: &Path, e: std::io::Error) -> TraceError {
 pub fn write_faasload_dir(
     trace: &Trace,
     dir: impl AsRef<Path>,
+) -> Result<Vec<PathBuf>, TraceError> {
+    write_faasload_dir_labeled(trace, dir, &HashMap::new())
+}
+
+/// Writes the parts of a trace as an original FaaSLoad directory; a stream that came
+/// from such a file (its label) gets its original file name back, so DURATION and
+/// AVGIAT are kept as written rather than recomputed.
+pub fn write_faasload_parts(
+    parts: &Parts,
+    dir: impl AsRef<Path>,
+) -> Result<Vec<PathBuf>, TraceError> {
+    let mut labels: HashMap<(u32, u32), String> = HashMap::new();
+    let mut several: Vec<(u32, u32)> = Vec::new();
+    for s in &parts.streams {
+        if let Some(l) = &s.label
+            && labels.insert((s.user, s.function), l.clone()).is_some()
+        {
+            several.push((s.user, s.function));
+        }
+    }
+    for k in several {
+        labels.remove(&k);
+    }
+    write_faasload_dir_labeled(&parts.clone().into_trace(), dir, &labels)
+}
+
+fn write_faasload_dir_labeled(
+    trace: &Trace,
+    dir: impl AsRef<Path>,
+    labels: &HashMap<(u32, u32), String>,
 ) -> Result<Vec<PathBuf>, TraceError> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
@@ -301,12 +341,26 @@ pub fn write_faasload_dir(
                 "an invocation names a user or function the trace does not have",
             ));
         };
-        let name = TsvName {
+        let computed = TsvName {
             user: u.name.clone(),
             action: f.action.clone(),
             memory: f.memory_mb.to_string(),
             duration: minutes(o.last),
             avgiat: minutes(o.last / o.count.max(1)),
+        };
+        // The original name when it still describes this stream's user, action, memory.
+        let name = match labels
+            .get(&(o.user, o.function))
+            .and_then(|l| TsvName::parse(l).ok())
+        {
+            Some(n)
+                if n.user == computed.user
+                    && n.action == computed.action
+                    && n.memory_mb() == f.memory_mb =>
+            {
+                n
+            }
+            _ => computed,
         };
         let path = dir.join(name.to_string());
         if written.contains(&path) {

@@ -3,6 +3,10 @@
 //! before anything is sent (errors say file:line:col).
 pub mod arrival;
 pub mod catalog;
+pub mod cli;
+pub mod convert;
+pub mod counts;
+pub mod counts_file;
 pub mod error;
 pub mod faasload_dir;
 pub mod model;
@@ -10,8 +14,11 @@ pub mod resolve;
 pub mod schedule;
 pub mod seed;
 pub mod spec;
+pub mod stats;
+pub mod synth;
 pub mod tsv;
 pub mod yaml;
+pub mod writer;
 pub mod yaml_pos;
 
 use std::path::Path;

@@ -41,10 +41,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::arrival::{Arrival, Law};
+use super::counts::{BinCounts, CountLaw, Counts};
+use super::counts_file::read_rows;
 use super::error::{Errors, TraceError};
 use super::model::{Function, Trace, User};
 use super::resolve::resolve_code;
-use super::schedule::{Explicit, Stream, StreamKind};
+use super::schedule::{Explicit, Parts, Stream, StreamKind};
 use super::seed::DEFAULT_SEED;
 use super::spec::{InputSpec, ParamSpec, default_ext};
 use super::yaml_pos::{YPath, locate};
@@ -65,6 +67,17 @@ struct RawTrace {
     functions: Vec<RawFunction>,
     #[serde(default)]
     streams: Vec<RawStream>,
+    counts: Option<RawCounts>,
+}
+
+/// `counts: {file, bin, law, start}`: streams from a counts file (see `counts_file`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCounts {
+    file: String,
+    bin: Option<f64>,
+    law: Option<String>,
+    start: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +111,9 @@ struct RawFunction {
 struct RawStream {
     user: String,
     function: String,
+    /// The original FaaSLoad file name this stream came from (kept for a lossless
+    /// write-back).
+    tsv_name: Option<String>,
     invocations: Option<Vec<RawInvocation>>,
     rate: Option<f64>,
     mean_iat: Option<f64>,
@@ -161,6 +177,23 @@ pub fn load_yaml(path: impl AsRef<Path>) -> Result<Trace, TraceError> {
 /// Parses and validates a YAML trace held in `text`; `file` names it in messages and
 /// relative code paths are resolved from `base`.
 pub fn parse_yaml(text: &str, file: &str, base: &Path) -> Result<Trace, TraceError> {
+    Ok(parse_yaml_parts(text, file, base)?.into_trace())
+}
+
+/// Reads and validates a YAML trace file into its parts.
+pub fn load_yaml_parts(path: impl AsRef<Path>) -> Result<Parts, TraceError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TraceError::file(path.display().to_string(), format!("cannot read: {e}")))?;
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    parse_yaml_parts(&text, &path.display().to_string(), base)
+}
+
+/// Parses and validates a YAML trace into its parts.
+pub fn parse_yaml_parts(text: &str, file: &str, base: &Path) -> Result<Parts, TraceError> {
     let raw: RawTrace = yaml_serde::from_str(text).map_err(|e| syntax_error(file, &e))?;
     let mut d = Defects::default();
     let root = YPath::root();
@@ -261,21 +294,146 @@ pub fn parse_yaml(text: &str, file: &str, base: &Path) -> Result<Trace, TraceErr
                 user,
                 function,
                 pair_index: *n,
+                label: s.tsv_name.clone(),
                 ..built
             });
             *n += 1;
         }
     }
 
-    if !d.0.is_empty() {
+    let mut file_errors = Errors::default();
+    if let Some(c) = &raw.counts {
+        counts_streams(
+            &mut d,
+            &mut file_errors,
+            c,
+            base,
+            seed,
+            (&user_ix, &function_ix),
+            &mut per_pair,
+            &mut streams,
+        );
+    }
+
+    if !d.0.is_empty() || !file_errors.0.is_empty() {
         let mut errors = Errors::default();
         for (path, msg) in d.0 {
             let (line, col) = locate(text, &path);
             errors.push(TraceError::at(file, line, col, msg));
         }
+        for e in file_errors.0 {
+            errors.push(e);
+        }
         return Err(errors.into_result().unwrap_err());
     }
-    Ok(Trace::from_streams(file, users, functions, seed, streams))
+    Ok(Parts {
+        origin: file.to_string(),
+        users,
+        functions,
+        seed,
+        streams,
+    })
+}
+
+/// The streams of a `counts:` file: one per row, naming a user and function of the trace.
+#[allow(clippy::too_many_arguments)]
+fn counts_streams(
+    d: &mut Defects,
+    file_errors: &mut Errors,
+    c: &RawCounts,
+    base: &Path,
+    seed: u64,
+    (user_ix, function_ix): (&HashMap<&str, u32>, &HashMap<&str, u32>),
+    per_pair: &mut HashMap<(u32, u32), u32>,
+    streams: &mut Vec<Stream>,
+) {
+    let p = YPath::root().k("counts");
+    let bin_s = c.bin.unwrap_or(60.0);
+    let start_s = c.start.unwrap_or(0.0);
+    let ok_bin = d.number(p.k("bin"), "bin", bin_s, true);
+    let ok_start = d.number(p.k("start"), "start", start_s, false);
+    let law = match c.law.as_deref().unwrap_or("poisson").parse::<CountLaw>() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            d.add(p.k("law"), e);
+            None
+        }
+    };
+    let path = base.join(&c.file);
+    let label = path.display().to_string();
+    let f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            d.add(p.k("file"), format!("cannot open counts file {label}: {e}"));
+            return;
+        }
+    };
+    let (Some(law), true, true) = (law, ok_bin, ok_start) else {
+        return;
+    };
+    let bin_ns = (bin_s * 1e9).round() as u64;
+    let start_ns = (start_s * 1e9).round() as u64;
+    let mut errors = Errors::default();
+    let read = read_rows(std::io::BufReader::new(f), &label, |row| {
+        let user = user_ix.get(row.user.as_str()).copied();
+        let function = function_ix.get(row.function.as_str()).copied();
+        let (Some(user), Some(function)) = (user, function) else {
+            let what = if user.is_none() {
+                format!("unknown user '{}'", row.user)
+            } else {
+                format!("unknown function '{}'", row.function)
+            };
+            errors.push(TraceError::at(&label, row.line, 1, what));
+            return;
+        };
+        let last = row.counts.last().map_or(0, |&(b, _)| u64::from(b) + 1);
+        if (start_ns + last * bin_ns) as f64 / 1e9 > MAX_SPAN_S {
+            errors.push(TraceError::at(
+                &label,
+                row.line,
+                1,
+                format!("bin {last} is past the longest trace span ({MAX_SPAN_S} s)"),
+            ));
+            return;
+        }
+        let n = per_pair.entry((user, function)).or_insert(0);
+        streams.push(Stream {
+            user,
+            function,
+            seed,
+            pair_index: *n,
+            label: None,
+            kind: StreamKind::Counts(BinCounts {
+                law,
+                bin_ns,
+                start_ns,
+                counts: Counts::from_pairs(row.counts),
+            }),
+            params: Vec::new(),
+            inputs: None,
+        });
+        *n += 1;
+    });
+    if let Err(e) = read {
+        for x in e.errors() {
+            errors.push(clone_err(x));
+        }
+    }
+    for e in errors.0 {
+        file_errors.push(e);
+    }
+}
+
+fn clone_err(e: &TraceError) -> TraceError {
+    match e {
+        TraceError::At {
+            file,
+            line,
+            col,
+            message,
+        } => TraceError::at(file, *line, *col, message),
+        other => TraceError::file("", other.to_string()),
+    }
 }
 
 /// One stream's times, parameters and inputs (user and function filled by the caller).
@@ -348,6 +506,7 @@ fn stream(
         function: 0,
         seed: s.seed.unwrap_or(seed),
         pair_index: 0,
+        label: None,
         kind: kind?,
         params,
         inputs,
