@@ -118,8 +118,13 @@ pub fn stop() -> Result<()> {
     println!("    stopping dockerd (pid {pid})");
     // SAFETY: plain syscall on the pid our daemon wrote.
     unsafe { libc::kill(pid, libc::SIGTERM) };
+    // When this process started the daemon it is our child: reap it, or its exit leaves
+    // a zombie whose /proc entry never goes away.
     wait_until("dockerd exit", 30, || {
-        !Path::new(&format!("/proc/{pid}")).exists()
+        let mut status = 0;
+        // SAFETY: non-blocking waitpid on one pid; ECHILD (not our child) is fine.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid;
+        reaped || !Path::new(&format!("/proc/{pid}")).exists()
     })?;
     if Path::new("/sys/class/net").join(BRIDGE).exists() {
         cmd::run(Command::new("ip").args(["link", "del", BRIDGE]))?;
