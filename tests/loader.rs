@@ -168,7 +168,11 @@ fn yaml_trace_on_the_embedded_platform_with_the_monitor() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.contains("_ann_") || n.contains("_ben_"))
             .collect();
-        assert!(left.is_empty(), "left behind in {}: {left:?}", dir.display());
+        assert!(
+            left.is_empty(),
+            "left behind in {}: {left:?}",
+            dir.display()
+        );
     }
 }
 

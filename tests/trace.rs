@@ -13,7 +13,11 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(bin()).arg("trace").args(args).output().expect("run faasload")
+    Command::new(bin())
+        .arg("trace")
+        .args(args)
+        .output()
+        .expect("run faasload")
 }
 
 fn ok(args: &[&str]) -> Output {
@@ -35,7 +39,10 @@ fn source_counts(path: &Path) -> Vec<(String, Vec<u64>)> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f[2].to_string(), f[4..].iter().map(|c| c.parse().unwrap()).collect())
+            (
+                f[2].to_string(),
+                f[4..].iter().map(|c| c.parse().unwrap()).collect(),
+            )
         })
         .collect()
 }
@@ -85,13 +92,20 @@ fn azure2019_every_law_keeps_each_minute_count_and_arrivals_inside_their_minute(
         let mut n = 0u64;
         for inv in t.invocations() {
             let m = (inv.at_ns / 60_000_000_000) as usize;
-            assert!(m < 1440, "{law}: arrival at {} ns is past the day", inv.at_ns);
+            assert!(
+                m < 1440,
+                "{law}: arrival at {} ns is past the day",
+                inv.at_ns
+            );
             got[inv.function as usize][m] += 1;
             n += 1;
         }
         assert_eq!(t.functions.len(), src.len());
         for (i, (hash, counts)) in src.iter().enumerate() {
-            assert!(t.functions[i].name.contains(&hash[..8]), "{law}: order of functions");
+            assert!(
+                t.functions[i].name.contains(&hash[..8]),
+                "{law}: order of functions"
+            );
             assert_eq!(&got[i], counts, "{law}: per-minute counts of {hash}");
         }
         assert_eq!(n, src.iter().flat_map(|(_, c)| c).sum::<u64>());
@@ -109,7 +123,10 @@ fn azure2019_phases_differ_between_functions() {
     }
     let mut offs: Vec<u64> = first.values().copied().collect();
     assert!(offs.len() >= 4);
-    assert!(offs.iter().all(|&o| o > 0), "an arrival at the start of a minute: {offs:?}");
+    assert!(
+        offs.iter().all(|&o| o > 0),
+        "an arrival at the start of a minute: {offs:?}"
+    );
     offs.sort_unstable();
     offs.dedup();
     assert_eq!(offs.len(), first.len(), "two functions share a phase");
@@ -132,7 +149,16 @@ fn azure2019_top_window_scale_and_memory() {
     let out = dir.path().join("top.yaml");
     let o = Command::new(bin())
         .current_dir(repo(""))
-        .args(["trace", "convert", "azure2019", AZ, "--top", "2", "--from-minute", "60"])
+        .args([
+            "trace",
+            "convert",
+            "azure2019",
+            AZ,
+            "--top",
+            "2",
+            "--from-minute",
+            "60",
+        ])
         .args(["--to-minute", "120", "--scale", "0.5", "--memory"])
         .arg("config/traces/azure2019/app_memory_percentiles.anon.d01.csv")
         .arg("--durations")
@@ -150,12 +176,19 @@ fn azure2019_top_window_scale_and_memory() {
         .map(|(h, c)| (c[60..120].iter().sum::<u64>(), h.as_str()))
         .collect();
     window.sort_by(|a, b| b.0.cmp(&a.0));
-    let want: u64 = window[..2].iter().map(|w| (w.0 as f64 * 0.5).round() as u64).sum();
+    let want: u64 = window[..2]
+        .iter()
+        .map(|w| (w.0 as f64 * 0.5).round() as u64)
+        .sum();
     let v: Vec<Invocation> = t.invocations().collect();
     assert_eq!(v.len() as u64, want);
     assert!(v.iter().all(|i| i.at_ns < 3_600_000_000_000));
     // f3d3 (app a3333, 300 MB, alone in its app) is the busiest of the window.
-    let f = t.functions.iter().find(|f| f.name.contains("f3d3d3d3")).unwrap();
+    let f = t
+        .functions
+        .iter()
+        .find(|f| f.name.contains("f3d3d3d3"))
+        .unwrap();
     assert_eq!(f.memory_mb, 300);
 }
 
@@ -177,7 +210,13 @@ fn malformed_rows_fail_with_file_line_or_are_skipped_and_counted() {
         ),
     );
     let out = dir.path().join("t.yaml");
-    let o = run(&["convert", "azure2019", f.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = run(&[
+        "convert",
+        "azure2019",
+        f.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.csv:3"), "{err}");
@@ -193,7 +232,8 @@ fn malformed_rows_fail_with_file_line_or_are_skipped_and_counted() {
     let err = String::from_utf8_lossy(&o.stderr);
     for (line, what) in [(3, "columns"), (4, "negative"), (5, "'x'")] {
         assert!(
-            err.lines().any(|l| l.contains(&format!("bad.csv:{line}:")) && l.contains(what)),
+            err.lines()
+                .any(|l| l.contains(&format!("bad.csv:{line}:")) && l.contains(what)),
             "line {line} ({what}) not reported: {err}"
         );
     }
@@ -208,8 +248,20 @@ fn tsv_to_yaml_to_tsv_is_byte_for_byte() {
     let src = repo("config/traces/faasload-sample");
     let y = dir.path().join("s.yaml");
     let back = dir.path().join("back");
-    ok(&["convert", "tsv-to-yaml", src.to_str().unwrap(), "-o", y.to_str().unwrap()]);
-    ok(&["convert", "yaml-to-tsv", y.to_str().unwrap(), "-o", back.to_str().unwrap()]);
+    ok(&[
+        "convert",
+        "tsv-to-yaml",
+        src.to_str().unwrap(),
+        "-o",
+        y.to_str().unwrap(),
+    ]);
+    ok(&[
+        "convert",
+        "yaml-to-tsv",
+        y.to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+    ]);
     let mut n = 0;
     for e in std::fs::read_dir(&src).unwrap() {
         let e = e.unwrap();
@@ -218,8 +270,8 @@ fn tsv_to_yaml_to_tsv_is_byte_for_byte() {
             continue;
         }
         let a = std::fs::read(e.path()).unwrap();
-        let b = std::fs::read(back.join(&name))
-            .unwrap_or_else(|_| panic!("{name:?} not written back"));
+        let b =
+            std::fs::read(back.join(&name)).unwrap_or_else(|_| panic!("{name:?} not written back"));
         assert_eq!(a, b, "{name:?} differs");
         n += 1;
     }
@@ -245,13 +297,19 @@ fn azure2021_and_huawei_convert_with_exact_counts() {
     let hw = dir.path().join("hw.yaml");
     let o = Command::new(bin())
         .current_dir(repo(""))
-        .args(["trace", "convert", "huawei", "config/traces/huawei/requests_per_second_day_00.csv"])
+        .args([
+            "trace",
+            "convert",
+            "huawei",
+            "config/traces/huawei/requests_per_second_day_00.csv",
+        ])
         .arg("-o")
         .arg(&hw)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(repo("config/traces/huawei/requests_per_second_day_00.csv")).unwrap();
+    let text = std::fs::read_to_string(repo("config/traces/huawei/requests_per_second_day_00.csv"))
+        .unwrap();
     let mut want: HashMap<(String, u64), u64> = HashMap::new();
     for (s, l) in text.lines().skip(1).enumerate() {
         for (id, c) in l.split(',').skip(2).enumerate() {
@@ -274,23 +332,68 @@ fn azure2021_and_huawei_convert_with_exact_counts() {
 fn synth_laws_seeds_tsv_and_stats() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    ok(&["synth", "-o", &p("c.yaml"), "--law", "conditional", "--tenants", "3", "--functions", "2",
-        "--mean-iat", "2", "--span", "100"]);
+    ok(&[
+        "synth",
+        "-o",
+        &p("c.yaml"),
+        "--law",
+        "conditional",
+        "--tenants",
+        "3",
+        "--functions",
+        "2",
+        "--mean-iat",
+        "2",
+        "--span",
+        "100",
+    ]);
     let t = load(p("c.yaml")).unwrap();
     let v: Vec<Invocation> = t.invocations().collect();
     assert_eq!(v.len(), 3 * 2 * 50, "conditional keeps the exact count");
     assert!(v.iter().all(|i| i.at_ns < 100_000_000_000));
 
-    ok(&["synth", "-o", &p("p.yaml"), "--tsv", &p("ptsv"), "--mean-iat", "5", "--span", "60", "--seed", "3",
-        "--param", "n={range_int: {min: 1, max: 9}}"]);
-    ok(&["synth", "-o", &p("p2.yaml"), "--mean-iat", "5", "--span", "60", "--seed", "3",
-        "--param", "n={range_int: {min: 1, max: 9}}"]);
+    ok(&[
+        "synth",
+        "-o",
+        &p("p.yaml"),
+        "--tsv",
+        &p("ptsv"),
+        "--mean-iat",
+        "5",
+        "--span",
+        "60",
+        "--seed",
+        "3",
+        "--param",
+        "n={range_int: {min: 1, max: 9}}",
+    ]);
+    ok(&[
+        "synth",
+        "-o",
+        &p("p2.yaml"),
+        "--mean-iat",
+        "5",
+        "--span",
+        "60",
+        "--seed",
+        "3",
+        "--param",
+        "n={range_int: {min: 1, max: 9}}",
+    ]);
     let a: Vec<Invocation> = load(p("p.yaml")).unwrap().invocations().collect();
     let b: Vec<Invocation> = load(p("p2.yaml")).unwrap().invocations().collect();
     assert_eq!(a, b, "same seed, same trace");
-    assert!(a.iter().all(|i| (1..=9).contains(&i.params["n"].as_i64().unwrap())));
+    assert!(
+        a.iter()
+            .all(|i| (1..=9).contains(&i.params["n"].as_i64().unwrap()))
+    );
     let firsts: Vec<u64> = (0..4)
-        .map(|k| a.iter().find(|i| i.user * 2 + i.function == k).unwrap().at_ns)
+        .map(|k| {
+            a.iter()
+                .find(|i| i.user * 2 + i.function == k)
+                .unwrap()
+                .at_ns
+        })
         .collect();
     let mut d = firsts.clone();
     d.dedup();

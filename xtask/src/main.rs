@@ -6,13 +6,13 @@
 mod bench;
 mod cmd;
 mod demo;
+mod deploy_check;
 mod docker;
 mod ebpf;
 mod functions;
 mod images;
 mod test;
 mod workspace;
-mod deploy_check;
 
 use std::process::ExitCode;
 

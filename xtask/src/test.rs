@@ -25,7 +25,10 @@ const STEPS: &[(&str, Ensure)] = &[
     ("workspace build", ensure_workspace_built),
     ("PostgreSQL test server", ensure_postgres),
     ("MariaDB test server", ensure_mariadb),
-    ("systemd-analyze", crate::deploy_check::ensure_systemd_analyze),
+    (
+        "systemd-analyze",
+        crate::deploy_check::ensure_systemd_analyze,
+    ),
     (
         "kubernetes-validate (PyPI)",
         crate::deploy_check::ensure_kubernetes_validate,

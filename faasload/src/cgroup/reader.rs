@@ -294,7 +294,10 @@ mod tests {
         assert_eq!(cpu.is_some(), full.cpu_ns.is_some());
         assert_eq!(mem.is_some(), full.mem_bytes.is_some());
         assert_eq!(rss_mapped.is_some(), full.mem_rss_mapped.is_some());
-        assert!(cpu.unwrap_or(0) >= full.cpu_ns.unwrap_or(0), "CPU only grows");
+        assert!(
+            cpu.unwrap_or(0) >= full.cpu_ns.unwrap_or(0),
+            "CPU only grows"
+        );
         assert_eq!(r.read_sample(false).0, None, "no CPU read when not asked");
     }
 }

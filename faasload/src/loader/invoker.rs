@@ -58,12 +58,7 @@ pub async fn invoke(ctx: Arc<Ctx>, inv: Invocation, pending: OwnedSemaphorePermi
 }
 
 /// The call, the monitor query and the row, with the slot held during the call.
-async fn call(
-    ctx: Arc<Ctx>,
-    inv: Invocation,
-    slot: Option<OwnedSemaphorePermit>,
-    queue_ns: u64,
-) {
+async fn call(ctx: Arc<Ctx>, inv: Invocation, slot: Option<OwnedSemaphorePermit>, queue_ns: u64) {
     let user = &ctx.trace.users[inv.user as usize];
     let function = &ctx.trace.functions[inv.function as usize];
     let ep = &ctx.endpoints[inv.user as usize];

@@ -184,7 +184,9 @@ pub fn run(a: TraceArgs) -> Result<()> {
                 t.users.len(),
                 t.functions.len(),
                 t.pairs.len(),
-                t.total.map(|n| format!(", {n} invocations")).unwrap_or_default()
+                t.total
+                    .map(|n| format!(", {n} invocations"))
+                    .unwrap_or_default()
             );
             Ok(())
         }

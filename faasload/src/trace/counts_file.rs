@@ -109,7 +109,12 @@ fn parse_row(line: &str) -> Result<RowParts, (usize, String)> {
     let mut last: Option<u32> = None;
     if !rest.is_empty() {
         for pair in rest.split(',') {
-            let bad = || (col, format!("expected BIN:COUNT (integers), found '{pair}'"));
+            let bad = || {
+                (
+                    col,
+                    format!("expected BIN:COUNT (integers), found '{pair}'"),
+                )
+            };
             let (b, c) = pair.split_once(':').ok_or_else(bad)?;
             let b: u32 = b.parse().map_err(|_| bad())?;
             let c: u32 = c.parse().map_err(|_| bad())?;
@@ -133,7 +138,10 @@ mod tests {
         let mut out = Vec::new();
         write_row(&mut out, "u", "f", [(0, 3), (1, 0), (7, 12)]).unwrap();
         write_row(&mut out, "u", "g", []).unwrap();
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), "u\tf\t0:3,7:12\nu\tg\t\n");
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "u\tf\t0:3,7:12\nu\tg\t\n"
+        );
         let mut rows = Vec::new();
         read_rows(&out[..], "c", |r| rows.push(r)).unwrap();
         assert_eq!(rows[0].counts, [(0, 3), (7, 12)]);

@@ -17,8 +17,8 @@ pub mod spec;
 pub mod stats;
 pub mod synth;
 pub mod tsv;
-pub mod yaml;
 pub mod writer;
+pub mod yaml;
 pub mod yaml_pos;
 
 use std::path::Path;

@@ -214,7 +214,13 @@ pub struct Parts {
 impl Parts {
     /// The trace with the lazy schedule of these streams.
     pub fn into_trace(self) -> Trace {
-        Trace::from_streams(self.origin, self.users, self.functions, self.seed, self.streams)
+        Trace::from_streams(
+            self.origin,
+            self.users,
+            self.functions,
+            self.seed,
+            self.streams,
+        )
     }
 }
 

@@ -81,7 +81,10 @@ pub fn compute(trace: &super::Trace, rows: usize) -> Stats {
     Stats {
         invocations: n,
         span_s,
-        per_user: named(trace.users.iter().map(|u| u.name.clone()).collect(), per_user),
+        per_user: named(
+            trace.users.iter().map(|u| u.name.clone()).collect(),
+            per_user,
+        ),
         per_function: named(
             trace.functions.iter().map(|f| f.name.clone()).collect(),
             per_function,
@@ -123,8 +126,17 @@ pub fn run(a: StatsArgs) -> Result<()> {
     println!("rate (invocations/s, {} s per row):", s.bucket_s);
     let max = s.rate.iter().cloned().fold(0.0, f64::max);
     for (i, r) in s.rate.iter().enumerate() {
-        let w = if max > 0.0 { (r / max * 50.0).round() as usize } else { 0 };
-        println!("  {:>8.0}s {:>10.2} {}", i as f64 * s.bucket_s, r, "#".repeat(w));
+        let w = if max > 0.0 {
+            (r / max * 50.0).round() as usize
+        } else {
+            0
+        };
+        println!(
+            "  {:>8.0}s {:>10.2} {}",
+            i as f64 * s.bucket_s,
+            r,
+            "#".repeat(w)
+        );
     }
     Ok(())
 }

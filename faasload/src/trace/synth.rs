@@ -76,7 +76,8 @@ pub fn build(a: &SynthArgs, base: &Path) -> Result<(Parts, Vec<(u32, u32, u64)>)
         };
         let v: serde_json::Value =
             yaml_serde::from_str(v).with_context(|| format!("--param {p}: not YAML"))?;
-        let spec = ParamSpec::from_value(&v).map_err(|e| anyhow::anyhow!("--param {p}: {}: {}", e.path.join("."), e.message))?;
+        let spec = ParamSpec::from_value(&v)
+            .map_err(|e| anyhow::anyhow!("--param {p}: {}: {}", e.path.join("."), e.message))?;
         params.push((k.to_string(), spec));
     }
     let users: Vec<User> = (0..a.tenants)

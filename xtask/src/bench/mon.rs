@@ -67,8 +67,8 @@ pub struct Hierarchies {
 
 impl Hierarchies {
     pub fn detect() -> Result<Hierarchies> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo")
-            .context("read /proc/self/mountinfo")?;
+        let text =
+            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
         let (mut cpu, mut cpuacct, mut memory, mut v2) = (None, None, None, None);
         for line in text.lines() {
             let Some((left, right)) = line.split_once(" - ") else {
@@ -305,7 +305,10 @@ impl Counters {
     /// Cumulative CPU time (ns): v1 `cpuacct.usage`, v2 `cpu.stat usage_usec` × 1000.
     pub fn cpu_ns(&self) -> Result<u64> {
         let mut buf = [0u8; 4096];
-        let n = self.cpu.read_at(&mut buf, 0).context("read the CPU counter")?;
+        let n = self
+            .cpu
+            .read_at(&mut buf, 0)
+            .context("read the CPU counter")?;
         let s = std::str::from_utf8(&buf[..n]).unwrap_or("");
         if self.v2 {
             s.lines()
@@ -329,7 +332,10 @@ impl Counters {
     /// Peak memory (bytes) since the last reset.
     pub fn peak(&self) -> Result<u64> {
         let mut buf = [0u8; 64];
-        let n = self.peak.read_at(&mut buf, 0).context("read the memory peak")?;
+        let n = self
+            .peak
+            .read_at(&mut buf, 0)
+            .context("read the memory peak")?;
         std::str::from_utf8(&buf[..n])
             .unwrap_or("")
             .trim()
@@ -358,7 +364,10 @@ pub struct MonitorSpec {
 impl MonitorSpec {
     pub fn label(&self) -> String {
         let mut s = if self.backend == "ebpf" {
-            format!("eBPF monitor (memory sampled every {})", fmt_interval(self.interval_ms))
+            format!(
+                "eBPF monitor (memory sampled every {})",
+                fmt_interval(self.interval_ms)
+            )
         } else {
             format!("cgroupfs polling {}", fmt_interval(self.interval_ms))
         };
@@ -379,7 +388,13 @@ pub fn fmt_interval(ms: f64) -> String {
 
 impl Monitor {
     /// Starts `bin monitor` for every container of `tree`.
-    pub fn start(bin: &Path, dir: &Path, tag: &str, spec: &MonitorSpec, tree: &Tree) -> Result<Monitor> {
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        tag: &str,
+        spec: &MonitorSpec,
+        tree: &Tree,
+    ) -> Result<Monitor> {
         Self::start_with_pattern(bin, dir, tag, spec, &tree.pattern())
     }
 
@@ -431,17 +446,24 @@ impl Monitor {
         loop {
             if let Some(st) = m.child.as_mut().expect("running").try_wait()? {
                 m.child = None;
-                let text = std::fs::read_to_string(dir.join(format!("{tag}.log"))).unwrap_or_default();
+                let text =
+                    std::fs::read_to_string(dir.join(format!("{tag}.log"))).unwrap_or_default();
                 bail!("the monitor exited during start-up ({st}): {}", text.trim());
             }
             if let Ok(h) = request(&m.query, &json!({"type": "hello"})) {
                 if h["backend"] != spec.backend {
-                    bail!("monitor answered hello {h}, expected backend {}", spec.backend);
+                    bail!(
+                        "monitor answered hello {h}, expected backend {}",
+                        spec.backend
+                    );
                 }
                 return Ok(m);
             }
             if Instant::now() > deadline {
-                bail!("the monitor did not answer on {} within 60 s", m.query.display());
+                bail!(
+                    "the monitor did not answer on {} within 60 s",
+                    m.query.display()
+                );
             }
             check_interrupt()?;
             std::thread::sleep(Duration::from_millis(20));
@@ -454,7 +476,10 @@ impl Monitor {
 
     /// Tells the monitor about a container (it rescans if needed) and checks it is found.
     pub fn announce(&self, name: &str) -> Result<()> {
-        let a = request(&self.notify, &json!({"action": "run", "container": name, "ack": true}))?;
+        let a = request(
+            &self.notify,
+            &json!({"action": "run", "container": name, "ack": true}),
+        )?;
         if a["ok"] != true {
             bail!("{}: container {name} not found: {a}", self.label);
         }
@@ -496,8 +521,7 @@ impl Drop for Monitor {
 
 /// One request on a fresh connection, one JSON line back.
 pub fn request(sock: &Path, req: &Value) -> Result<Value> {
-    let mut s =
-        UnixStream::connect(sock).with_context(|| format!("connect {}", sock.display()))?;
+    let mut s = UnixStream::connect(sock).with_context(|| format!("connect {}", sock.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     writeln!(s, "{req}")?;
     let mut line = String::new();
@@ -623,9 +647,10 @@ pub fn median(v: &[f64]) -> f64 {
 }
 
 pub fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-        (a.min(x), b.max(x))
-    })
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        })
 }
 
 /// Seconds since the epoch (the monitor's clock for windows).

@@ -185,7 +185,10 @@ fn measure(
             bpf_stats: false,
         }),
     ];
-    let label = |c: &Option<MonitorSpec>| c.as_ref().map_or("no monitor".to_string(), MonitorSpec::label);
+    let label = |c: &Option<MonitorSpec>| {
+        c.as_ref()
+            .map_or("no monitor".to_string(), MonitorSpec::label)
+    };
     // results[n index][config index] = per-round results
     let mut results: Vec<Vec<Vec<RunResult>>> = ns
         .iter()
@@ -281,7 +284,11 @@ fn measure(
                 let (a, b) = min_max(&slow);
                 format!("{:+.2} % ({:+.2}..{:+.2})", median(&slow), a, b)
             };
-            let cpu_s = if ci == 0 { "–".to_string() } else { f(&cpu, 2) };
+            let cpu_s = if ci == 0 {
+                "–".to_string()
+            } else {
+                f(&cpu, 2)
+            };
             let row = format!(
                 "| {} | {} | {} | {} | {} | {:.0} |",
                 label(cfg),
@@ -298,7 +305,10 @@ fn measure(
         let _ = writeln!(
             md,
             "| configuration | {} |\n|---|{}",
-            (1..=rounds).map(|r| format!("round {r}")).collect::<Vec<_>>().join(" | "),
+            (1..=rounds)
+                .map(|r| format!("round {r}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
             "---|".repeat(rounds)
         );
         for (ci, cfg) in configs.iter().enumerate() {
@@ -338,7 +348,11 @@ fn measure(
                 for r in rs {
                     if let Some((_, cnt, t)) = r.progs.iter().find(|p| &p.0 == name) {
                         rate.push(*cnt as f64 / r.makespan_s);
-                        per.push(if *cnt > 0 { *t as f64 / *cnt as f64 } else { 0.0 });
+                        per.push(if *cnt > 0 {
+                            *t as f64 / *cnt as f64
+                        } else {
+                            0.0
+                        });
                         core.push(100.0 * *t as f64 / 1e9 / r.makespan_s);
                     }
                 }

@@ -172,7 +172,10 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
     }
     // Let the 1 s poller take its samples after the last activation.
     std::thread::sleep(Duration::from_millis(2500));
-    println!("    querying the monitors about {} activations ...", acts.len());
+    println!(
+        "    querying the monitors about {} activations ...",
+        acts.len()
+    );
     // reports[method][activation] = (cpu_ns, mem_peak) as reported (None: nothing)
     let mut reports: Vec<Vec<(Option<u64>, Option<u64>)>> = vec![Vec::new(); specs.len()];
     let mut q = Conn::open(&monitors[0].query)?;
@@ -185,7 +188,10 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
     }
     for (mi, m) in monitors.iter().enumerate().skip(1) {
         for a in &acts {
-            let v = mon::request(&m.query, &json!({"container": name, "start": a.start, "end": a.end}))?;
+            let v = mon::request(
+                &m.query,
+                &json!({"container": name, "start": a.start, "end": a.end}),
+            )?;
             let Value::Array(samples) = v else {
                 bail!("{}: window query answered {v}", m.label);
             };
@@ -232,7 +238,10 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
     let mut sep = "|---|---|---|".to_string();
     for s in &specs {
         let l = short(s);
-        let _ = write!(header, " {l} seen | {l} in tol. | {l} abs err med / p99 / max | {l} signed med |");
+        let _ = write!(
+            header,
+            " {l} seen | {l} in tol. | {l} abs err med / p99 / max | {l} signed med |"
+        );
         sep.push_str("---|---|---|---|");
     }
     let _ = writeln!(md, "{header}\n{sep}");
@@ -240,7 +249,11 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
         let idx: Vec<usize> = (0..acts.len()).filter(|&i| acts[i].kind == *kind).collect();
         let Kind::Cpu(ms) = kind else { continue };
         let mut truth: Vec<f64> = idx.iter().map(|&i| acts[i].cpu_ns as f64 / 1e6).collect();
-        let mut row = format!("| cpu {ms} ms | {} | {:.3} |", idx.len(), quantile(&mut truth, 0.5));
+        let mut row = format!(
+            "| cpu {ms} ms | {} | {:.3} |",
+            idx.len(),
+            quantile(&mut truth, 0.5)
+        );
         for r in &reports {
             let mut abs = Vec::new();
             let mut signed = Vec::new();
@@ -293,7 +306,10 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
     for (kind, _) in plan.iter().filter(|p| matches!(p.0, Kind::Mem(_))) {
         let idx: Vec<usize> = (0..acts.len()).filter(|&i| acts[i].kind == *kind).collect();
         let Kind::Mem(mib) = kind else { continue };
-        let mut truth: Vec<f64> = idx.iter().map(|&i| acts[i].peak as f64 / 1048576.0).collect();
+        let mut truth: Vec<f64> = idx
+            .iter()
+            .map(|&i| acts[i].peak as f64 / 1048576.0)
+            .collect();
         let mut row = format!(
             "| mem {mib} MiB | {} | {:.1} |",
             idx.len(),

@@ -19,8 +19,7 @@ use serde_json::Value;
 
 use super::Options;
 use super::mon::{
-    self, Monitor, MonitorSpec, Tree, Workload, check_interrupt, epoch_s, median, min_max,
-    quantile,
+    self, Monitor, MonitorSpec, Tree, Workload, check_interrupt, epoch_s, median, min_max, quantile,
 };
 use crate::workspace::Workspace;
 

@@ -22,7 +22,10 @@ use super::super::error::TraceError;
 use super::super::model::User;
 use super::super::schedule::Parts;
 use super::super::writer::{CountsRef, write_yaml};
-use super::{BadRows, Mapping, OnBadRow, Summary, clamp_memory, counts_path, parse_count, parse_number, short};
+use super::{
+    BadRows, Mapping, OnBadRow, Summary, clamp_memory, counts_path, parse_count, parse_number,
+    short,
+};
 
 /// Which functions to keep.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,7 +69,8 @@ struct Meta {
 }
 
 fn reader(path: &Path) -> Result<csv::Reader<File>, TraceError> {
-    let f = File::open(path).map_err(|e| TraceError::file(path.display().to_string(), e.to_string()))?;
+    let f = File::open(path)
+        .map_err(|e| TraceError::file(path.display().to_string(), e.to_string()))?;
     Ok(csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
@@ -147,7 +151,10 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let mut counts: Vec<u64> = Vec::with_capacity((to - from) as usize);
     let mut row: u64 = 0;
     // Pass 1: check every row, count, and (all functions selected) write them at once.
-    while rdr.read_byte_record(&mut rec).map_err(|e| csv_err(&file, e))? {
+    while rdr
+        .read_byte_record(&mut rec)
+        .map_err(|e| csv_err(&file, e))?
+    {
         row += 1;
         let line = rec.position().map_or(row + 1, |p| p.line());
         summary.rows_read += 1;
@@ -160,7 +167,9 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         }
         let field = |i: usize| String::from_utf8_lossy(&rec[i]).trim().to_string();
         let (owner, app, function, trigger) = (field(0), field(1), field(2), field(3));
-        *app_functions.entry((owner.clone(), app.clone())).or_insert(0) += 1;
+        *app_functions
+            .entry((owner.clone(), app.clone()))
+            .or_insert(0) += 1;
         if !o.triggers.is_empty() && !o.triggers.iter().any(|t| *t == trigger) {
             continue;
         }
@@ -228,7 +237,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         let mut rdr = reader(&o.invocations)?;
         let mut row: u64 = 0;
         let mut next = 0;
-        while next < keep_rows.len() && rdr.read_byte_record(&mut rec).map_err(|e| csv_err(&file, e))? {
+        while next < keep_rows.len()
+            && rdr
+                .read_byte_record(&mut rec)
+                .map_err(|e| csv_err(&file, e))?
+        {
             row += 1;
             if row != keep_rows[next] {
                 continue;
@@ -239,7 +252,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
                 .map_err(|e| TraceError::file(&file, format!("changed during conversion: {e}")))?;
             let mut s = Scaler::new(o.scale);
             let user = users.get(&m.owner, &m.owner, "o");
-            let fname = funcs.get(&format!("{}/{}/{}", m.owner, m.app, m.function), &m.function, "f");
+            let fname = funcs.get(
+                &format!("{}/{}/{}", m.owner, m.app, m.function),
+                &m.function,
+                "f",
+            );
             let mut n = 0;
             write_row(
                 &mut out,
@@ -263,18 +280,27 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         .iter()
         .map(|m| format!("{}/{}/{}", m.owner, m.app, m.function))
         .collect();
-    let wanted_apps: HashSet<String> = metas.iter().map(|m| format!("{}/{}", m.owner, m.app)).collect();
+    let wanted_apps: HashSet<String> = metas
+        .iter()
+        .map(|m| format!("{}/{}", m.owner, m.app))
+        .collect();
     let durations = match &o.durations {
         Some(p) => side_file(p, 3, "Average", &mut bad, |k| wanted.contains(k))?,
         None => HashMap::new(),
     };
     let memory = match &o.memory {
-        Some(p) => side_file(p, 2, &o.memory_column, &mut bad, |k| wanted_apps.contains(k))?,
+        Some(p) => side_file(p, 2, &o.memory_column, &mut bad, |k| {
+            wanted_apps.contains(k)
+        })?,
         None => HashMap::new(),
     };
     summary.rows_skipped = bad.skipped;
 
-    let base = o.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = o
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut parts = Parts {
         origin: o.out.display().to_string(),
         users: Vec::new(),
@@ -299,12 +325,17 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         let duration_ms = durations.get(&key).copied().unwrap_or(100.0);
         let memory_mb = match memory.get(&format!("{}/{}", m.owner, m.app)) {
             Some(&mb) => {
-                let n = app_functions.get(&(m.owner.clone(), m.app.clone())).copied().unwrap_or(1);
+                let n = app_functions
+                    .get(&(m.owner.clone(), m.app.clone()))
+                    .copied()
+                    .unwrap_or(1);
                 clamp_memory(mb / f64::from(n.max(1)))
             }
             None => 256,
         };
-        parts.functions.push(o.mapping.function(fname, duration_ms, memory_mb, base)?);
+        parts
+            .functions
+            .push(o.mapping.function(fname, duration_ms, memory_mb, base)?);
     }
     summary.functions = parts.functions.len() as u64;
     summary.users = parts.users.len() as u64;
@@ -366,17 +397,32 @@ fn side_file(
     let file = path.display().to_string();
     let mut rdr = reader(path)?;
     let header = rdr.byte_headers().map_err(|e| csv_err(&file, e))?.clone();
-    let Some(col) = header.iter().position(|h| h.trim_ascii() == column.as_bytes()) else {
-        return Err(TraceError::at(&file, 1, 1, format!("no column '{column}' in the header")));
+    let Some(col) = header
+        .iter()
+        .position(|h| h.trim_ascii() == column.as_bytes())
+    else {
+        return Err(TraceError::at(
+            &file,
+            1,
+            1,
+            format!("no column '{column}' in the header"),
+        ));
     };
     let mut out = HashMap::new();
     let mut rec = csv::ByteRecord::new();
     let mut row = 0;
-    while rdr.read_byte_record(&mut rec).map_err(|e| csv_err(&file, e))? {
+    while rdr
+        .read_byte_record(&mut rec)
+        .map_err(|e| csv_err(&file, e))?
+    {
         row += 1;
         let line = rec.position().map_or(row + 1, |p| p.line());
         if rec.len() != header.len() {
-            bad.bad(&file, line, &format!("{} columns, the header has {}", rec.len(), header.len()))?;
+            bad.bad(
+                &file,
+                line,
+                &format!("{} columns, the header has {}", rec.len(), header.len()),
+            )?;
             continue;
         }
         let key: Vec<String> = (0..keys)

@@ -39,7 +39,12 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         .clone();
     let got: Vec<&[u8]> = header.iter().map(|h| h.trim_ascii()).collect();
     if got.len() != 4 || got.iter().zip(HEADER).any(|(g, h)| *g != h.as_bytes()) {
-        return Err(TraceError::at(&file, 1, 1, format!("expected the header {}", HEADER.join(","))));
+        return Err(TraceError::at(
+            &file,
+            1,
+            1,
+            format!("expected the header {}", HEADER.join(",")),
+        ));
     }
     let mut summary = Summary::default();
     let mut by_fn: HashMap<(String, String), (Vec<Explicit>, f64)> = HashMap::new();
@@ -58,7 +63,10 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             bad.bad(&file, line, &format!("{} columns, expected 4", rec.len()))?;
             continue;
         }
-        let (end, dur) = match (parse_number(&rec[2], "end_timestamp"), parse_number(&rec[3], "duration")) {
+        let (end, dur) = match (
+            parse_number(&rec[2], "end_timestamp"),
+            parse_number(&rec[3], "duration"),
+        ) {
             (Ok(e), Ok(d)) => (e, d),
             (Err(m), _) | (_, Err(m)) => {
                 bad.bad(&file, line, &m)?;
@@ -66,7 +74,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             }
         };
         if dur < 0.0 || end < dur {
-            bad.bad(&file, line, &format!("duration {dur} s is negative or before the trace start (end {end} s)"))?;
+            bad.bad(
+                &file,
+                line,
+                &format!("duration {dur} s is negative or before the trace start (end {end} s)"),
+            )?;
             continue;
         }
         let start = end - dur;
@@ -89,7 +101,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         e.1 += dur;
     }
     summary.rows_skipped = bad.skipped;
-    let base = o.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = o
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut parts = Parts {
         origin: o.out.display().to_string(),
         users: Vec::new(),
@@ -115,7 +131,9 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         u.namespace = u.name.clone();
         let mean_ms = dur_sum / list.len().max(1) as f64 * 1000.0;
         let fname = format!("f{}_{i}", short(&key.1, 10));
-        parts.functions.push(o.mapping.function(fname, mean_ms, o.memory_mb, base)?);
+        parts
+            .functions
+            .push(o.mapping.function(fname, mean_ms, o.memory_mb, base)?);
         summary.invocations += list.len() as u64;
         parts.streams.push(Stream {
             user,

@@ -42,10 +42,22 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let cols: Vec<(usize, u32)> = header
         .iter()
         .enumerate()
-        .filter_map(|(i, h)| std::str::from_utf8(h).ok()?.trim().parse::<u32>().ok().map(|id| (i, id)))
+        .filter_map(|(i, h)| {
+            std::str::from_utf8(h)
+                .ok()?
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .map(|id| (i, id))
+        })
         .collect();
     if cols.is_empty() {
-        return Err(TraceError::at(&file, 1, 1, "no function id columns (0, 1, ...) in the header"));
+        return Err(TraceError::at(
+            &file,
+            1,
+            1,
+            "no function id columns (0, 1, ...) in the header",
+        ));
     }
     let mut summary = Summary::default();
     let mut series: Vec<Vec<(u32, u64)>> = vec![Vec::new(); cols.len()];
@@ -62,7 +74,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         summary.rows_read += 1;
         let line = rec.position().map_or(row + 1, |p| p.line());
         if rec.len() != header.len() {
-            bad.bad(&file, line, &format!("{} columns, the header has {}", rec.len(), header.len()))?;
+            bad.bad(
+                &file,
+                line,
+                &format!("{} columns, the header has {}", rec.len(), header.len()),
+            )?;
             bin += 1;
             continue;
         }
@@ -70,7 +86,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         let mut err = None;
         for &(i, id) in &cols {
             let cell = rec[i].trim_ascii();
-            match if cell.is_empty() { Ok(0) } else { parse_count(cell) } {
+            match if cell.is_empty() {
+                Ok(0)
+            } else {
+                parse_count(cell)
+            } {
                 Ok(v) => vals.push(v),
                 Err(m) => {
                     err = Some(format!("function {id}: {m}"));
@@ -96,7 +116,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let counts_file = counts_path(&o.out);
     let io = |e: std::io::Error| TraceError::file(counts_file.display().to_string(), e.to_string());
     let mut out = BufWriter::new(File::create(&counts_file).map_err(io)?);
-    let base = o.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = o
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut parts = Parts {
         origin: o.out.display().to_string(),
         users: vec![User {
@@ -118,13 +142,18 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         let name = names.entry(id).or_insert_with(|| format!("fn{id}")).clone();
         summary.invocations += series[k].iter().map(|c| c.1).sum::<u64>();
         write_row(&mut out, "huawei", &name, series[k].iter().copied()).map_err(io)?;
-        parts.functions.push(o.mapping.function(name, o.duration_ms, o.memory_mb, base)?);
+        parts
+            .functions
+            .push(o.mapping.function(name, o.duration_ms, o.memory_mb, base)?);
     }
     out.flush().map_err(io)?;
     summary.functions = parts.functions.len() as u64;
     summary.users = 1;
     let counts_ref = CountsRef {
-        file: counts_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file: counts_file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         bin: o.bin_s,
         law: o.law,
         start: 0.0,

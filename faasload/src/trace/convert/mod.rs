@@ -136,7 +136,10 @@ impl Mapping {
             None => TraceError::file(&label, e.to_string()),
         })?;
         if m.rules.is_empty() {
-            return Err(TraceError::file(&label, "a mapping needs at least one rule"));
+            return Err(TraceError::file(
+                &label,
+                "a mapping needs at least one rule",
+            ));
         }
         let base = path.and_then(Path::parent).unwrap_or(Path::new("."));
         for r in &m.rules {
