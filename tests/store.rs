@@ -118,6 +118,7 @@ fn synth(i: u64) -> RunRow {
         function: function.into(),
         action: format!("act_{function}"),
         input: (i % 2 == 0).then(|| format!("in/{i}.jpg")),
+        input_bytes: (i % 2 == 0).then_some(1000 + i),
         params,
         intended_ns: intended,
         sent_ns: sent,
@@ -232,6 +233,7 @@ fn check(s: &StoredRow, load: i64) {
         (r.polls as i64, r.retries as i64),
         "{ctx}"
     );
+    assert_eq!(s.input_bytes, r.input_bytes.map(|b| b as i64), "{ctx}");
     // parameters rows: one per parameter, strings as they are, others as JSON.
     let mut got = s.params.clone();
     got.sort();

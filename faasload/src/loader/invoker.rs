@@ -109,6 +109,7 @@ async fn call(ctx: Arc<Ctx>, inv: Invocation, slot: Option<OwnedSemaphorePermit>
         function: function.name.clone(),
         action: function.action.clone(),
         input: inv.input,
+        input_bytes: None,
         params: inv.params,
         intended_ns: inv.at_ns,
         sent_ns: Some(rel(out.sent_ns)),

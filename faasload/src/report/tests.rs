@@ -17,6 +17,7 @@ fn row(user: &str, function: &str, seq: u64, at_s: u64, latency_us: u64, lag_us:
         function: function.into(),
         action: function.into(),
         input: None,
+        input_bytes: None,
         params: Map::new(),
         intended_ns: intended,
         sent_ns: Some(intended + lag_us * 1000),

@@ -272,6 +272,93 @@ impl Store {
         .map_err(|e| StoreError::db(format!("recording the end of load {load_id}"), e))
     }
 
+    /// Writes `rows` of `load_id` now, in one transaction (retried like the batching
+    /// writer's batches), and returns once they are committed. For callers that must know
+    /// what is durable (the generator's checkpoints); `functions` caches function ids
+    /// between calls.
+    pub async fn write_now(
+        &self,
+        load_id: i64,
+        functions: &mut std::collections::HashMap<String, i64>,
+        rows: &[RunRow],
+    ) -> Result<WriterStats, StoreError> {
+        let mut st = WriterStats::default();
+        if !rows.is_empty() {
+            writer::flush(&self.pool, load_id, functions, rows, &mut st).await?;
+        }
+        Ok(st)
+    }
+
+    /// Deletes the runs of `load_id` whose `seq` is `from_seq` or later, with their
+    /// parameters and resources, in one transaction; returns how many runs went.
+    pub async fn delete_runs_from(&self, load_id: i64, from_seq: u64) -> Result<u64, StoreError> {
+        let d = self.dialect();
+        let from = db::big(from_seq);
+        let children = [
+            "DELETE FROM parameters WHERE run IN (SELECT id FROM runs WHERE load_id = ? AND seq >= ?)",
+            "DELETE FROM resources WHERE run IN (SELECT id FROM runs WHERE load_id = ? AND seq >= ?)",
+        ];
+        let runs = sql(d, "DELETE FROM runs WHERE load_id = ? AND seq >= ?");
+        on_pool!(&self.pool, p => {
+            let mut tx = p
+                .begin()
+                .await
+                .map_err(|e| StoreError::db("starting a store transaction", e))?;
+            for c in children {
+                sqlx::query(sqlx::AssertSqlSafe(sql(d, c)))
+                    .bind(load_id)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::db(format!("deleting lost runs of load {load_id}"), e))?;
+            }
+            let n = sqlx::query(sqlx::AssertSqlSafe(runs))
+                .bind(load_id)
+                .bind(from)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::db(format!("deleting lost runs of load {load_id}"), e))?
+                .rows_affected();
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::db("committing the deletion of lost runs", e))?;
+            Ok::<u64, StoreError>(n)
+        })
+    }
+
+    /// The `seq` of every run of `load_id`, ascending (repeats included).
+    pub async fn run_seqs(&self, load_id: i64) -> Result<Vec<u64>, StoreError> {
+        let q = sql(
+            self.dialect(),
+            "SELECT seq FROM runs WHERE load_id = ? ORDER BY seq",
+        );
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+                .bind(load_id)
+                .fetch_all(p)
+                .await
+                .map_err(|e| StoreError::db(format!("reading the runs of load {load_id}"), e))?;
+            rows.iter()
+                .map(|r| db::get(r, 0, "runs.seq").map(|s: i64| s.max(0) as u64))
+                .collect::<Result<Vec<u64>, StoreError>>()
+        })
+    }
+
+    /// Sets a running load's status back to `running` (a resumed generation).
+    pub async fn reopen_load(&self, load_id: i64) -> Result<(), StoreError> {
+        let q = sql(
+            self.dialect(),
+            "UPDATE loads SET status = ?, end_epoch_ms = NULL WHERE id = ?",
+        );
+        on_pool!(&self.pool, p => sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(LoadStatus::Running.as_str())
+            .bind(load_id)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| StoreError::db(format!("reopening load {load_id}"), e))
+    }
+
     /// Every load, oldest first, with live row counts.
     pub async fn loads(&self) -> Result<Vec<LoadInfo>, StoreError> {
         read::loads(&self.pool).await

@@ -88,6 +88,8 @@ pub struct StoredRow {
     pub monitor_missing: Option<String>,
     pub polls: i64,
     pub retries: i64,
+    /// Size of the input object (bytes), when known.
+    pub input_bytes: Option<i64>,
     /// `parameters` rows (name, value), in insertion order.
     pub params: Vec<(String, String)>,
     /// `resources` rows, in insertion order.
@@ -151,7 +153,7 @@ pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, St
          r.http_status, r.class, r.status, r.error, r.cold, r.memory_mb, r.container, \
          r.cpu_user_ns, r.cpu_sys_ns, r.cpu_ns, r.mem_peak_bytes, r.mem_avg_bytes, r.nvcsw, \
          r.nivcsw, r.wakeups, r.migrations, r.pgfault, r.pgmajfault, r.monitor_missing, \
-         r.polls, r.retries \
+         r.polls, r.retries, r.input_bytes \
          FROM runs r JOIN functions f ON r.function = f.id \
          WHERE r.load_id = ? ORDER BY r.seq, r.id"
         ),
@@ -222,6 +224,7 @@ pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, St
                 monitor_missing: db::get(r, 43, w)?,
                 polls: db::get(r, 44, w)?,
                 retries: db::get(r, 45, w)?,
+                input_bytes: db::get(r, 46, w)?,
                 params: Vec::new(),
                 resources: Vec::new(),
             });

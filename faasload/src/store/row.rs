@@ -38,6 +38,8 @@ pub struct RunRow {
     /// Action name on the platform.
     pub action: String,
     pub input: Option<String>,
+    /// Size of the input object in bytes, when the caller knows it (the generator does).
+    pub input_bytes: Option<u64>,
     pub params: Map<String, Value>,
     /// Intended instant, ns from the run's start (monotonic clock).
     pub intended_ns: u64,

@@ -149,7 +149,8 @@ pub fn statements(d: Dialect) -> Vec<String> {
   pgmajfault BIGINT,
   monitor_missing {txt},
   polls BIGINT NOT NULL,
-  retries BIGINT NOT NULL{}
+  retries BIGINT NOT NULL,
+  input_bytes BIGINT{}
 ){opts}",
             inline("INDEX runs_load_seq (load_id, seq)")
         ),
@@ -229,6 +230,7 @@ pub const RUN_COLUMNS: &[&str] = &[
     "monitor_missing",
     "polls",
     "retries",
+    "input_bytes",
 ];
 
 /// Columns of the original `runs` (the rest of [`RUN_COLUMNS`] is faasload's).

@@ -95,7 +95,7 @@ pub(super) async fn run(
 }
 
 /// Writes one batch, retrying with back-off.
-async fn flush(
+pub(super) async fn flush(
     pool: &Pool,
     load_id: i64,
     functions: &mut HashMap<String, i64>,
@@ -257,6 +257,7 @@ pub(super) fn run_values(r: &RunRow, load_id: i64, function_id: i64) -> Vec<Val>
         s(m.missing.as_deref()),
         Val::I(Some(i64::from(r.polls))),
         Val::I(Some(i64::from(r.retries))),
+        u(r.input_bytes),
     ];
     debug_assert_eq!(vals.len(), RUN_COLUMNS.len());
     vals
