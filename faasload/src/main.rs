@@ -35,6 +35,9 @@ enum Cmd {
     MonitorCheck(faasload::monitor::check::CheckArgs),
     /// Run the embedded OpenWhisk-compatible platform (root).
     Platform(faasload::platform::cli::PlatformArgs),
+    /// Build a dataset of function executions: a sweep of functions x memory limits x
+    /// inputs, with checkpoints (--resume goes on where a run stopped).
+    Generate(faasload::generator::cli::GenerateArgs),
     /// Generate deterministic input sets for the function suite (images, data files).
     Inputs(faasload::inputs::InputsArgs),
     /// Traces: convert production traces, synthesise tenants, check, stats.
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Report(a) => faasload::loader::cli::report(a),
         Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
         Cmd::Platform(a) => faasload::platform::cli::run(a),
+        Cmd::Generate(a) => faasload::generator::cli::run(a),
         Cmd::Inputs(a) => faasload::inputs::run(a),
         Cmd::Trace(a) => faasload::trace::cli::run(a),
         Cmd::Workload(a) => faasload::util::workload::run(a),

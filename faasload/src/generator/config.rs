@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::trace::error::TraceError;
 use crate::trace::seed::DEFAULT_SEED;
-use crate::trace::spec::{InputSpec, ParamSpec, default_ext};
+use crate::trace::spec::{InputSpec, ParamSpec};
 use crate::trace::yaml_pos::{YPath, locate};
 
 /// How runs are spaced.
@@ -202,10 +202,10 @@ pub fn parse_config(
                         continue;
                     }
                 };
-                if let Some(known) = known_actions {
-                    if !known.iter().any(|k| *k == action) {
-                        cx.err(&p.k("action"), format!("unknown function '{action}'"));
-                    }
+                if let Some(known) = known_actions
+                    && !known.contains(&action)
+                {
+                    cx.err(&p.k("action"), format!("unknown function '{action}'"));
                 }
                 let mut params = vec![];
                 match f.get("parameters") {
@@ -232,17 +232,29 @@ pub fn parse_config(
                         let kind = inp.get("kind").and_then(|k| k.as_str());
                         let count = inp.get("count").and_then(|c| c.as_u64());
                         match (kind, count) {
-                            (Some(kind), Some(count)) if count >= 1 => match default_ext(kind) {
-                                Some(ext) => Some(InputSpec::Numbered {
-                                    kind: kind.to_string(),
-                                    ext: ext.to_string(),
-                                    count,
-                                }),
-                                None => {
-                                    cx.err(&p.k("inputs").k("kind"), format!("unknown input kind '{kind}' (expected image, audio, video)"));
-                                    None
+                            (Some(kind), Some(count)) if count >= 1 => {
+                                match crate::inputs::Kind::parse(kind) {
+                                    Some(k) => Some(InputSpec::Numbered {
+                                        kind: kind.to_string(),
+                                        ext: k.extensions()[0].to_string(),
+                                        count,
+                                    }),
+                                    None => {
+                                        let known: Vec<&str> = crate::inputs::Kind::ALL
+                                            .iter()
+                                            .map(|k| k.name())
+                                            .collect();
+                                        cx.err(
+                                            &p.k("inputs").k("kind"),
+                                            format!(
+                                                "unknown input kind '{kind}' (`faasload inputs` makes {})",
+                                                known.join(", ")
+                                            ),
+                                        );
+                                        None
+                                    }
                                 }
-                            },
+                            }
                             _ => {
                                 cx.err(&p.k("inputs"), "inputs is {kind, count >= 1}");
                                 None

@@ -1,12 +1,14 @@
 //! The deterministic sequence of runs of a sweep: one PCG stream per (function, memory
 //! limit) derived from the seed, so the same config and seed give the same
 //! (input, parameters, memory) sequence, and adding a function leaves others unchanged.
+use std::sync::Arc;
+
 use rand_pcg::Pcg64;
 use serde_json::{Map, Value};
 
-use super::config::GenConfig;
+use super::config::{GenConfig, GenFunction};
 use crate::trace::seed::stream_rngs;
-use crate::trace::spec::draw_params;
+use crate::trace::spec::{InputSpec, draw_params};
 
 /// One run of the sweep.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,36 +30,113 @@ pub fn variant_rng(seed: u64, action: &str, memory_mb: u64) -> Pcg64 {
     stream_rngs(seed, &format!("mem{memory_mb}"), action, 0).1
 }
 
-/// Every run of the sweep, in order: function, then memory limit, then repetition,
-/// then input.
-pub fn plan(c: &GenConfig) -> Vec<PlannedRun> {
-    let mut out = vec![];
-    for f in &c.functions {
-        for &mem in &f.memory_mb {
-            let mut rng = variant_rng(c.seed, &f.action, mem);
-            let n_inputs = match &f.inputs {
-                Some(crate::trace::spec::InputSpec::Numbered { count, .. }) => *count,
-                Some(crate::trace::spec::InputSpec::List(v)) => v.len().max(1) as u64,
-                None => 1,
-            };
-            for rep in 0..c.repetitions {
-                for i in 0..n_inputs {
-                    let input = f.inputs.as_ref().and_then(|s| s.name(i));
-                    let params = draw_params(&f.params, &mut rng);
-                    out.push(PlannedRun {
-                        seq: out.len() as u64,
-                        action: f.action.clone(),
-                        variant: format!("{}_{mem}", f.action),
-                        memory_mb: mem,
-                        repetition: rep,
-                        input,
-                        params,
-                    });
-                }
-            }
+/// The variant name of `action` at `memory_mb`.
+pub fn variant_name(action: &str, memory_mb: u64) -> String {
+    format!("{action}_{memory_mb}")
+}
+
+fn inputs_per_repetition(f: &GenFunction) -> u64 {
+    match &f.inputs {
+        Some(InputSpec::Numbered { count, .. }) => *count,
+        Some(InputSpec::List(v)) => v.len().max(1) as u64,
+        None => 1,
+    }
+}
+
+/// Number of runs of the whole sweep.
+pub fn total(c: &GenConfig) -> u64 {
+    c.functions
+        .iter()
+        .map(|f| f.memory_mb.len() as u64 * c.repetitions * inputs_per_repetition(f))
+        .sum()
+}
+
+/// The runs of the sweep, drawn lazily in order: function, then memory limit, then
+/// repetition, then input. After each run, [`Planner::rng_state`] is the state of that
+/// run's stream (what a checkpoint keeps to prove a resumed plan is the same plan).
+pub struct Planner {
+    cfg: Arc<GenConfig>,
+    f: usize,
+    m: usize,
+    /// Index within the current variant (repetition x inputs + input).
+    k: u64,
+    seq: u64,
+    rng: Option<Pcg64>,
+}
+
+impl Planner {
+    pub fn new(cfg: Arc<GenConfig>) -> Planner {
+        Planner {
+            cfg,
+            f: 0,
+            m: 0,
+            k: 0,
+            seq: 0,
+            rng: None,
         }
     }
-    out
+
+    /// The position of the next run.
+    pub fn next_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The state of the stream of the last run drawn, as JSON text (None before the first).
+    pub fn rng_state(&self) -> Option<String> {
+        self.rng
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok())
+    }
+
+    /// Draws and drops runs until the next one is `seq`.
+    pub fn skip_to(&mut self, seq: u64) {
+        while self.seq < seq && self.next().is_some() {}
+    }
+}
+
+impl Iterator for Planner {
+    type Item = PlannedRun;
+
+    fn next(&mut self) -> Option<PlannedRun> {
+        loop {
+            let f = self.cfg.functions.get(self.f)?;
+            let Some(&mem) = f.memory_mb.get(self.m) else {
+                self.f += 1;
+                self.m = 0;
+                continue;
+            };
+            let per_rep = inputs_per_repetition(f);
+            if self.k >= per_rep * self.cfg.repetitions {
+                self.m += 1;
+                self.k = 0;
+                self.rng = None;
+                continue;
+            }
+            let seed = self.cfg.seed;
+            let rng = self
+                .rng
+                .get_or_insert_with(|| variant_rng(seed, &f.action, mem));
+            let (rep, i) = (self.k / per_rep, self.k % per_rep);
+            let params = draw_params(&f.params, rng);
+            let run = PlannedRun {
+                seq: self.seq,
+                action: f.action.clone(),
+                variant: variant_name(&f.action, mem),
+                memory_mb: mem,
+                repetition: rep,
+                input: f.inputs.as_ref().and_then(|s| s.name(i)),
+                params,
+            };
+            self.k += 1;
+            self.seq += 1;
+            return Some(run);
+        }
+    }
+}
+
+/// Every run of the sweep, in order (see [`Planner`]).
+pub fn plan(c: &GenConfig) -> Vec<PlannedRun> {
+    Planner::new(Arc::new(c.clone())).collect()
 }
 
 #[cfg(test)]
@@ -105,5 +184,30 @@ functions:
         // Each (function, memory) has its own stream.
         let a = plan(&c);
         assert_ne!(a[0].params, a[2].params);
+    }
+
+    #[test]
+    fn a_planner_resumed_mid_way_draws_the_same_rest() {
+        let c = parse_config(CFG, "g", None).unwrap();
+        let all = plan(&c);
+        assert_eq!(total(&c), all.len() as u64);
+        for at in [0, 1, 3, 4, 9, 15, 16] {
+            let mut p = Planner::new(Arc::new(c.clone()));
+            p.skip_to(at);
+            assert_eq!(p.next_seq(), at);
+            let rest: Vec<PlannedRun> = p.collect();
+            assert_eq!(rest, all[at as usize..].to_vec(), "from {at}");
+        }
+        // The stream state after a run is a function of the plan up to it.
+        let mut a = Planner::new(Arc::new(c.clone()));
+        a.skip_to(6);
+        let mut b = Planner::new(Arc::new(c.clone()));
+        b.skip_to(6);
+        assert_eq!(a.rng_state(), b.rng_state());
+        let mut d = c.clone();
+        d.seed += 1;
+        let mut e = Planner::new(Arc::new(d));
+        e.skip_to(6);
+        assert_ne!(a.rng_state(), e.rng_state());
     }
 }

@@ -117,14 +117,14 @@ pub struct ReportArgs {
     pub load: Option<i64>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?)
 }
 
-fn http_options(t: &TargetArgs, request_timeout: Duration) -> HttpOptions {
+pub(crate) fn http_options(t: &TargetArgs, request_timeout: Duration) -> HttpOptions {
     HttpOptions {
         insecure: t.insecure,
         request_timeout,
@@ -133,7 +133,11 @@ fn http_options(t: &TargetArgs, request_timeout: Duration) -> HttpOptions {
 }
 
 /// The endpoints of every user (trace order).
-fn endpoints(trace: &Trace, t: &TargetArgs, emb: Option<&Embedded>) -> Result<Vec<Endpoint>> {
+pub(crate) fn endpoints(
+    trace: &Trace,
+    t: &TargetArgs,
+    emb: Option<&Embedded>,
+) -> Result<Vec<Endpoint>> {
     trace
         .users
         .iter()
@@ -154,7 +158,7 @@ fn endpoints(trace: &Trace, t: &TargetArgs, emb: Option<&Embedded>) -> Result<Ve
         .collect()
 }
 
-fn backend(t: &TargetArgs, ow: OpenWhiskOptions) -> Result<Arc<dyn Backend>> {
+pub(crate) fn backend(t: &TargetArgs, ow: OpenWhiskOptions) -> Result<Arc<dyn Backend>> {
     Ok(match t.platform {
         PlatformKind::Openwhisk => Arc::new(OpenWhisk::new(ow)?),
         PlatformKind::Http => Arc::new(GenericHttp::new(GenericOptions {
@@ -164,6 +168,33 @@ fn backend(t: &TargetArgs, ow: OpenWhiskOptions) -> Result<Arc<dyn Backend>> {
             ..GenericOptions::default()
         })?),
     })
+}
+
+/// The monitor's query socket to ask: none when disabled, the embedded monitor's, the
+/// given one, else the default path when it exists (with a warning when it does not).
+pub(crate) fn monitor_socket(
+    disabled: bool,
+    given: Option<&PathBuf>,
+    emb: Option<&Embedded>,
+) -> Option<PathBuf> {
+    if disabled {
+        return None;
+    }
+    if let Some(e) = emb {
+        return e.query_socket.clone();
+    }
+    let p = given
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/run/faasload/query.sock"));
+    if given.is_some() || p.exists() {
+        Some(p)
+    } else {
+        tracing::warn!(
+            "no monitor socket at {}: rows will have no CPU/memory (--monitor-socket to set one)",
+            p.display()
+        );
+        None
+    }
 }
 
 /// `faasload deploy`.
@@ -240,25 +271,7 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
         let r = deploy_all(b.as_ref(), &eps, &trace).await?;
         tracing::info!("deployed {} actions", r.deployed.len());
     }
-    let monitor = if a.no_monitor {
-        None
-    } else if let Some(e) = emb {
-        e.query_socket.clone()
-    } else {
-        let p = a
-            .monitor_socket
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/run/faasload/query.sock"));
-        if a.monitor_socket.is_some() || p.exists() {
-            Some(p)
-        } else {
-            tracing::warn!(
-                "no monitor socket at {}: rows will have no CPU/memory (--monitor-socket to set one)",
-                p.display()
-            );
-            None
-        }
-    };
+    let monitor = monitor_socket(a.no_monitor, a.monitor_socket.as_ref(), emb);
 
     let store = if a.no_store {
         None

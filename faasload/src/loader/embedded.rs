@@ -23,6 +23,8 @@ pub struct Embedded {
     pub query_socket: Option<PathBuf>,
     /// `uuid:key` of each trace user, in trace order.
     pub auths: Vec<String>,
+    /// The platform's object store (inputs), if it has one.
+    pub store_dir: Option<PathBuf>,
 }
 
 /// A deterministic-looking but unique `uuid:key` for a created namespace.
@@ -69,6 +71,7 @@ impl Embedded {
             api_host: String::new(),
             query_socket: None,
             auths: Vec::new(),
+            store_dir: None,
         };
         let notify = dir.join("notify.sock");
         if monitor {
@@ -123,6 +126,7 @@ impl Embedded {
                 .unwrap_or(auth);
             e.auths.push(auth);
         }
+        e.store_dir = cfg.store_dir.clone();
         let handle = server::start(cfg)
             .await
             .context("starting the embedded platform")?;
@@ -167,8 +171,20 @@ fn start_monitor(dir: &Path, notify: &Path, query: &Path) -> Result<Child> {
         ),
     )?;
     let exe = std::env::current_exe()?;
-    Command::new(exe)
-        .args(["monitor", "--config"])
+    let mut cmd = Command::new(exe);
+    // If this process dies without stopping it (SIGKILL), the monitor gets SIGTERM and
+    // cleans up after itself. `start` runs on the thread that lives until exit.
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.args(["monitor", "--config"])
         .arg(&cfg)
         .env(
             "FAASLOAD_LOG",
