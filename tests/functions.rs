@@ -5,50 +5,14 @@
 //! timings, image dimensions, formats, content), and an original-format trace directory
 //! replays on the suite with `faasload load --embedded`.
 //! Needs `cargo xtask ensure-functions` (a step of `cargo xtask test`).
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use faasload::store::{LoadStatus, Store};
 use faasload_tests::bin;
-use faasload_tests::platform::{TestPlatform, functions, require_root};
+use faasload_tests::platform::{functions, require_root};
+use faasload_tests::suite::{start_platform as start, store_with_inputs};
 use serde_json::{Value, json};
-
-fn suite_paths() -> faasload::inputs::suite::SuitePaths {
-    faasload::inputs::suite::SuitePaths::under(&functions()).expect(
-        "functions/.venv is missing: run `cargo xtask ensure-functions` (part of `cargo xtask test`)",
-    )
-}
-
-/// A store readable by the action user, with inputs from `faasload inputs`.
-fn store_with_inputs(kinds: &str) -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::Builder::new()
-        .prefix("faasload-store-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = Command::new(bin())
-        .args(["inputs", "--seed", "11", "--kinds", kinds, "--dir"])
-        .arg(tmp.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    tmp
-}
-
-fn start(store: &Path) -> TestPlatform {
-    let s = suite_paths();
-    let store = store.to_path_buf();
-    TestPlatform::start(move |c| {
-        c.runtimes.python = s.python;
-        c.runtimes.python_path = s.python_path;
-        c.runtimes.node_path = s.node_path;
-        c.store_dir = Some(store);
-        c.limits.memory_max = 1024;
-        c.pool.user_memory_mb = 4096;
-    })
-}
 
 /// (name, kind, code, input, parameters)
 fn cases() -> Vec<(&'static str, &'static str, String, &'static str, Value)> {
