@@ -424,12 +424,99 @@ fn sigterm_checkpoints_and_bad_checkpoints_are_refused() {
         "nothing ran on a refused resume"
     );
     std::fs::write(&path, &good).unwrap();
+    // Runs recorded after the checkpoint (as a crash between commit and checkpoint
+    // leaves them): beyond the safety bound, refused; else deleted and run again.
+    add_rows_after(&db, c.next_seq, 2);
+    let o = run(&cfg, &db, &["--resume", "--max-lost", "1"]);
+    assert!(
+        !o.status.success() && text(&o).contains("safety bound 1"),
+        "{}",
+        text(&o)
+    );
     // Resumed: completes with every run once, and the same sequence as the plan.
     let o = run(&cfg, &db, &["--resume"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("deleted 2 lost runs"), "{}", text(&o));
     let (status, rows) = stored(&db);
     assert_eq!(status, LoadStatus::Completed);
     assert_eq!(identity(&rows), plan_identity(&planned(&cfg)));
+}
+
+/// Writes `n` bogus runs with seqs from `from` into the only load of `db`.
+fn add_rows_after(db: &Path, from: u64, n: u64) {
+    use faasload::openwhisk::record::OutcomeClass;
+    use faasload::store::{MonitorReading, RunRow};
+    rt().block_on(async {
+        let s = Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let id = s.loads().await.unwrap()[0].id;
+        let rows: Vec<RunRow> = (from..from + n)
+            .map(|seq| RunRow {
+                seq,
+                user: "generator".into(),
+                namespace: "_".into(),
+                function: "py_json".into(),
+                action: "py_json_128".into(),
+                input: Some("bogus".into()),
+                input_bytes: None,
+                params: serde_json::Map::new(),
+                intended_ns: 0,
+                sent_ns: None,
+                answered_ns: None,
+                queue_ns: 0,
+                run_start_epoch_ms: 0,
+                class: OutcomeClass::ServerError,
+                http_status: None,
+                error: Some("bogus".into()),
+                polls: 0,
+                retries: 0,
+                record: None,
+                monitor: MonitorReading::default(),
+            })
+            .collect();
+        s.write_now(id, &mut Default::default(), &rows).await.unwrap();
+        s.close().await;
+    });
+}
+
+#[test]
+fn interval_pacing_and_the_cold_policy() {
+    require_root();
+    let inputs = store_with_inputs("json:3");
+    let platform = start_platform(inputs.path());
+    let dir = tempfile::tempdir().unwrap();
+    for (pacing, cold) in [("{interval_ms: 400}", "warm"), ("{max_concurrent: 1}", "cold")] {
+        let cfg = dir.path().join(format!("{cold}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "seed: 3\nrepetitions: 2\nmemory_mb: [192]\npacing: {pacing}\ncold: {cold}\n\
+                 functions:\n  - action: py_json\n    inputs: {{kind: json, count: 3}}\n"
+            ),
+        )
+        .unwrap();
+        let db = dir.path().join(format!("{cold}.db"));
+        let state = dir.path().join(format!("{cold}.state"));
+        let o = command(&cfg, &db, &state, Some(&platform), inputs.path(), &[])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let (_, rows) = stored(&db);
+        assert_eq!(rows.len(), 6);
+        assert!(rows.iter().all(|r| r.class == "success"), "{rows:?}");
+        if cold == "cold" {
+            // A new revision before every run: every run starts a container.
+            assert!(rows.iter().all(|r| r.cold == Some(true)), "{rows:?}");
+        } else {
+            // One run every 400 ms of the intended clock, exactly; containers reused (runs
+            // overlap when a cold start is slower than 400 ms, so not every one is warm).
+            for w in rows.windows(2) {
+                assert_eq!(w[1].intended_epoch_ns - w[0].intended_epoch_ns, 400_000_000);
+            }
+            assert!(rows.iter().any(|r| r.cold == Some(false)), "{rows:?}");
+        }
+    }
 }
 
 #[test]
