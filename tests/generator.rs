@@ -475,7 +475,9 @@ fn add_rows_after(db: &Path, from: u64, n: u64) {
                 monitor: MonitorReading::default(),
             })
             .collect();
-        s.write_now(id, &mut Default::default(), &rows).await.unwrap();
+        s.write_now(id, &mut Default::default(), &rows)
+            .await
+            .unwrap();
         s.close().await;
     });
 }
@@ -486,7 +488,10 @@ fn interval_pacing_and_the_cold_policy() {
     let inputs = store_with_inputs("json:3");
     let platform = start_platform(inputs.path());
     let dir = tempfile::tempdir().unwrap();
-    for (pacing, cold) in [("{interval_ms: 400}", "warm"), ("{max_concurrent: 1}", "cold")] {
+    for (pacing, cold) in [
+        ("{interval_ms: 400}", "warm"),
+        ("{max_concurrent: 1}", "cold"),
+    ] {
         let cfg = dir.path().join(format!("{cold}.yaml"));
         std::fs::write(
             &cfg,
@@ -571,4 +576,67 @@ fn bad_configs_fail_before_anything_runs() {
         assert!(t.contains(at) && t.contains(what), "want {at} {what}: {t}");
         assert!(!db.exists() && !state.exists(), "nothing may start: {t}");
     }
+}
+
+/// Cgroup directories (any hierarchy) of containers in namespace `ns`.
+fn cgroups_of(ns: &str) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return out;
+    };
+    for r in roots.flatten() {
+        for sub in ["faasload/platform", "unified/faasload/platform"] {
+            let d = r.path().join(sub);
+            let d = if d.exists() { d } else { continue };
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().contains(ns) {
+                    out.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_embedded_generation_killed_mid_run_resumes_and_leaves_nothing_behind() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 21, 2);
+    let n = planned(&cfg).len();
+    let (db, state) = (dir.path().join("d.db"), dir.path().join("state"));
+    let ns = format!("gencrash{}", std::process::id());
+    let unused = dir.path().join("unused");
+    let run = |extra: &[&str]| {
+        let mut c = command(&cfg, &db, &state, None, &unused, extra);
+        c.env_remove("FAASLOAD_STORE_DIR")
+            .args(["--namespace", &ns]);
+        c
+    };
+    let child = run(&["--checkpoint-runs", "2"]).spawn().unwrap();
+    // Killed once a checkpoint past the start exists: containers are up (some paused).
+    let end = Instant::now() + Duration::from_secs(120);
+    while checkpoint::newest(&state)
+        .ok()
+        .flatten()
+        .is_none_or(|(_, c)| c.next_seq < 4)
+    {
+        assert!(Instant::now() < end, "no progress in 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: our own child, by PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let o = wait(child, Duration::from_secs(30));
+    assert!(!o.status.success());
+    let (_, rows) = stored(&db);
+    assert!(rows.len() < n, "killed mid-run: {} of {n}", rows.len());
+    let o = run(&["--resume"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (status, rows) = stored(&db);
+    assert_eq!(status, LoadStatus::Completed);
+    assert_eq!(identity(&rows), plan_identity(&planned(&cfg)));
+    assert!(rows.iter().all(|r| r.monitor_missing.is_none()), "{rows:?}");
+    // The killed run's containers (paused ones included) and cgroups are gone.
+    let left = cgroups_of(&ns);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

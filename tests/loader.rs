@@ -143,9 +143,16 @@ fn yaml_trace_on_the_embedded_platform_with_the_monitor() {
         .iter()
         .filter(|r| r.user == "ann" && r.function == "py")
         .collect();
-    assert_eq!(
-        ann_py.iter().filter(|r| r.cold == Some(true)).count(),
-        2,
+    // (A later one may start cold too when the machine is so loaded that both
+    // containers are still busy then: that is the pool's rule, not a failure.)
+    let first = ann_py.iter().map(|r| r.intended_epoch_ns).min().unwrap();
+    let simultaneous: Vec<&&StoredRow> = ann_py
+        .iter()
+        .filter(|r| r.intended_epoch_ns == first)
+        .collect();
+    assert_eq!(simultaneous.len(), 2, "{ann_py:?}");
+    assert!(
+        simultaneous.iter().all(|r| r.cold == Some(true)),
         "{ann_py:?}"
     );
     assert!(ann_py.iter().any(|r| r.cold == Some(false)));

@@ -12,6 +12,9 @@ use crate::platform::config::{NamespaceConfig, PlatformConfig};
 use crate::platform::server::{self, PlatformHandle};
 use crate::trace::Trace;
 
+/// Invoker ids tried for an embedded platform (`wsk0` .. `wsk<this>`).
+const MAX_INVOKER_ID: u32 = 63;
+
 /// The running embedded platform and monitor.
 pub struct Embedded {
     platform: Option<PlatformHandle>,
@@ -127,9 +130,24 @@ impl Embedded {
             e.auths.push(auth);
         }
         e.store_dir = cfg.store_dir.clone();
-        let handle = server::start(cfg)
-            .await
-            .context("starting the embedded platform")?;
+        // The first invoker id no other platform on this host holds (a crashed run's
+        // leftovers under that name are cleaned by the platform on start).
+        let mut id = 0;
+        let handle = loop {
+            cfg.pool.invoker_name = format!("wsk{id}");
+            match server::start(cfg.clone()).await {
+                Err(err)
+                    if id < MAX_INVOKER_ID
+                        && matches!(
+                            err.downcast_ref::<crate::platform::invoker_lock::LockError>(),
+                            Some(crate::platform::invoker_lock::LockError::Busy { .. })
+                        ) =>
+                {
+                    id += 1;
+                }
+                r => break r.context("starting the embedded platform")?,
+            }
+        };
         e.api_host = format!("http://{}", handle.addr());
         e.platform = Some(handle);
         Ok(e)

@@ -1,5 +1,6 @@
 //! Starting and stopping the platform: the shared state every handler sees, the set-up
-//! (cgroup layout, stale containers of this invoker removed, action user, launchers,
+//! (cgroup layout, invoker lock, stale containers of this invoker and of dead ones
+//! removed, action user, launchers,
 //! monitor notifier, container pool), the HTTP server on its loopback address, and a
 //! clean shutdown that removes every container and cgroup. [`start`] is the in-process
 //! entry point (tests, the loader); `faasload platform` wraps it.
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -53,6 +55,8 @@ pub struct PlatformHandle {
     platform: Arc<Platform>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Held while it runs: its invoker's cgroups and containers are its own.
+    _lock: super::invoker_lock::InvokerLock,
 }
 
 impl PlatformHandle {
@@ -124,7 +128,11 @@ fn action_env(cfg: &PlatformConfig) -> anyhow::Result<ActionEnv> {
 pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
     cfg.validate()?;
     let layout = Layout::detect_with(cfg.cgroup_version).context("cgroup layout")?;
+    // Only with the invoker's lock are its leftover cgroups (a platform of ours that
+    // died) ours to remove: a live platform with the same name keeps its own.
+    let lock = super::invoker_lock::acquire(&cfg.pool.invoker_name)?;
     remove_stale(&layout, &cfg.pool.invoker_name);
+    remove_dead_invokers(&layout);
     let user = sandbox::ensure_user(&cfg.sandbox.user, cfg.sandbox.create_user)?;
     make_dir(&cfg.work_dir)?;
     let runtimes = Runtimes::install(&cfg.runtimes, &cfg.work_dir.join("runtimes"))
@@ -211,6 +219,7 @@ pub async fn start(cfg: PlatformConfig) -> anyhow::Result<PlatformHandle> {
         platform,
         stop: Some(stop_tx),
         server,
+        _lock: lock,
     })
 }
 
@@ -236,11 +245,52 @@ fn remove_stale(layout: &Layout, invoker: &str) {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with(&prefix) {
             tracing::warn!("removing stale container cgroup {name}");
-            if let Err(e) =
-                crate::cgroup::remove_subtree(layout, &Path::new("platform").join(&name))
-            {
+            let rel = Path::new("platform").join(&name);
+            // Its processes are containers of a platform of ours that died (SIGKILL):
+            // a paused one cannot even take the SIGKILL its parent's death sent until it
+            // is thawed, so thaw and empty it first.
+            match crate::cgroup::OwnedCgroup::create(layout, &rel) {
+                Ok(cg) => {
+                    if let Err(e) = cg.kill_all(Duration::from_secs(5)) {
+                        tracing::warn!("emptying stale cgroup {name}: {e}");
+                    }
+                    drop(cg); // removes it when it has no child cgroups
+                }
+                Err(e) => tracing::warn!("stale cgroup {name}: {e}"),
+            }
+            if let Err(e) = crate::cgroup::remove_subtree(layout, &rel) {
                 tracing::warn!("{e}");
             }
+        }
+    }
+}
+
+/// Removes the cgroups of every other invoker whose lock is free: what platforms of
+/// ours that died (SIGKILL) left behind under another invoker name.
+fn remove_dead_invokers(layout: &Layout) {
+    let Some(dir) = layout.dir(
+        Controller::Cpu,
+        &Path::new(crate::cgroup::SUBTREE).join("platform"),
+    ) else {
+        return;
+    };
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut invokers: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.split_once('_').map(|(inv, _)| inv.to_string())
+        })
+        .collect();
+    invokers.sort();
+    invokers.dedup();
+    for inv in invokers {
+        // Held by a live platform: its cgroups are its own.
+        if let Ok(_held) = super::invoker_lock::acquire(&inv) {
+            remove_stale(layout, &inv);
         }
     }
 }
