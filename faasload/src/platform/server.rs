@@ -229,38 +229,46 @@ fn make_dir(p: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("chmod {}", p.display()))
 }
 
-/// Removes cgroups left by an earlier run of this invoker (`platform/<invoker>_*`).
-fn remove_stale(layout: &Layout, invoker: &str) {
-    let prefix = format!("{invoker}_");
+/// Names of the container cgroups under faasload's `platform/` (cpu hierarchy).
+fn container_cgroups(layout: &Layout) -> Vec<String> {
     let Some(dir) = layout.dir(
         Controller::Cpu,
         &Path::new(crate::cgroup::SUBTREE).join("platform"),
     ) else {
-        return;
+        return vec![];
     };
     let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
+        return vec![];
     };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) {
-            tracing::warn!("removing stale container cgroup {name}");
-            let rel = Path::new("platform").join(&name);
-            // Its processes are containers of a platform of ours that died (SIGKILL):
-            // a paused one cannot even take the SIGKILL its parent's death sent until it
-            // is thawed, so thaw and empty it first.
-            match crate::cgroup::OwnedCgroup::create(layout, &rel) {
-                Ok(cg) => {
-                    if let Err(e) = cg.kill_all(Duration::from_secs(5)) {
-                        tracing::warn!("emptying stale cgroup {name}: {e}");
-                    }
-                    drop(cg); // removes it when it has no child cgroups
+    rd.flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Removes cgroups left by an earlier run of this invoker (`platform/<invoker>_*`).
+fn remove_stale(layout: &Layout, invoker: &str) {
+    let prefix = format!("{invoker}_");
+    for name in container_cgroups(layout) {
+        if !name.starts_with(&prefix) {
+            continue;
+        }
+        tracing::warn!("removing stale container cgroup {name}");
+        let rel = Path::new("platform").join(&name);
+        // Its processes are containers of a platform of ours that died (SIGKILL): a
+        // paused one cannot even take the SIGKILL its parent's death sent until it is
+        // thawed, so thaw and empty it first.
+        match crate::cgroup::OwnedCgroup::create(layout, &rel) {
+            Ok(cg) => {
+                if let Err(e) = cg.kill_all(Duration::from_secs(5)) {
+                    tracing::warn!("emptying stale cgroup {name}: {e}");
                 }
-                Err(e) => tracing::warn!("stale cgroup {name}: {e}"),
+                drop(cg); // removes it when it has no child cgroups
             }
-            if let Err(e) = crate::cgroup::remove_subtree(layout, &rel) {
-                tracing::warn!("{e}");
-            }
+            Err(e) => tracing::warn!("stale cgroup {name}: {e}"),
+        }
+        if let Err(e) = crate::cgroup::remove_subtree(layout, &rel) {
+            tracing::warn!("{e}");
         }
     }
 }
@@ -268,22 +276,9 @@ fn remove_stale(layout: &Layout, invoker: &str) {
 /// Removes the cgroups of every other invoker whose lock is free: what platforms of
 /// ours that died (SIGKILL) left behind under another invoker name.
 fn remove_dead_invokers(layout: &Layout) {
-    let Some(dir) = layout.dir(
-        Controller::Cpu,
-        &Path::new(crate::cgroup::SUBTREE).join("platform"),
-    ) else {
-        return;
-    };
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    let mut invokers: Vec<String> = rd
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.split_once('_').map(|(inv, _)| inv.to_string())
-        })
+    let mut invokers: Vec<String> = container_cgroups(layout)
+        .into_iter()
+        .filter_map(|name| name.split_once('_').map(|(inv, _)| inv.to_string()))
         .collect();
     invokers.sort();
     invokers.dedup();
