@@ -369,6 +369,12 @@ impl Store {
         read::rows(&self.pool, load_id).await
     }
 
+    /// Every function of the `functions` table (name, kind, image, parameter spec, input
+    /// kind).
+    pub async fn functions(&self) -> Result<Vec<FunctionMeta>, StoreError> {
+        read::functions(&self.pool).await
+    }
+
     /// Closes the connections (pending writer tasks should be awaited first).
     pub async fn close(&self) {
         self.pool.close().await

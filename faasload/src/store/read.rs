@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::AssertSqlSafe;
 
 use super::db::{self, Pool, on_pool, sql};
-use super::{LoadStatus, StoreError};
+use super::{FunctionMeta, LoadStatus, StoreError};
 
 /// One load (a replay), from `loads`.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,6 +135,33 @@ pub(super) async fn loads(pool: &Pool) -> Result<Vec<LoadInfo>, StoreError> {
             });
         }
         Ok(out)
+    })
+}
+
+/// Every named row of `functions`, in id order.
+pub(super) async fn functions(pool: &Pool) -> Result<Vec<FunctionMeta>, StoreError> {
+    let q = "SELECT name, runtime, image, parameters, input_kind FROM functions ORDER BY id";
+    let w = "functions";
+    on_pool!(pool, p => {
+        let rows = sqlx::query(AssertSqlSafe(q))
+            .fetch_all(p)
+            .await
+            .map_err(|e| StoreError::db("reading the functions", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            // An original FaaSLoad table may hold a function without a name: no run of
+            // faasload's can point to it.
+            let name: Option<String> = db::get(r, 0, w)?;
+            let Some(name) = name else { continue };
+            out.push(FunctionMeta {
+                name,
+                runtime: db::get(r, 1, w)?,
+                image: db::get(r, 2, w)?,
+                parameters: db::get(r, 3, w)?,
+                input_kind: db::get(r, 4, w)?,
+            });
+        }
+        Ok::<_, StoreError>(out)
     })
 }
 

@@ -1,0 +1,125 @@
+//! Parameter columns: every parameter name seen in a load becomes a `param_<name>`
+//! column whose type is inferred over all its values (the store keeps them as text:
+//! strings as they are, other JSON values as JSON): `bool` if every value is `true` or
+//! `false`, `int64` if every value is a JSON integer that fits, `float64` if every value
+//! is a JSON number, `string` otherwise. A run without the parameter gets a null.
+use std::collections::BTreeMap;
+
+use super::table::{Cell, ColType};
+
+/// Prefix of the parameter columns' names.
+pub const PREFIX: &str = "param_";
+
+/// The value `s` as a cell of type `ty`, if it is one (the same test serves inference
+/// and writing, so a column never meets a value it cannot hold).
+pub fn parse(ty: ColType, s: &str) -> Option<Cell<'_>> {
+    match ty {
+        ColType::Bool => match s {
+            "true" => Some(Cell::Bool(true)),
+            "false" => Some(Cell::Bool(false)),
+            _ => None,
+        },
+        ColType::Int64 => json_number(s)?.as_i64().map(Cell::Int),
+        ColType::Float64 => json_number(s)?.as_f64().map(Cell::Float),
+        ColType::Utf8 => Some(Cell::Str(s)),
+        ColType::TimestampMs | ColType::TimestampNs => None,
+    }
+}
+
+/// `s` if it is exactly a JSON number (no surrounding space, no `+`, no `NaN`).
+fn json_number(s: &str) -> Option<serde_json::Number> {
+    if s.trim() != s || s.is_empty() {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Number>(s).ok()
+}
+
+/// The narrowest type holding every value of `values`.
+pub fn infer<'v>(values: impl IntoIterator<Item = &'v str>) -> ColType {
+    let mut candidates = vec![ColType::Bool, ColType::Int64, ColType::Float64];
+    for v in values {
+        candidates.retain(|&t| parse(t, v).is_some());
+        if candidates.is_empty() {
+            return ColType::Utf8;
+        }
+    }
+    // No value at all (cannot happen for a name seen in a row): text.
+    candidates.first().copied().unwrap_or(ColType::Utf8)
+}
+
+/// The parameter columns of `rows` (each row's parameters as (name, value) pairs):
+/// (name, inferred type), sorted by name.
+pub fn columns<'r, I, P>(rows: I) -> Vec<(String, ColType)>
+where
+    I: IntoIterator<Item = P>,
+    P: IntoIterator<Item = &'r (String, String)>,
+{
+    let mut values: BTreeMap<&'r str, Vec<&'r str>> = BTreeMap::new();
+    for params in rows {
+        for (name, value) in params {
+            values.entry(name).or_default().push(value);
+        }
+    }
+    values
+        .into_iter()
+        .map(|(name, vals)| (name.to_string(), infer(vals)))
+        .collect()
+}
+
+/// The value of parameter `name` in `params` (the first, should a run repeat it).
+pub fn value<'r>(params: &'r [(String, String)], name: &str) -> Option<&'r str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infers_the_narrowest_type() {
+        assert_eq!(infer(["1", "-3", "0"]), ColType::Int64);
+        assert_eq!(infer(["1", "2.5", "1e3"]), ColType::Float64);
+        assert_eq!(infer(["true", "false"]), ColType::Bool);
+        assert_eq!(infer(["webp", "png"]), ColType::Utf8);
+        // Mixed kinds fall back to text.
+        assert_eq!(infer(["1", "true"]), ColType::Utf8);
+        assert_eq!(infer(["1.5", "x"]), ColType::Utf8);
+        // Not JSON numbers: text.
+        for odd in ["+1", " 1", "NaN", "inf", "0x10", "", "[1]", "1_000"] {
+            assert_eq!(infer(["1", odd]), ColType::Utf8, "{odd:?}");
+        }
+        // Beyond i64: a float.
+        assert_eq!(infer(["18446744073709551615"]), ColType::Float64);
+        assert_eq!(infer(["True"]), ColType::Utf8);
+    }
+
+    #[test]
+    fn columns_are_sorted_and_typed_over_all_rows() {
+        let p = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let rows = [
+            p(&[("sigma", "1"), ("format", "webp")]),
+            p(&[]),
+            p(&[("sigma", "0.5"), ("flag", "true")]),
+        ];
+        assert_eq!(
+            columns(rows.iter()),
+            vec![
+                ("flag".to_string(), ColType::Bool),
+                ("format".to_string(), ColType::Utf8),
+                ("sigma".to_string(), ColType::Float64),
+            ]
+        );
+        assert_eq!(value(&rows[0], "sigma"), Some("1"));
+        assert_eq!(value(&rows[1], "sigma"), None);
+        // An int column read as float where the column is float.
+        assert_eq!(parse(ColType::Float64, "1"), Some(Cell::Float(1.0)));
+        assert_eq!(parse(ColType::Int64, "1.0"), None);
+    }
+}
