@@ -89,11 +89,12 @@ const RESOURCE_SCHEMA: &[(&str, &str, bool)] = &[
     ("cpu_ns", "int64", true),
 ];
 
+/// The kind given to each function. Every function has one: `functions` is shared by
+/// the loads of a store (and a kind, once set, is kept by a later load that gives none).
 fn kind_of(function: &str) -> Option<&'static str> {
     match function {
-        "wand_blur" => Some("python:3"),
         "sharp_resize" => Some("nodejs:20"),
-        _ => None,
+        _ => Some("python:3"),
     }
 }
 
@@ -335,6 +336,34 @@ fn expected_samples(n: u64) -> Vec<[V; 5]> {
     out
 }
 
+/// Checks the Parquet runs file `out` and resources file `res` of load `load`, made of
+/// `synth(0..n)`: schemas, row counts, every value.
+fn check_parquet(out: &Path, res: &Path, load: i64, n: u64) {
+    let (schema, rows) = parquet_schema(out);
+    assert_eq!(schema, owned(RUN_SCHEMA));
+    assert_eq!(rows, n as i64);
+    let got = parquet_rows(out);
+    assert_eq!(got.len() as u64, n);
+    for (seq, row) in got.iter().enumerate() {
+        for (name, want) in expected_run(load, seq as u64) {
+            assert_eq!(row.get(name), Some(&want), "run {seq}, column {name}");
+        }
+    }
+
+    let want = expected_samples(n);
+    let (schema, rows) = parquet_schema(res);
+    assert_eq!(schema, owned(RESOURCE_SCHEMA));
+    assert_eq!(rows, want.len() as i64);
+    assert!(rows > 0);
+    let got = parquet_rows(res);
+    for (k, (row, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(row["load_id"], V::I(load), "sample {k}");
+        let vals =
+            ["seq", "timestamp_ms", "memory_B", "proc_mCPU", "cpu_ns"].map(|c| row[c].clone());
+        assert_eq!(&vals, w, "sample {k}");
+    }
+}
+
 /// A store with a small load (5 runs) then the main load (N runs); returns (url, small,
 /// main).
 async fn fixture(dir: &Path) -> (String, i64, i64) {
@@ -368,29 +397,7 @@ async fn parquet_export_reads_back_in_rust() {
         res.display()
     );
 
-    let (schema, rows) = parquet_schema(&out);
-    assert_eq!(schema, owned(RUN_SCHEMA));
-    assert_eq!(rows, N as i64);
-    let got = parquet_rows(&out);
-    assert_eq!(got.len() as u64, N);
-    for (seq, row) in got.iter().enumerate() {
-        for (name, want) in expected_run(main, seq as u64) {
-            assert_eq!(row.get(name), Some(&want), "run {seq}, column {name}");
-        }
-    }
-
-    let want = expected_samples(N);
-    let (schema, rows) = parquet_schema(&res);
-    assert_eq!(schema, owned(RESOURCE_SCHEMA));
-    assert_eq!(rows, want.len() as i64);
-    assert!(rows > 0);
-    let got = parquet_rows(&res);
-    for (k, (row, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(row["load_id"], V::I(main), "sample {k}");
-        let vals =
-            ["seq", "timestamp_ms", "memory_B", "proc_mCPU", "cpu_ns"].map(|c| row[c].clone());
-        assert_eq!(&vals, w, "sample {k}");
-    }
+    check_parquet(&out, &res, main, N);
 
     // The file says what it holds.
     let r = SerializedFileReader::new(std::fs::File::open(&out).unwrap()).unwrap();
@@ -666,4 +673,33 @@ async fn errors_say_what_is_wrong() {
         out_s,
     ]));
     assert_eq!(parquet_schema(&out).1, 3);
+}
+
+/// The same export from the PostgreSQL test server (`cargo xtask test` starts it and sets
+/// `FAASLOAD_TEST_POSTGRES_URL`; without it this test fails, never skips).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_export_from_postgres() {
+    let url = match std::env::var("FAASLOAD_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => panic!(
+            "FAASLOAD_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server; \
+             `cargo xtask test` starts one and sets it (this test never skips)"
+        ),
+    };
+    let store = Store::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    let n = 120;
+    let load = write_load(&store, "tests/export.rs postgres", n).await;
+    store.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pg.parquet");
+    ok(&export(&[
+        &url,
+        "--load",
+        &load.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    check_parquet(&out, &dir.path().join("pg.resources.parquet"), load, n);
 }

@@ -370,6 +370,7 @@ mod tests {
                 ..Default::default()
             },
         );
+        let none = HashMap::new();
         let cols = columns::run_columns(&rows);
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         let mut uniq = names.clone();
@@ -440,6 +441,9 @@ mod tests {
         assert_eq!(get("memory_mb", 0), Cell::Int(256));
         assert_eq!(get("cold", 0), Cell::Bool(true));
         assert_eq!(get("samples", 0), Cell::Int(1));
+        // A function missing from `functions`: no kind.
+        let bare = columns::runs(&rows, &none);
+        assert_eq!(col("kind").cell(&bare[0]).unwrap(), Cell::Null);
         // Every column accepts every row (types and nullability agree with the store).
         for c in &cols {
             for r in &runs {
