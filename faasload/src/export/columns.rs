@@ -50,8 +50,9 @@ fn opt_str(s: &Option<String>) -> Cell<'_> {
     s.as_deref().into()
 }
 
-/// The `runs` table's columns for `rows` (their parameters decide the `param_*` columns).
-pub fn run_columns<'a>(rows: &[StoredRow]) -> Vec<Column<'a, Run<'a>>> {
+/// The `runs` table's columns, with one `param_<name>` column per (name, type) of
+/// `params` (see [`params::Inference`]).
+pub fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Run<'a>>> {
     use ColType::*;
     type C<'a> = Column<'a, Run<'a>>;
     let mut c: Vec<C<'a>> = vec![
@@ -77,8 +78,8 @@ pub fn run_columns<'a>(rows: &[StoredRow]) -> Vec<Column<'a, Run<'a>>> {
             r.row.input_bytes.into()
         }),
     ];
-    for (name, ty) in params::columns(rows.iter().map(|r| r.params.iter())) {
-        let key = name.clone();
+    for (name, ty) in params {
+        let (key, ty) = (name.clone(), *ty);
         c.push(Column::new(
             format!("{}{name}", params::PREFIX),
             ty,

@@ -64,6 +64,10 @@ pub struct ExportArgs {
     /// The resources file (one row per monitor sample); default `<out stem>.resources.<ext>`.
     #[arg(long)]
     pub resources: Option<PathBuf>,
+    /// Runs read from the store at a time, and rows per Parquet row group of the runs
+    /// table (a page's resource samples make one row group of the resources table).
+    #[arg(long, default_value_t = parquet::ROWS_PER_GROUP as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub row_group_rows: u64,
 }
 
 /// The format and the two output paths of `a`.
@@ -122,6 +126,36 @@ fn pick(loads: &[LoadInfo], want: Option<i64>, url: &str) -> Result<LoadInfo> {
     }
 }
 
+/// The two files of an export, in their format.
+enum Sinks<'f> {
+    Parquet(
+        parquet::ParquetSink<&'f mut OutFile>,
+        parquet::ParquetSink<&'f mut OutFile>,
+    ),
+    Csv(csv::CsvSink<&'f mut OutFile>, csv::CsvSink<&'f mut OutFile>),
+}
+
+impl Sinks<'_> {
+    fn write(
+        &mut self,
+        runs: &Table<'_, columns::Run<'_>>,
+        samples: &Table<'_, columns::Sample<'_>>,
+    ) -> Result<()> {
+        match self {
+            Sinks::Parquet(r, s) => r.write(runs).and_then(|()| s.write(samples)),
+            Sinks::Csv(r, s) => r.write(runs).and_then(|()| s.write(samples)),
+        }
+    }
+
+    /// (runs, samples) written.
+    fn finish(self) -> Result<(u64, u64)> {
+        match self {
+            Sinks::Parquet(r, s) => Ok((r.finish()?, s.finish()?)),
+            Sinks::Csv(r, s) => Ok((r.finish()?, s.finish()?)),
+        }
+    }
+}
+
 /// `faasload export`.
 pub fn run(a: ExportArgs) -> Result<()> {
     let (format, out, res_out) = plan(&a)?;
@@ -135,18 +169,16 @@ pub fn run(a: ExportArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the export's runtime")?;
-    let (info, rows, functions) = rt.block_on(async {
-        let store = Store::open(&a.store)
-            .await
-            .with_context(|| format!("opening the store {}", redact(&a.store)))?;
-        let loads = store.loads().await?;
-        let info = pick(&loads, a.load, &a.store)?;
-        let rows = store.rows(info.id).await?;
-        let functions = store.functions().await?;
-        store.close().await;
-        anyhow::Ok((info, rows, functions))
-    })?;
-    if rows.is_empty() {
+    rt.block_on(export(&a, format, &out, &res_out))
+}
+
+async fn export(a: &ExportArgs, format: Format, out: &Path, res_out: &Path) -> Result<()> {
+    let store = Store::open(&a.store)
+        .await
+        .with_context(|| format!("opening the store {}", redact(&a.store)))?;
+    let loads = store.loads().await?;
+    let info = pick(&loads, a.load, &a.store)?;
+    if info.rows == 0 {
         bail!(
             "load {} ({}, {}) has no runs: nothing to export",
             info.id,
@@ -154,24 +186,23 @@ pub fn run(a: ExportArgs) -> Result<()> {
             info.status.as_str()
         );
     }
-    let functions: HashMap<String, _> =
-        functions.into_iter().map(|f| (f.name.clone(), f)).collect();
+    let functions: HashMap<String, _> = store
+        .functions()
+        .await?
+        .into_iter()
+        .map(|f| (f.name.clone(), f))
+        .collect();
     // Both files are created before any work, so an unwritable place fails at once.
-    let mut runs_file = OutFile::create(&out)?;
-    let mut res_file = OutFile::create(&res_out)?;
+    let mut runs_file = OutFile::create(out)?;
+    let mut res_file = OutFile::create(res_out)?;
 
-    let runs = columns::runs(&rows, &functions);
-    let runs_table = Table {
-        what: "runs",
-        rows: &runs,
-        columns: columns::run_columns(&rows),
-    };
-    let samples = columns::samples(&rows);
-    let res_table = Table {
-        what: "resources",
-        rows: &samples,
-        columns: columns::sample_columns(),
-    };
+    // The parameter columns' types, over the whole load (streamed).
+    let mut inference = params::Inference::default();
+    store
+        .for_each_parameter(info.id, |n, v| inference.add(n, v))
+        .await?;
+    let param_types = inference.columns();
+
     let meta = |table: &str| {
         vec![
             ("faasload.table".to_string(), table.to_string()),
@@ -188,25 +219,61 @@ pub fn run(a: ExportArgs) -> Result<()> {
             ("faasload.units".to_string(), UNITS.to_string()),
         ]
     };
-    let (n_runs, n_samples) = match format {
-        Format::Parquet => (
-            parquet::write(&runs_table, meta("runs"), &mut runs_file)?,
-            parquet::write(&res_table, meta("resources"), &mut res_file)?,
+    let (run_cols, sample_cols) = (
+        columns::run_columns(&param_types),
+        columns::sample_columns(),
+    );
+    let page = usize::try_from(a.row_group_rows).unwrap_or(usize::MAX);
+    let mut sinks = match format {
+        Format::Parquet => Sinks::Parquet(
+            parquet::ParquetSink::new("runs", &run_cols, meta("runs"), page, &mut runs_file)?,
+            // A page's samples, however many, make one row group.
+            parquet::ParquetSink::new(
+                "resources",
+                &sample_cols,
+                meta("resources"),
+                usize::MAX,
+                &mut res_file,
+            )?,
         ),
-        Format::Csv => (
-            csv::write(&runs_table, &mut runs_file)?,
-            csv::write(&res_table, &mut res_file)?,
+        Format::Csv => Sinks::Csv(
+            csv::CsvSink::new("runs", &run_cols, &mut runs_file)?,
+            csv::CsvSink::new("resources", &sample_cols, &mut res_file)?,
         ),
     };
-    let (runs_dest, res_dest) = (
-        runs_file.dest().display().to_string(),
-        res_file.dest().display().to_string(),
-    );
+    // One page of runs in memory at a time.
+    let mut after = None;
+    loop {
+        let page = store.rows_page(info.id, after, a.row_group_rows).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.seq, last.id));
+        let runs = columns::runs(&page, &functions);
+        let samples = columns::samples(&page);
+        sinks.write(
+            &Table {
+                what: "runs",
+                rows: &runs,
+                columns: columns::run_columns(&param_types),
+            },
+            &Table {
+                what: "resources",
+                rows: &samples,
+                columns: columns::sample_columns(),
+            },
+        )?;
+        if (page.len() as u64) < a.row_group_rows {
+            break;
+        }
+    }
+    store.close().await;
+    let (n_runs, n_samples) = sinks.finish()?;
     runs_file.commit()?;
     res_file.commit()?;
     eprintln!(
-        "load {}: {n_runs} runs -> {runs_dest}, {n_samples} resource samples -> {res_dest}",
-        info.id
+        "load {}: {n_runs} runs -> {}, {n_samples} resource samples -> {}",
+        info.id,
+        out.display(),
+        res_out.display()
     );
     Ok(())
 }
@@ -230,6 +297,7 @@ mod tests {
             format,
             out: out.into(),
             resources: resources.map(PathBuf::from),
+            row_group_rows: 10,
         }
     }
 
@@ -371,7 +439,8 @@ mod tests {
             },
         );
         let none = HashMap::new();
-        let cols = columns::run_columns(&rows);
+        let types = params::columns(rows.iter().map(|r| r.params.iter()));
+        let cols = columns::run_columns(&types);
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         let mut uniq = names.clone();
         uniq.sort();

@@ -34,17 +34,45 @@ fn json_number(s: &str) -> Option<serde_json::Number> {
     serde_json::from_str::<serde_json::Number>(s).ok()
 }
 
-/// The narrowest type holding every value of `values`.
-pub fn infer<'v>(values: impl IntoIterator<Item = &'v str>) -> ColType {
-    let mut candidates = vec![ColType::Bool, ColType::Int64, ColType::Float64];
-    for v in values {
-        candidates.retain(|&t| parse(t, v).is_some());
-        if candidates.is_empty() {
-            return ColType::Utf8;
+/// Infers the parameter columns' types from the values seen, one at a time (a load's
+/// parameters are streamed from the store, never all held).
+#[derive(Debug, Default)]
+pub struct Inference {
+    /// Per parameter name, the types still holding every value seen.
+    candidates: BTreeMap<String, Vec<ColType>>,
+}
+
+impl Inference {
+    /// Takes a value of parameter `name` into account (a NULL value fits any type).
+    pub fn add(&mut self, name: &str, value: Option<&str>) {
+        if !self.candidates.contains_key(name) {
+            self.candidates.insert(
+                name.to_string(),
+                vec![ColType::Bool, ColType::Int64, ColType::Float64],
+            );
+        }
+        if let (Some(c), Some(v)) = (self.candidates.get_mut(name), value) {
+            c.retain(|&t| parse(t, v).is_some());
         }
     }
-    // No value at all (cannot happen for a name seen in a row): text.
-    candidates.first().copied().unwrap_or(ColType::Utf8)
+
+    /// (name, type) of every parameter seen, sorted by name: the narrowest type left,
+    /// `Utf8` if none.
+    pub fn columns(self) -> Vec<(String, ColType)> {
+        self.candidates
+            .into_iter()
+            .map(|(name, c)| (name, c.first().copied().unwrap_or(ColType::Utf8)))
+            .collect()
+    }
+}
+
+/// The narrowest type holding every value of `values`.
+pub fn infer<'v>(values: impl IntoIterator<Item = &'v str>) -> ColType {
+    let mut inf = Inference::default();
+    for v in values {
+        inf.add("", Some(v));
+    }
+    inf.columns().pop().map_or(ColType::Utf8, |(_, t)| t)
 }
 
 /// The parameter columns of `rows` (each row's parameters as (name, value) pairs):
@@ -54,16 +82,13 @@ where
     I: IntoIterator<Item = P>,
     P: IntoIterator<Item = &'r (String, String)>,
 {
-    let mut values: BTreeMap<&'r str, Vec<&'r str>> = BTreeMap::new();
+    let mut inf = Inference::default();
     for params in rows {
         for (name, value) in params {
-            values.entry(name).or_default().push(value);
+            inf.add(name, Some(value));
         }
     }
-    values
-        .into_iter()
-        .map(|(name, vals)| (name.to_string(), infer(vals)))
-        .collect()
+    inf.columns()
 }
 
 /// The value of parameter `name` in `params` (the first, should a run repeat it).

@@ -1,12 +1,12 @@
-//! Writes a [`Table`] as a Parquet file (Snappy-compressed), one row group per
-//! [`ROWS_PER_GROUP`] rows, so only one row group's column values are in memory at a time
-//! besides the rows themselves. Types: `Int64` → INT64, `Float64` → DOUBLE, `Bool` →
+//! Writes [`Table`]s as a Parquet file (Snappy-compressed), one row group per
+//! [`ROWS_PER_GROUP`] rows or per page of rows given, so only one row group's rows and
+//! column values are in memory at a time. Types: `Int64` → INT64, `Float64` → DOUBLE, `Bool` →
 //! BOOLEAN, `Utf8` → BYTE_ARRAY (STRING), timestamps → INT64 (TIMESTAMP(MILLIS|NANOS,
 //! UTC)); nullable columns are OPTIONAL, the others REQUIRED.
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as Physical};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::metadata::KeyValue;
@@ -16,7 +16,7 @@ use parquet::schema::types::Type;
 
 use super::table::{Cell, ColType, Column, Table};
 
-/// Rows per row group.
+/// Rows per row group by default.
 pub const ROWS_PER_GROUP: usize = 64 * 1024;
 
 /// The Parquet schema of `columns`.
@@ -55,43 +55,104 @@ pub fn schema<R>(columns: &[Column<'_, R>]) -> Result<Type> {
         .context("Parquet schema")
 }
 
-/// Writes `table` to `out` with `metadata` as the file's key-value metadata; returns the
-/// number of rows written.
+/// A Parquet file being written, one row group at a time.
+pub struct ParquetSink<W: Write + Send> {
+    what: &'static str,
+    writer: SerializedFileWriter<W>,
+    /// (name, type, nullable) of each column, to check every row group against.
+    spec: Vec<(String, ColType, bool)>,
+    /// Rows per row group, at most.
+    group_rows: usize,
+    rows: u64,
+}
+
+impl<W: Write + Send> ParquetSink<W> {
+    /// Starts the file: `columns` give the schema, `metadata` the file's key-value
+    /// metadata; row groups hold at most `group_rows` rows.
+    pub fn new<R>(
+        what: &'static str,
+        columns: &[Column<'_, R>],
+        metadata: Vec<(String, String)>,
+        group_rows: usize,
+        out: W,
+    ) -> Result<ParquetSink<W>> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_created_by(format!("faasload {}", env!("CARGO_PKG_VERSION")))
+            .set_key_value_metadata(Some(
+                metadata
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(k, v))
+                    .collect(),
+            ))
+            .build();
+        let schema = Arc::new(schema(columns)?);
+        let writer = SerializedFileWriter::new(out, schema, Arc::new(props))
+            .with_context(|| format!("starting the {what} table's Parquet file"))?;
+        Ok(ParquetSink {
+            what,
+            writer,
+            spec: columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty, c.nullable))
+                .collect(),
+            group_rows: group_rows.max(1),
+            rows: 0,
+        })
+    }
+
+    /// Writes `table`'s rows as row groups of at most `group_rows` rows (its
+    /// columns must be the ones the file was started with).
+    pub fn write<R>(&mut self, table: &Table<'_, R>) -> Result<()> {
+        let what = self.what;
+        let ctx = || format!("writing the {what} table as Parquet");
+        let spec: Vec<(String, ColType, bool)> = table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty, c.nullable))
+            .collect();
+        if spec != self.spec {
+            bail!("{}: the columns changed between row groups", ctx());
+        }
+        for (g, chunk) in table.rows.chunks(self.group_rows).enumerate() {
+            let mut rg = self.writer.next_row_group().with_context(ctx)?;
+            for c in &table.columns {
+                let mut cw = rg
+                    .next_column()
+                    .with_context(ctx)?
+                    .ok_or_else(|| anyhow!("Parquet writer has no column {}", c.name))
+                    .with_context(ctx)?;
+                write_column(c, chunk, &mut cw)
+                    .with_context(|| format!("row group {g}, column {}", c.name))
+                    .with_context(ctx)?;
+                cw.close().with_context(ctx)?;
+            }
+            rg.close().with_context(ctx)?;
+            self.rows += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes the footer; returns the number of rows written.
+    pub fn finish(self) -> Result<u64> {
+        let what = self.what;
+        self.writer
+            .close()
+            .with_context(|| format!("finishing the {what} table's Parquet file"))?;
+        Ok(self.rows)
+    }
+}
+
+/// Writes all of `table` to `out` with `metadata` as the file's key-value metadata;
+/// returns the number of rows written.
 pub fn write<R, W: Write + Send>(
     table: &Table<'_, R>,
     metadata: Vec<(String, String)>,
     out: W,
 ) -> Result<u64> {
-    let ctx = || format!("writing the {} table as Parquet", table.what);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(format!("faasload {}", env!("CARGO_PKG_VERSION")))
-        .set_key_value_metadata(Some(
-            metadata
-                .into_iter()
-                .map(|(k, v)| KeyValue::new(k, v))
-                .collect(),
-        ))
-        .build();
-    let schema = Arc::new(schema(&table.columns)?);
-    let mut w = SerializedFileWriter::new(out, schema, Arc::new(props)).with_context(ctx)?;
-    for (g, chunk) in table.rows.chunks(ROWS_PER_GROUP).enumerate() {
-        let mut rg = w.next_row_group().with_context(ctx)?;
-        for c in &table.columns {
-            let mut cw = rg
-                .next_column()
-                .with_context(ctx)?
-                .ok_or_else(|| anyhow!("Parquet writer has no column {}", c.name))
-                .with_context(ctx)?;
-            write_column(c, chunk, &mut cw)
-                .with_context(|| format!("row group {g}, column {}", c.name))
-                .with_context(ctx)?;
-            cw.close().with_context(ctx)?;
-        }
-        rg.close().with_context(ctx)?;
-    }
-    w.close().with_context(ctx)?;
-    Ok(table.rows.len() as u64)
+    let mut sink = ParquetSink::new(table.what, &table.columns, metadata, ROWS_PER_GROUP, out)?;
+    sink.write(table)?;
+    sink.finish()
 }
 
 /// The values of column `c` in `rows` with their definition levels (1: present, 0: null;
