@@ -46,6 +46,11 @@ pub fn samples(rows: &[StoredRow]) -> Vec<Sample<'_>> {
         .collect()
 }
 
+/// Reads an integer, float or count field of a run.
+type IntField = fn(&StoredRow) -> Option<i64>;
+type FloatField = fn(&StoredRow) -> Option<f64>;
+type CountField = fn(&StoredRow) -> i64;
+
 fn opt_str(s: &Option<String>) -> Cell<'_> {
     s.as_deref().into()
 }
@@ -104,7 +109,7 @@ pub fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Run<'a>>>
     c.push(Column::new("error", Utf8, true, |r: &Run| {
         opt_str(&r.row.error)
     }));
-    let ints: [(&str, bool, fn(&StoredRow) -> Option<i64>); 19] = [
+    let ints: [(&str, bool, IntField); 19] = [
         ("http_status", true, |r| r.http_status),
         ("duration_ms", true, |r| r.duration_ms),
         ("init_ms", true, |r| r.init_ms),
@@ -130,7 +135,7 @@ pub fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Run<'a>>>
             f(r.row).into()
         }));
     }
-    let floats: [(&str, fn(&StoredRow) -> Option<f64>); 3] = [
+    let floats: [(&str, FloatField); 3] = [
         ("extract_ms", |r| r.extract_ms),
         ("transform_ms", |r| r.transform_ms),
         ("load_ms", |r| r.load_ms),
@@ -140,7 +145,7 @@ pub fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Run<'a>>>
             f(r.row).into()
         }));
     }
-    let counts: [(&str, fn(&StoredRow) -> i64); 3] = [
+    let counts: [(&str, CountField); 3] = [
         ("polls", |r| r.polls),
         ("retries", |r| r.retries),
         ("samples", |r| r.resources.len() as i64),

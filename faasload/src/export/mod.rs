@@ -127,6 +127,8 @@ fn pick(loads: &[LoadInfo], want: Option<i64>, url: &str) -> Result<LoadInfo> {
 }
 
 /// The two files of an export, in their format.
+// One value for the whole export: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Sinks<'f> {
     Parquet(
         parquet::ParquetSink<&'f mut OutFile>,
