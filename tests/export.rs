@@ -3,9 +3,11 @@
 //! binary to Parquet and CSV, then read back with the Rust readers (schema: names, types
 //! and nullability; row counts; every row's values against the rows written; the
 //! resources table too) and with pyarrow and pandas from PyPI. Also the error cases
-//! (unknown load, empty load, unwritable path, unknown format, missing store).
+//! (unknown load, empty load, unwritable path, unknown format, missing store), and the
+//! same export from the PostgreSQL and MariaDB test servers (`FAASLOAD_TEST_POSTGRES_URL`,
+//! `FAASLOAD_TEST_MYSQL_URL`, set by `cargo xtask test`).
 //!
-//! pyarrow and pandas live in a virtualenv made by `cargo xtask test` (`ensure_pyarrow`),
+//! pyarrow and pandas live in a virtualenv made by `cargo xtask test` (`xtask/src/pyarrow.rs`),
 //! which sets `FAASLOAD_TEST_PYARROW_PYTHON` to its interpreter; without it the Python
 //! test fails with the reason (it never skips).
 use std::collections::HashMap;
@@ -693,25 +695,25 @@ async fn errors_say_what_is_wrong() {
     assert_eq!(parquet_schema(&out).1, 3);
 }
 
-/// The same export from the PostgreSQL test server (`cargo xtask test` starts it and sets
-/// `FAASLOAD_TEST_POSTGRES_URL`; without it this test fails, never skips).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parquet_export_from_postgres() {
-    let url = match std::env::var("FAASLOAD_TEST_POSTGRES_URL") {
+/// The same export from a database server of `cargo xtask test`, whose URL is in `var`
+/// (without it the test fails, never skips).
+async fn export_from_server(var: &str, what: &str) {
+    let url = match std::env::var(var) {
         Ok(u) if !u.is_empty() => u,
         _ => panic!(
-            "FAASLOAD_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server; \
-             `cargo xtask test` starts one and sets it (this test never skips)"
+            "{var} is not set: this test needs a {what} server; `cargo xtask test` starts \
+             one and sets it (this test never skips)"
         ),
     };
     let store = Store::open(&url)
         .await
-        .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+        .unwrap_or_else(|e| panic!("opening {what} at {var}: {e}"));
     let n = 120;
-    let load = write_load(&store, "tests/export.rs postgres", n).await;
+    let load = write_load(&store, &format!("tests/export.rs {what}"), n).await;
     store.close().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("pg.parquet");
+    let out = dir.path().join("db.parquet");
+    // Pages of 50 runs: the paging queries run on this database too.
     ok(&export(&[
         &url,
         "--load",
@@ -721,7 +723,17 @@ async fn parquet_export_from_postgres() {
         "--row-group-rows",
         "50",
     ]));
-    check_parquet(&out, &dir.path().join("pg.resources.parquet"), load, n);
+    check_parquet(&out, &dir.path().join("db.resources.parquet"), load, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_export_from_postgres() {
+    export_from_server("FAASLOAD_TEST_POSTGRES_URL", "PostgreSQL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_export_from_mariadb() {
+    export_from_server("FAASLOAD_TEST_MYSQL_URL", "MariaDB").await;
 }
 
 /// Paging through a load (`Store::rows_page`, what the export reads) gives exactly
