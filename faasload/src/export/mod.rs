@@ -204,6 +204,8 @@ async fn export(a: &ExportArgs, format: Format, out: &Path, res_out: &Path) -> R
         .for_each_parameter(info.id, |n, v| inference.add(n, v))
         .await?;
     let param_types = inference.columns();
+    let type_of: HashMap<&str, table::ColType> =
+        param_types.iter().map(|(n, t)| (n.as_str(), *t)).collect();
 
     let meta = |table: &str| {
         vec![
@@ -249,6 +251,16 @@ async fn export(a: &ExportArgs, format: Format, out: &Path, res_out: &Path) -> R
         let page = store.rows_page(info.id, after, a.row_group_rows).await?;
         let Some(last) = page.last() else { break };
         after = Some((last.seq, last.id));
+        for r in &page {
+            params::check(&type_of, &r.params).map_err(|e| {
+                anyhow::anyhow!(
+                    "load {} changed during the export (run seq {}: {e}); export it again \
+                     once it has ended",
+                    info.id,
+                    r.seq
+                )
+            })?;
+        }
         let runs = columns::runs(&page, &functions);
         let samples = columns::samples(&page);
         sinks.write(

@@ -3,7 +3,7 @@
 //! strings as they are, other JSON values as JSON): `bool` if every value is `true` or
 //! `false`, `int64` if every value is a JSON integer that fits, `float64` if every value
 //! is a JSON number, `string` otherwise. A run without the parameter gets a null.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::table::{Cell, ColType};
 
@@ -91,6 +91,25 @@ where
     inf.columns()
 }
 
+/// Checks that the parameters of a run fit the columns inferred (`types`, by name): a
+/// load still being written may get runs after the inference pass, whose parameters would
+/// otherwise be lost. An empty value in a non-text column is a NULL of the store.
+pub fn check(types: &HashMap<&str, ColType>, params: &[(String, String)]) -> Result<(), String> {
+    for (name, value) in params {
+        match types.get(name.as_str()) {
+            None => return Err(format!("parameter {name:?} has no column")),
+            Some(&ty) => {
+                if parse(ty, value).is_none() && !(value.is_empty() && ty != ColType::Utf8) {
+                    return Err(format!(
+                        "parameter {name:?} = {value:?} does not fit its {ty:?} column"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The value of parameter `name` in `params` (the first, should a run repeat it).
 pub fn value<'r>(params: &'r [(String, String)], name: &str) -> Option<&'r str> {
     params
@@ -146,5 +165,38 @@ mod tests {
         // An int column read as float where the column is float.
         assert_eq!(parse(ColType::Float64, "1"), Some(Cell::Float(1.0)));
         assert_eq!(parse(ColType::Int64, "1.0"), None);
+    }
+
+    #[test]
+    fn late_parameters_are_caught() {
+        let types: HashMap<&str, ColType> =
+            [("sigma", ColType::Int64), ("mode", ColType::Utf8)].into();
+        let p = |n: &str, v: &str| vec![(n.to_string(), v.to_string())];
+        assert!(check(&types, &p("sigma", "3")).is_ok());
+        assert!(check(&types, &p("mode", "")).is_ok());
+        // A NULL of the store reads as "": null in a numeric column.
+        assert!(check(&types, &p("sigma", "")).is_ok());
+        let e = check(&types, &p("sigma", "2.5")).unwrap_err();
+        assert!(e.contains("sigma") && e.contains("Int64"), "{e}");
+        assert!(
+            check(&types, &p("new", "1"))
+                .unwrap_err()
+                .contains("no column")
+        );
+    }
+
+    #[test]
+    fn null_values_fit_any_type() {
+        let mut inf = Inference::default();
+        inf.add("a", None);
+        inf.add("a", Some("2"));
+        inf.add("b", None);
+        assert_eq!(
+            inf.columns(),
+            vec![
+                ("a".to_string(), ColType::Int64),
+                ("b".to_string(), ColType::Bool)
+            ]
+        );
     }
 }
