@@ -66,7 +66,7 @@ pub struct ExportArgs {
     pub resources: Option<PathBuf>,
     /// Runs read from the store at a time, and rows per Parquet row group of the runs
     /// table (a page's resource samples make one row group of the resources table).
-    #[arg(long, default_value_t = parquet::ROWS_PER_GROUP as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = parquet::ROWS_PER_GROUP as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub row_group_rows: u64,
 }
 

@@ -16,8 +16,10 @@ use parquet::schema::types::Type;
 
 use super::table::{Cell, ColType, Column, Table};
 
-/// Rows per row group by default.
-pub const ROWS_PER_GROUP: usize = 64 * 1024;
+/// Rows per row group by default, and runs per page read from the store (exporting a
+/// 200,000-run SQLite load, the process peaked at about 370 MB with pages of 16Ki runs,
+/// 1 GB with 64Ki).
+pub const ROWS_PER_GROUP: usize = 16 * 1024;
 
 /// The Parquet schema of `columns`.
 pub fn schema<R>(columns: &[Column<'_, R>]) -> Result<Type> {

@@ -179,8 +179,9 @@ pub(super) async fn rows_page(
     limit: Option<u64>,
 ) -> Result<Vec<StoredRow>, StoreError> {
     let d = pool.dialect();
+    // The plain `r.seq >= ?` / `r.seq <= ?` let the (load_id, seq) index bound the scan.
     let lower = if after.is_some() {
-        " AND (r.seq > ? OR (r.seq = ? AND r.id > ?))"
+        " AND r.seq >= ? AND (r.seq > ? OR (r.seq = ? AND r.id > ?))"
     } else {
         ""
     };
@@ -207,7 +208,7 @@ pub(super) async fn rows_page(
     let mut out: Vec<StoredRow> = on_pool!(pool, p => {
         let mut q = sqlx::query(AssertSqlSafe(q_runs)).bind(load_id);
         if let Some((seq, id)) = after {
-            q = q.bind(seq).bind(seq).bind(id);
+            q = q.bind(seq).bind(seq).bind(seq).bind(id);
         }
         let rows = q
             .fetch_all(p)
@@ -276,7 +277,7 @@ pub(super) async fn rows_page(
         (None, _) => None,
     };
     let upper_sql = if upper.is_some() {
-        " AND (r.seq < ? OR (r.seq = ? AND r.id <= ?))"
+        " AND r.seq <= ? AND (r.seq < ? OR (r.seq = ? AND r.id <= ?))"
     } else {
         ""
     };
@@ -299,7 +300,7 @@ pub(super) async fn rows_page(
     on_pool!(pool, p => {
         let mut q = sqlx::query(AssertSqlSafe(q_params)).bind(load_id);
         for (seq, id) in after.iter().chain(upper.iter()) {
-            q = q.bind(*seq).bind(*seq).bind(*id);
+            q = q.bind(*seq).bind(*seq).bind(*seq).bind(*id);
         }
         let rows = q
             .fetch_all(p)
@@ -315,7 +316,7 @@ pub(super) async fn rows_page(
         }
         let mut q = sqlx::query(AssertSqlSafe(q_res)).bind(load_id);
         for (seq, id) in after.iter().chain(upper.iter()) {
-            q = q.bind(*seq).bind(*seq).bind(*id);
+            q = q.bind(*seq).bind(*seq).bind(*seq).bind(*id);
         }
         let rows = q
             .fetch_all(p)
