@@ -2,6 +2,7 @@
 //! a trace-driven load generator for FaaS research. The binary (`main.rs`) is a thin CLI
 //! over the modules here, one folder per domain.
 pub mod cgroup;
+pub mod export;
 pub mod generator;
 pub mod inputs;
 pub mod loader;

@@ -42,6 +42,8 @@ enum Cmd {
     Inputs(faasload::inputs::InputsArgs),
     /// Traces: convert production traces, synthesise tenants, check, stats.
     Trace(faasload::trace::cli::TraceArgs),
+    /// Export a stored load as a dataset (Parquet or CSV): one row per run, plus resources.
+    Export(faasload::export::ExportArgs),
     /// Test and benchmark workloads of known CPU and memory cost (used by tests and benches).
     #[command(hide = true)]
     Workload(faasload::util::workload::WorkloadArgs),
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Generate(a) => faasload::generator::cli::run(a),
         Cmd::Inputs(a) => faasload::inputs::run(a),
         Cmd::Trace(a) => faasload::trace::cli::run(a),
+        Cmd::Export(a) => faasload::export::run(a),
         Cmd::Workload(a) => faasload::util::workload::run(a),
     };
     match res {

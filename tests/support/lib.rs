@@ -7,6 +7,7 @@ pub mod docker;
 pub mod monitor;
 pub mod openwhisk_fake;
 pub mod platform;
+pub mod store_rows;
 pub mod suite;
 pub mod workload;
 

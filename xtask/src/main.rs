@@ -11,6 +11,7 @@ mod docker;
 mod ebpf;
 mod functions;
 mod images;
+mod pyarrow;
 mod test;
 mod workspace;
 

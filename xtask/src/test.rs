@@ -38,6 +38,7 @@ const STEPS: &[(&str, Ensure)] = &[
         crate::functions::ensure,
     ),
     ("private dockerd and runtime images", crate::docker::ensure),
+    ("pyarrow and pandas (PyPI)", crate::pyarrow::ensure),
     (
         "bench platform monitor-query --quick (harness smoke test)",
         ensure_bench_smoke,

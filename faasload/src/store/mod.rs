@@ -369,6 +369,34 @@ impl Store {
         read::rows(&self.pool, load_id).await
     }
 
+    /// The runs of `load_id` after the run `after` (its `(seq, id)`, from the first if
+    /// None), at most `limit` of them, as [`Store::rows`] gives them: for reading a large
+    /// load one page at a time (pass the last row's `(seq, id)` to get the next page).
+    pub async fn rows_page(
+        &self,
+        load_id: i64,
+        after: Option<(i64, i64)>,
+        limit: u64,
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        read::rows_page(&self.pool, load_id, after, Some(limit)).await
+    }
+
+    /// Calls `f` with the (name, value) of every parameter of the runs of `load_id`,
+    /// streamed from the database.
+    pub async fn for_each_parameter(
+        &self,
+        load_id: i64,
+        f: impl FnMut(&str, Option<&str>),
+    ) -> Result<(), StoreError> {
+        read::for_each_parameter(&self.pool, load_id, f).await
+    }
+
+    /// Every function of the `functions` table (name, kind, image, parameter spec, input
+    /// kind).
+    pub async fn functions(&self) -> Result<Vec<FunctionMeta>, StoreError> {
+        read::functions(&self.pool).await
+    }
+
     /// Closes the connections (pending writer tasks should be awaited first).
     pub async fn close(&self) {
         self.pool.close().await

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::AssertSqlSafe;
 
 use super::db::{self, Pool, on_pool, sql};
-use super::{LoadStatus, StoreError};
+use super::{FunctionMeta, LoadStatus, StoreError};
 
 /// One load (a replay), from `loads`.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,8 +138,54 @@ pub(super) async fn loads(pool: &Pool) -> Result<Vec<LoadInfo>, StoreError> {
     })
 }
 
+/// Every named row of `functions`, in id order.
+pub(super) async fn functions(pool: &Pool) -> Result<Vec<FunctionMeta>, StoreError> {
+    let q = "SELECT name, runtime, image, parameters, input_kind FROM functions ORDER BY id";
+    let w = "functions";
+    on_pool!(pool, p => {
+        let rows = sqlx::query(AssertSqlSafe(q))
+            .fetch_all(p)
+            .await
+            .map_err(|e| StoreError::db("reading the functions", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            // An original FaaSLoad table may hold a function without a name: no run of
+            // faasload's can point to it.
+            let name: Option<String> = db::get(r, 0, w)?;
+            let Some(name) = name else { continue };
+            out.push(FunctionMeta {
+                name,
+                runtime: db::get(r, 1, w)?,
+                image: db::get(r, 2, w)?,
+                parameters: db::get(r, 3, w)?,
+                input_kind: db::get(r, 4, w)?,
+            });
+        }
+        Ok::<_, StoreError>(out)
+    })
+}
+
 pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, StoreError> {
+    rows_page(pool, load_id, None, None).await
+}
+
+/// The runs of `load_id` after the run `after` (its `(seq, id)`; from the first if None),
+/// at most `limit` of them (all if None), in schedule order, with their parameters and
+/// resources. Paging through a load this way holds one page in memory at a time.
+pub(super) async fn rows_page(
+    pool: &Pool,
+    load_id: i64,
+    after: Option<(i64, i64)>,
+    limit: Option<u64>,
+) -> Result<Vec<StoredRow>, StoreError> {
     let d = pool.dialect();
+    // The plain `r.seq >= ?` / `r.seq <= ?` let the (load_id, seq) index bound the scan.
+    let lower = if after.is_some() {
+        " AND r.seq >= ? AND (r.seq > ? OR (r.seq = ? AND r.id > ?))"
+    } else {
+        ""
+    };
+    let limit_sql = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     // The ETL times are cast: an original FaaSLoad table may hold them as integers.
     let dbl = d.double();
     let q_runs = sql(
@@ -155,23 +201,16 @@ pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, St
          r.nivcsw, r.wakeups, r.migrations, r.pgfault, r.pgmajfault, r.monitor_missing, \
          r.polls, r.retries, r.input_bytes \
          FROM runs r JOIN functions f ON r.function = f.id \
-         WHERE r.load_id = ? ORDER BY r.seq, r.id"
+         WHERE r.load_id = ?{lower} ORDER BY r.seq, r.id{limit_sql}"
         ),
-    );
-    let q_params = sql(
-        d,
-        "SELECT p.run, p.name, p.value FROM parameters p JOIN runs r ON p.run = r.id \
-         WHERE r.load_id = ? ORDER BY p.id",
-    );
-    let q_res = sql(
-        d,
-        "SELECT s.run, s.timestamp_ms, s.memory_B, s.proc_mCPU, s.cpu_ns \
-         FROM resources s JOIN runs r ON s.run = r.id WHERE r.load_id = ? ORDER BY s.id",
     );
     let w = "runs";
     let mut out: Vec<StoredRow> = on_pool!(pool, p => {
-        let rows = sqlx::query(AssertSqlSafe(q_runs))
-            .bind(load_id)
+        let mut q = sqlx::query(AssertSqlSafe(q_runs)).bind(load_id);
+        if let Some((seq, id)) = after {
+            q = q.bind(seq).bind(seq).bind(seq).bind(id);
+        }
+        let rows = q
             .fetch_all(p)
             .await
             .map_err(|e| StoreError::db(format!("reading the runs of load {load_id}"), e))?;
@@ -231,10 +270,39 @@ pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, St
         }
         Ok::<_, StoreError>(out)
     })?;
+    // The parameters and resources of this page's runs: between `after` and its last run.
+    let upper = match (limit, out.last()) {
+        (Some(_), Some(last)) => Some((last.seq, last.id)),
+        (Some(_), None) => return Ok(out),
+        (None, _) => None,
+    };
+    let upper_sql = if upper.is_some() {
+        " AND r.seq <= ? AND (r.seq < ? OR (r.seq = ? AND r.id <= ?))"
+    } else {
+        ""
+    };
+    let q_params = sql(
+        d,
+        &format!(
+            "SELECT p.run, p.name, p.value FROM parameters p JOIN runs r ON p.run = r.id \
+             WHERE r.load_id = ?{lower}{upper_sql} ORDER BY p.id"
+        ),
+    );
+    let q_res = sql(
+        d,
+        &format!(
+            "SELECT s.run, s.timestamp_ms, s.memory_B, s.proc_mCPU, s.cpu_ns \
+             FROM resources s JOIN runs r ON s.run = r.id \
+             WHERE r.load_id = ?{lower}{upper_sql} ORDER BY s.id"
+        ),
+    );
     let index: HashMap<i64, usize> = out.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
     on_pool!(pool, p => {
-        let rows = sqlx::query(AssertSqlSafe(q_params))
-            .bind(load_id)
+        let mut q = sqlx::query(AssertSqlSafe(q_params)).bind(load_id);
+        for (seq, id) in after.iter().chain(upper.iter()) {
+            q = q.bind(*seq).bind(*seq).bind(*seq).bind(*id);
+        }
+        let rows = q
             .fetch_all(p)
             .await
             .map_err(|e| StoreError::db(format!("reading the parameters of load {load_id}"), e))?;
@@ -246,8 +314,11 @@ pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, St
                 out[i].params.push((name, value.unwrap_or_default()));
             }
         }
-        let rows = sqlx::query(AssertSqlSafe(q_res))
-            .bind(load_id)
+        let mut q = sqlx::query(AssertSqlSafe(q_res)).bind(load_id);
+        for (seq, id) in after.iter().chain(upper.iter()) {
+            q = q.bind(*seq).bind(*seq).bind(*seq).bind(*id);
+        }
+        let rows = q
             .fetch_all(p)
             .await
             .map_err(|e| StoreError::db(format!("reading the resources of load {load_id}"), e))?;
@@ -266,4 +337,29 @@ pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, St
         Ok::<_, StoreError>(())
     })?;
     Ok(out)
+}
+
+/// Calls `f` with the (name, value) of every parameter of the runs of `load_id`, streamed
+/// (none held in memory).
+pub(super) async fn for_each_parameter(
+    pool: &Pool,
+    load_id: i64,
+    mut f: impl FnMut(&str, Option<&str>),
+) -> Result<(), StoreError> {
+    use futures_util::TryStreamExt;
+    let q = sql(
+        pool.dialect(),
+        "SELECT p.name, p.value FROM parameters p JOIN runs r ON p.run = r.id \
+         WHERE r.load_id = ?",
+    );
+    let what = || format!("reading the parameters of load {load_id}");
+    on_pool!(pool, p => {
+        let mut rows = sqlx::query(AssertSqlSafe(q)).bind(load_id).fetch(p);
+        while let Some(r) = rows.try_next().await.map_err(|e| StoreError::db(what(), e))? {
+            let name: String = db::get(&r, 0, "parameters")?;
+            let value: Option<String> = db::get(&r, 1, "parameters")?;
+            f(&name, value.as_deref());
+        }
+        Ok::<(), StoreError>(())
+    })
 }

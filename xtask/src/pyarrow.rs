@@ -1,0 +1,76 @@
+//! Prerequisite of the export tests (`tests/export.rs`): pyarrow and pandas from PyPI in a
+//! virtualenv of their own, whose interpreter is exported to the tests as
+//! `FAASLOAD_TEST_PYARROW_PYTHON`. Wired into `cargo xtask test` by one line in
+//! `test.rs` STEPS. Idempotent: an existing virtualenv that imports both is kept.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::cmd;
+use crate::workspace::Workspace;
+
+/// Where the virtualenv lives.
+pub const VENV: &str = "/var/lib/faasload-test/pyarrow-venv";
+/// What the tests import.
+const PACKAGES: &[&str] = &["pyarrow>=14", "pandas>=2"];
+
+/// The interpreter that made the virtualenv: the system's Python 3.
+fn base_python() -> PathBuf {
+    let usr = Path::new("/usr/bin/python3");
+    if usr.exists() {
+        usr.to_path_buf()
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// True if `python` imports pyarrow's Parquet reader and pandas.
+fn ready(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import pyarrow.parquet, pandas"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// pyarrow and pandas in [`VENV`]; exports `FAASLOAD_TEST_PYARROW_PYTHON`.
+pub fn ensure(_: &Workspace) -> Result<()> {
+    let venv = Path::new(VENV);
+    let python = venv.join("bin/python");
+    if !ready(&python) {
+        std::fs::create_dir_all(venv.parent().unwrap_or(Path::new("/")))?;
+        let make = || {
+            Command::new(base_python())
+                .args(["-m", "venv", "--clear"])
+                .arg(venv)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !make() {
+            // Debian splits venv (and its ensurepip) out of python3.
+            crate::test::apt_install(&["python3-venv"])?;
+            cmd::run(
+                Command::new(base_python())
+                    .args(["-m", "venv", "--clear"])
+                    .arg(venv),
+            )?;
+        }
+        cmd::run(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "--disable-pip-version-check"])
+                .args(PACKAGES),
+        )?;
+        if !ready(&python) {
+            bail!(
+                "{} cannot import pyarrow.parquet and pandas after `pip install {}`",
+                python.display(),
+                PACKAGES.join(" ")
+            );
+        }
+    }
+    crate::test::export(
+        "FAASLOAD_TEST_PYARROW_PYTHON",
+        &python.display().to_string(),
+    );
+    Ok(())
+}
