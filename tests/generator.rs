@@ -171,6 +171,21 @@ fn plan_identity(
         .collect()
 }
 
+/// Every row of a Parquet file, by column name.
+fn parquet_rows(path: &Path) -> Vec<std::collections::HashMap<String, parquet::record::Field>> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    r.get_row_iter(None)
+        .unwrap()
+        .map(|row| {
+            row.unwrap()
+                .get_column_iter()
+                .map(|(n, f)| (n.clone(), f.clone()))
+                .collect()
+        })
+        .collect()
+}
+
 fn newest(state: &Path) -> checkpoint::Checkpoint {
     checkpoint::newest(state).unwrap().expect("a checkpoint").1
 }
@@ -224,6 +239,32 @@ fn a_sweep_on_the_embedded_platform_has_every_row_measured() {
             rows.iter().any(|r| r.action == v && r.cold == Some(true)),
             "{v} never cold"
         );
+    }
+    // The dataset exports with one typed column per parameter, one row per run.
+    let out = dir.path().join("d.parquet");
+    let o = Command::new(faasload_tests::bin())
+        .arg("export")
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let exported = parquet_rows(&out);
+    assert_eq!(exported.len(), 16);
+    for (e, r) in exported.iter().zip(&rows) {
+        use parquet::record::Field;
+        assert_eq!(e["seq"], Field::Long(r.seq), "{e:?}");
+        assert_eq!(e["function"], Field::Str(r.function.clone()), "{e:?}");
+        assert_eq!(e["memory_mb"], Field::Long(r.memory_mb.unwrap()), "{e:?}");
+        assert_eq!(e["input_bytes"], Field::Long(r.input_bytes.unwrap()), "{e:?}");
+        assert_eq!(e["kind"], Field::Str("python:3".into()), "{e:?}");
+        let (name, value) = &r.params[0];
+        let want = Field::Long(value.parse().unwrap());
+        assert_eq!(e[&format!("param_{name}")], want, "{e:?}");
+        let other = if name == "indent" { "param_level" } else { "param_indent" };
+        assert_eq!(e[other], Field::Null, "{e:?}");
     }
     let c = newest(&state);
     assert_eq!((c.next_seq, c.total, c.reason.as_str()), (16, 16, "end"));
