@@ -2,6 +2,7 @@
 //! the tests run as root (they fail, never skip, otherwise), creates test cgroups under
 //! faasload's own subtree, runs the monitor daemon and the workload process, and talks to
 //! the monitor's sockets.
+pub mod attribution;
 pub mod cgroups;
 pub mod docker;
 pub mod monitor;
