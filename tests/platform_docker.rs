@@ -9,41 +9,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faasload::platform::config::{BackendKind, GUEST_AUTH, PlatformConfig, PrewarmConfig};
+use faasload::platform::config::{GUEST_AUTH, PrewarmConfig};
+use faasload_tests::docker::{docker, host, inspect};
 use faasload_tests::monitor::Monitor;
-use faasload_tests::platform::{TestPlatform, http};
+use faasload_tests::platform::{TestPlatform, docker_backend, http};
 use serde_json::{Value, json};
-
-fn host() -> String {
-    std::env::var("FAASLOAD_TEST_DOCKER_HOST").expect(
-        "FAASLOAD_TEST_DOCKER_HOST is not set: run `cargo xtask test` (it starts a private \
-         dockerd and builds the images) or point it at a daemon with the images",
-    )
-}
-
-fn docker_cfg(c: &mut PlatformConfig) {
-    c.backend = BackendKind::Docker;
-    c.docker.host = host();
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(["-H", &host()])
-        .args(args)
-        .output()
-        .expect("run the docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn inspect(name: &str) -> Value {
-    let v: Value = serde_json::from_str(&docker(&["inspect", name])).unwrap();
-    v[0].clone()
-}
 
 /// Containers of this platform still known to dockerd.
 fn ours(p: &TestPlatform) -> Vec<String> {
@@ -71,7 +41,7 @@ fn ann<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
 #[test]
 fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
     let mut p = TestPlatform::start(|c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.pool.prewarm = vec![PrewarmConfig {
             kind: "python:3".into(),
             count: 1,
@@ -177,7 +147,7 @@ fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
 #[test]
 fn docker_pause_after_grace_and_resume_on_reuse() {
     let p = TestPlatform::start(|c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.pool.pause_grace_ms = 100;
     });
     p.deploy("hello", "python:3", "python/hello.py", json!({}));
@@ -197,7 +167,13 @@ fn docker_pause_after_grace_and_resume_on_reuse() {
 
 #[test]
 fn docker_failures_give_openwhisk_records() {
-    let p = TestPlatform::start(docker_cfg);
+    let p = TestPlatform::start(docker_backend);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .saturating_sub(1)
+        .to_string();
     p.deploy("crash", "python:3", "python/crash.py", json!({}));
     let r = p.invoke("crash", json!({}));
     assert_eq!(r.status, 502);
@@ -244,8 +220,40 @@ fn docker_failures_give_openwhisk_records() {
         rec["response"]["result"]["error"], "The action exhausted its memory and was aborted.",
         "{rec}"
     );
+    // Docker's own view: the kernel OOM-killed a container of this platform (dockerd's
+    // `oom` event, the one that sets `State.OOMKilled`), which the platform destroyed.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let label = format!("label=faasload.invoker={}", p.invoker);
+    let ooms = docker(&[
+        "events", "--since", &since, "--until", &until, "--filter", "event=oom", "--filter",
+        &label, "--format", "{{.Actor.Attributes.name}}",
+    ]);
+    assert!(
+        ooms.lines().any(|n| n.ends_with("_guest_alloc")),
+        "dockerd saw no OOM kill of the alloc container: {ooms:?}"
+    );
     let r = p.invoke("alloc", json!({"mb": 16}));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // Killed by SIGKILL but not by the OOM killer (`State.OOMKilled` false): a crash, not
+    // a memory record, although the exit status is the same as an OOM kill's.
+    let b = json!({"exec": {"kind": "python:3", "code":
+        "import os, signal\n\ndef main(a):\n    os.kill(os.getpid(), signal.SIGKILL)\n"}});
+    let r = p.call("PUT", "/api/v1/namespaces/_/actions/kill9", Some(&b));
+    assert_eq!(r.status, 200);
+    let r = p.invoke("kill9", json!({}));
+    assert_eq!(r.status, 502);
+    let rec = r.json();
+    assert_eq!(
+        rec["response"]["result"]["error"],
+        "The action did not produce a valid response and exited unexpectedly.",
+        "{rec}"
+    );
 
     p.deploy("error", "python:3", "python/error.py", json!({}));
     let rec = p.invoke("error", json!({"why": "test"})).json();
@@ -282,7 +290,7 @@ fn docker_failures_give_openwhisk_records() {
 #[test]
 fn docker_eviction_under_the_memory_budget_and_nodejs() {
     let p = TestPlatform::start(|c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.pool.user_memory_mb = 512;
         c.limits.memory_max = 512;
     });
@@ -340,7 +348,7 @@ fn docker_activations_are_measured_by_the_monitor() {
     let m = Monitor::start("");
     let sock = m.notify.clone();
     let p = TestPlatform::start(move |c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.notify_socket = Some(sock);
         c.pool.pause_grace_ms = 50;
     });
@@ -492,7 +500,7 @@ fn loader_replays_a_trace_on_docker_with_the_monitor() {
     let m = Monitor::start("");
     let sock = m.notify.clone();
     let p = TestPlatform::start(move |c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.notify_socket = Some(sock);
         c.pool.pause_grace_ms = 50;
     });
@@ -555,7 +563,30 @@ streams:
         rows
     });
     assert_eq!(rows.len(), 8, "every invocation has a row");
+    // The monitor answered for every activation, with the Docker container of this
+    // platform that ran it.
+    let ids = docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}",
+        "--filter",
+        &format!("label=faasload.invoker={}", p.invoker),
+    ]);
     for r in &rows {
+        let id = r.activation_id.as_deref().expect("an activation id");
+        let cid = r
+            .container
+            .as_deref()
+            .unwrap_or_else(|| panic!("no container from the monitor: {r:?}"));
+        assert!(
+            ids.lines().any(|l| l == cid),
+            "{cid} is not a container of this platform ({ids}): {r:?}"
+        );
+        let s = m.request(json!({"type": "activation", "activation_id": id}));
+        assert_eq!(s["container"], cid, "{s}");
+        assert_eq!(s["cpu_ns"].as_i64(), r.cpu_ns, "{s}");
         assert_eq!(r.class, "success", "{r:?}");
         assert_eq!(r.cold, Some(r.init_ms.is_some()), "{r:?}");
         assert!(
