@@ -10,10 +10,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use faasload::platform::config::{GUEST_AUTH, PrewarmConfig};
+use faasload_tests::behaviours;
 use faasload_tests::docker::{docker, host, inspect};
+use faasload_tests::loader::{load, py_js_trace, rt, stored, text};
 use faasload_tests::monitor::Monitor;
-use faasload_tests::platform::{TestPlatform, docker_backend, http};
-use serde_json::{Value, json};
+use faasload_tests::platform::{TestPlatform, ann, docker_backend, http};
+use serde_json::json;
 
 /// Containers of this platform still known to dockerd.
 fn ours(p: &TestPlatform) -> Vec<String> {
@@ -28,14 +30,6 @@ fn ours(p: &TestPlatform) -> Vec<String> {
     .lines()
     .map(str::to_string)
     .collect()
-}
-
-fn ann<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
-    rec["annotations"]
-        .as_array()?
-        .iter()
-        .find(|a| a["key"] == key)
-        .map(|a| &a["value"])
 }
 
 #[test]
@@ -150,19 +144,9 @@ fn docker_pause_after_grace_and_resume_on_reuse() {
         docker_backend(c);
         c.pool.pause_grace_ms = 100;
     });
-    p.deploy("hello", "python:3", "python/hello.py", json!({}));
-    assert_eq!(p.invoke("hello", json!({})).status, 200);
-    let name = p.containers()[0].0.clone();
-    let end = Instant::now() + Duration::from_secs(10);
-    while inspect(&name)["State"]["Paused"] != true {
-        assert!(Instant::now() < end, "the idle container was never paused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(p.containers()[0].2, "the pool marks it paused");
-    let rec = p.invoke("hello", json!({"name": "again"})).json();
-    assert_eq!(rec["response"]["result"]["greeting"], "Hello again!");
-    assert!(ann(&rec, "initTime").is_none());
-    assert_eq!(p.containers()[0].0, name);
+    behaviours::pause_after_grace_and_resume_on_reuse(&p, |name| {
+        inspect(name)["State"]["Paused"] == true
+    });
 }
 
 #[test]
@@ -174,52 +158,19 @@ fn docker_failures_give_openwhisk_records() {
         .as_secs()
         .saturating_sub(1)
         .to_string();
-    p.deploy("crash", "python:3", "python/crash.py", json!({}));
-    let r = p.invoke("crash", json!({}));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(rec["response"]["status"], "action developer error");
-    assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action did not produce a valid response and exited unexpectedly."
-    );
+    behaviours::crash_record(&p);
     p.wait_pool("crashed container removed", Duration::from_secs(10), |c| {
         c.is_empty()
     });
 
-    p.deploy(
-        "sleep",
-        "python:3",
-        "python/sleep.py",
-        json!({"limits": {"timeout": 3000}}),
-    );
-    let r = p.invoke("sleep", json!({"ms": 20000}));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action exceeded its time limits of 3000 milliseconds."
-    );
-    assert_eq!(ann(&rec, "timeout"), Some(&json!(true)));
+    behaviours::timeout_record(&p, 3000);
     p.wait_pool(
         "timed-out container removed",
         Duration::from_secs(10),
         |c| c.is_empty(),
     );
 
-    p.deploy(
-        "alloc",
-        "python:3",
-        "python/alloc.py",
-        json!({"limits": {"memory": 128}}),
-    );
-    let r = p.invoke("alloc", json!({"mb": 400}));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(
-        rec["response"]["result"]["error"], "The action exhausted its memory and was aborted.",
-        "{rec}"
-    );
+    behaviours::oom_record(&p);
     // Docker's own view: the kernel OOM-killed a container of this platform (dockerd's
     // `oom` event, the one that sets `State.OOMKilled`), which the platform destroyed.
     let until = (std::time::SystemTime::now()
@@ -230,15 +181,23 @@ fn docker_failures_give_openwhisk_records() {
     .to_string();
     let label = format!("label=faasload.invoker={}", p.invoker);
     let ooms = docker(&[
-        "events", "--since", &since, "--until", &until, "--filter", "event=oom", "--filter",
-        &label, "--format", "{{.Actor.Attributes.name}}",
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=oom",
+        "--filter",
+        &label,
+        "--format",
+        "{{.Actor.Attributes.name}}",
     ]);
     assert!(
         ooms.lines().any(|n| n.ends_with("_guest_alloc")),
         "dockerd saw no OOM kill of the alloc container: {ooms:?}"
     );
-    let r = p.invoke("alloc", json!({"mb": 16}));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    behaviours::within_the_memory_limit_it_works(&p);
 
     // Killed by SIGKILL but not by the OOM killer (`State.OOMKilled` false): a crash, not
     // a memory record, although the exit status is the same as an OOM kill's.
@@ -294,22 +253,7 @@ fn docker_eviction_under_the_memory_budget_and_nodejs() {
         c.pool.user_memory_mb = 512;
         c.limits.memory_max = 512;
     });
-    for n in ["a", "b", "c"] {
-        p.deploy(
-            n,
-            "python:3",
-            "python/sleep.py",
-            json!({"limits": {"memory": 256}}),
-        );
-    }
-    assert_eq!(p.invoke("a", json!({"ms": 1})).status, 200);
-    let a = p.containers()[0].0.clone();
-    assert_eq!(p.invoke("b", json!({"ms": 1})).status, 200);
-    let rec = p.invoke("c", json!({"ms": 1})).json();
-    assert!(ann(&rec, "initTime").is_some());
-    let names: Vec<String> = p.containers().into_iter().map(|c| c.0).collect();
-    assert_eq!(names.len(), 2, "{names:?}");
-    assert!(!names.contains(&a), "a was evicted: {names:?}");
+    let a = behaviours::eviction_of_the_lru_idle_container(&p);
     let end = Instant::now() + Duration::from_secs(10);
     while ours(&p).contains(&a) {
         assert!(
@@ -505,63 +449,24 @@ fn loader_replays_a_trace_on_docker_with_the_monitor() {
         c.pool.pause_grace_ms = 50;
     });
     let dir = tempfile::tempdir().unwrap();
-    let f = faasload_tests::platform::functions();
     let trace = dir.path().join("t.yaml");
-    std::fs::write(
-        &trace,
-        format!(
-            r#"seed: 3
-users:
-  - {{name: ann, namespace: guest, auth: "{GUEST_AUTH}"}}
-functions:
-  - {{name: py, kind: "python:3", code: {f}/python/burn.py, memory: 128, timeout: 20000}}
-  - {{name: js, kind: "nodejs:20", code: {f}/nodejs/hello.js, memory: 128, timeout: 20000}}
-streams:
-  - user: ann
-    function: py
-    parameters: {{ms: 30, mb: 8}}
-    invocations: [{{at: 0}}, {{at: 0}}, {{at: 1.0}}, {{at: 1.5}}, {{at: 2.0}}]
-  - user: ann
-    function: js
-    invocations: [{{at: 0.2}}, {{at: 1.2}}, {{at: 1.7}}]
-"#,
-            f = f.display()
-        ),
-    )
-    .unwrap();
+    let users = format!("  - {{name: ann, namespace: guest, auth: \"{GUEST_AUTH}\"}}");
+    std::fs::write(&trace, py_js_trace(&users, "ann", "", "")).unwrap();
     let db = dir.path().join("r.db");
-    let o = Command::new(faasload_tests::platform::faasload_bin())
-        .arg("load")
-        .arg(&trace)
-        .args([
-            "--api-host",
-            &format!("http://{}", p.addr),
-            "--deploy",
-            "--quiet",
-        ])
-        .arg("--monitor-socket")
-        .arg(&m.query)
-        .arg("--store")
-        .arg(format!("sqlite://{}", db.display()))
-        .env("FAASLOAD_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let rows = rt.block_on(async {
-        let s = faasload::store::Store::open(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
-        let loads = s.loads().await.unwrap();
-        let rows = s.rows(loads.last().unwrap().id).await.unwrap();
-        s.close().await;
-        rows
-    });
+    let api = format!("http://{}", p.addr);
+    let o = load(&[
+        trace.to_str().unwrap(),
+        "--api-host",
+        &api,
+        "--deploy",
+        "--quiet",
+        "--monitor-socket",
+        m.query.to_str().unwrap(),
+        "--store",
+        &format!("sqlite://{}", db.display()),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, rows) = rt().block_on(stored(&db));
     assert_eq!(rows.len(), 8, "every invocation has a row");
     // The monitor answered for every activation, with the Docker container of this
     // platform that ran it.

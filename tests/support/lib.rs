@@ -3,8 +3,10 @@
 //! faasload's own subtree, runs the monitor daemon and the workload process, and talks to
 //! the monitor's sockets.
 pub mod attribution;
+pub mod behaviours;
 pub mod cgroups;
 pub mod docker;
+pub mod loader;
 pub mod monitor;
 pub mod openwhisk_fake;
 pub mod platform;

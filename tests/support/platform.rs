@@ -158,6 +158,15 @@ fn unique_invoker() -> String {
     )
 }
 
+/// Annotation `key` of an activation record.
+pub fn ann<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
+    rec["annotations"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
 /// Configures the Docker backend on the test dockerd (`FAASLOAD_TEST_DOCKER_HOST`, checked
 /// to answer): pass to [`TestPlatform::start`] or call first in its closure.
 pub fn docker_backend(c: &mut PlatformConfig) {

@@ -156,11 +156,7 @@ impl Names {
 
     /// The name of container `id`, if resolved.
     pub fn get(&self, id: &str) -> Option<Arc<Meta>> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        rd(&self.map).get(id).cloned()
     }
 
     /// The dockerd client (made again while the socket is missing).
@@ -222,32 +218,30 @@ impl Names {
                 None => cgroup_meta(&c.id, &rel, &c.kind),
             };
             tracing::info!(id = %c.id, name = %meta.name, source = meta.source, "container named");
-            self.map
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(c.id.clone(), Arc::new(meta));
+            wr(&self.map).insert(c.id.clone(), Arc::new(meta));
             changed += 1;
         }
         let live: std::collections::HashSet<String> =
             m.containers().into_iter().map(|c| c.id.clone()).collect();
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| live.contains(k));
+        wr(&self.map).retain(|k, _| live.contains(k));
         self.failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| live.contains(k));
-        self.bound
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| live.contains(k));
-        self.maybe
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| live.contains(k));
+        wr(&self.bound).retain(|k, _| live.contains(k));
+        wr(&self.maybe).retain(|k, _| live.contains(k));
         changed
     }
+}
+
+/// A write lock (a poisoned lock is still usable: the maps stay consistent).
+fn wr<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A read lock (as [`wr`]).
+fn rd<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The name a cgroup path alone gives.
@@ -380,13 +374,7 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
             continue;
         };
         let Some(ow) = &meta.openwhisk else { continue };
-        let bound = m
-            .names
-            .bound
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&c.id)
-            .cloned();
+        let bound = rd(&m.names.bound).get(&c.id).cloned();
         let prewarm = ow.prewarm_kind.as_ref().is_some_and(|k| {
             kind.as_ref()
                 .is_none_or(|want| sanitize(k) == *want || k.eq_ignore_ascii_case(want))
@@ -394,10 +382,7 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
             Some(b) => *b == key,
             None => {
                 cold != Some(false)
-                    || m.names
-                        .maybe
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
+                    || rd(&m.names.maybe)
                         .get(&c.id)
                         .is_some_and(|keys| keys.contains(&key))
             }
@@ -447,16 +432,8 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
             let mems: Vec<u64> = inside.iter().filter_map(Sample::mem).collect();
             out["status"] = json!("attributed");
             if is_prewarm(meta) {
-                m.names
-                    .bound
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(c.id.clone(), key.clone());
-                m.names
-                    .maybe
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&c.id);
+                wr(&m.names.bound).insert(c.id.clone(), key.clone());
+                wr(&m.names.maybe).remove(&c.id);
             }
             out["container"] = json!(c.id);
             out["name"] = json!(meta.name);
@@ -470,8 +447,8 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
         _ => {
             out["status"] = json!("ambiguous");
             // Each busy unbound pre-warmed candidate may now run this action.
-            let bound = m.names.bound.read().unwrap_or_else(|e| e.into_inner());
-            let mut maybe = m.names.maybe.write().unwrap_or_else(|e| e.into_inner());
+            let bound = rd(&m.names.bound);
+            let mut maybe = wr(&m.names.maybe);
             for (c, meta, _, _) in &busy {
                 if is_prewarm(meta) && !bound.contains_key(&c.id) {
                     maybe.entry(c.id.clone()).or_default().insert(key.clone());

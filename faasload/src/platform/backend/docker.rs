@@ -138,7 +138,8 @@ impl DockerBackend {
         Ok(())
     }
 
-    async fn rm(&self, id: &str) {
+    /// `docker rm -f <id>`; true when the container is gone.
+    async fn rm(&self, id: &str) -> bool {
         let r = self
             .docker
             .remove_container(
@@ -146,8 +147,16 @@ impl DockerBackend {
                 Some(RemoveContainerOptionsBuilder::new().force(true).build()),
             )
             .await;
-        if let Err(e) = r {
-            tracing::warn!("docker rm -f {id}: {e}");
+        match r {
+            Ok(()) => true,
+            // Already gone: removed.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => true,
+            Err(e) => {
+                tracing::warn!("docker rm -f {id}: {e}");
+                false
+            }
         }
     }
 
@@ -473,10 +482,20 @@ impl DockerContainer {
         true
     }
 
-    /// `docker rm -f`.
+    /// `docker rm -f`, after a pause or unpause in flight (a removal racing a pause can
+    /// fail and leave the container paused); a run in flight is not waited for beyond
+    /// a few seconds. A failed removal is tried again.
     pub async fn destroy(&self) {
         self.follower.abort();
-        self.backend.rm(&self.id).await;
+        let _busy = tokio::time::timeout(Duration::from_secs(5), self.busy.lock())
+            .await
+            .ok();
+        for attempt in 0..3 {
+            if self.backend.rm(&self.id).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
     }
 }
 
