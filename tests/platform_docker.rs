@@ -1,11 +1,14 @@
 //! End-to-end tests of the Docker backend: the embedded platform in-process with
 //! `backend: docker`, against the real private dockerd that `cargo xtask test` starts
 //! (`FAASLOAD_TEST_DOCKER_HOST`) and the runtime images `cargo xtask images` builds. They
-//! check the OpenWhisk behaviours tested for the process backend: container flags and
-//! names, cold/prewarm/warm starts, pause/resume through the freezer, OOM (from
-//! `State.OOMKilled`), timeout, crash, eviction, nodejs, and the monitor measuring every
-//! activation of Docker containers it discovers from their cgroups. Tests fail (never
-//! skip) when Docker is not there.
+//! check the OpenWhisk behaviours tested for the process backend, with the same
+//! scenarios (`faasload_tests::behaviours`): container flags and names,
+//! cold/prewarm/warm starts, pause/resume through the freezer, OOM (from
+//! `State.OOMKilled`, checked against dockerd's `oom` event, and a SIGKILL that is not an
+//! OOM kill), timeout, crash, eviction, nodejs; the monitor measuring every activation of
+//! Docker containers it discovers from their cgroups; and the loader replaying a trace
+//! with the monitor answering for every activation. Tests fail (never skip) when Docker
+//! is not there.
 use std::process::Command;
 use std::time::{Duration, Instant};
 
