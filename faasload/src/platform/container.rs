@@ -549,8 +549,6 @@ async fn write_sentinels(io: &mut Io) {
     }
 }
 
-/// Longest log line kept (longer ones are cut, like Docker's 16 KiB log chunks).
-
 /// Reads one line, keeping at most `max` bytes of it in `buf` and consuming the rest.
 /// Returns the line's full length (newline included; 0 at end of input) and whether a
 /// newline ended it.

@@ -30,8 +30,6 @@ use crate::platform::runtime::Kind;
 pub const LABEL: &str = "faasload.invoker";
 /// Port of the runtime's HTTP server in the container.
 const PORT: u16 = 8080;
-/// Longest log line kept (Docker splits longer lines into 16 KiB chunks too).
-
 /// The daemon connection and what every container is created with.
 pub struct DockerBackend {
     docker: Docker,

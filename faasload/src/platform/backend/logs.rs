@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use crate::platform::runtime::SENTINEL;
 
-/// The longest log line kept (longer lines are cut).
+/// The longest log line kept (longer lines are cut, like Docker's 16 KiB log chunks).
 pub const LOG_LINE_MAX: usize = 16 * 1024;
 
 /// One log line as OpenWhisk stores it: time padded to 30, stream, message.
