@@ -4,10 +4,11 @@
 //! invocation must be in the store with its class, bad traces must fail before anything
 //! is sent, and SIGINT must keep every completed row.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use faasload::store::{LoadStatus, Store, StoredRow};
+use faasload_tests::loader::{load, py_js_trace, rt, stored, text};
 use faasload_tests::openwhisk_fake::{FakeServer, Reply};
 use faasload_tests::{bin, require_root};
 use serde_json::json;
@@ -16,80 +17,24 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn load(args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("load")
-        .args(args)
-        .env("FAASLOAD_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run faasload load")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn stored(db: &Path) -> (LoadStatus, Vec<StoredRow>) {
-    let s = Store::open(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let loads = s.loads().await.unwrap();
-    let last = loads.last().expect("a load in the store");
-    let rows = s.rows(last.id).await.unwrap();
-    let status = last.status;
-    s.close().await;
-    (status, rows)
-}
-
 /// A small trace: two tenants created on the embedded platform, Python and Node.js
 /// actions, bursts (cold starts) then spaced invocations (warm).
 fn small_trace(dir: &Path) -> PathBuf {
     let p = dir.join("small.yaml");
-    let functions = repo().join("functions");
-    std::fs::write(
-        &p,
-        format!(
-            r#"seed: 7
-users:
-  - {{name: ann, create: true}}
-  - {{name: ben, create: true}}
-functions:
-  - {{name: py, kind: "python:3", code: {f}/python/burn.py, memory: 128, timeout: 20000}}
-  - {{name: js, kind: "nodejs:20", code: {f}/nodejs/hello.js, memory: 128, timeout: 20000}}
-streams:
-  - user: ann
+    let trace = py_js_trace(
+        "  - {name: ann, create: true}\n  - {name: ben, create: true}",
+        "ben",
+        "{name: x}",
+        r#"  - user: ben
     function: py
-    parameters: {{ms: 30, mb: 8}}
-    invocations: [{{at: 0}}, {{at: 0}}, {{at: 1.0}}, {{at: 1.5}}, {{at: 2.0}}]
-  - user: ben
-    function: js
-    invocations: [{{at: 0.2}}, {{at: 1.2}}, {{at: 1.7, parameters: {{name: x}}}}]
-  - user: ben
-    function: py
-    parameters: {{ms: 10, mb: 4}}
+    parameters: {ms: 10, mb: 4}
     rate: 4
     distribution: periodic
     start: 0.5
     duration: 2
 "#,
-            f = functions.display()
-        ),
-    )
-    .unwrap();
+    );
+    std::fs::write(&p, trace).unwrap();
     p
 }
 

@@ -5,18 +5,11 @@
 use std::time::{Duration, Instant};
 
 use faasload::platform::config::{GUEST_AUTH, NamespaceConfig};
-use faasload_tests::platform::{TestPlatform, http};
+use faasload_tests::behaviours;
+use faasload_tests::platform::{TestPlatform, ann, http};
 use serde_json::{Value, json};
 
 const API: &str = "/api/v1/namespaces";
-
-fn ann<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
-    rec["annotations"]
-        .as_array()?
-        .iter()
-        .find(|a| a["key"] == key)
-        .map(|a| &a["value"])
-}
 
 fn err_text(r: &faasload_tests::platform::Resp) -> String {
     let v = r.json();
@@ -453,36 +446,12 @@ fn failures_give_openwhisk_records() {
     let warm = p.invoke("error", json!({})).json();
     assert!(ann(&warm, "initTime").is_none());
 
-    p.deploy("crash", "python:3", "python/crash.py", json!({}));
-    let r = p.invoke("crash", json!({}));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(rec["response"]["status"], "action developer error");
-    assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action did not produce a valid response and exited unexpectedly."
-    );
+    behaviours::crash_record(&p);
     p.wait_pool("crashed container removed", Duration::from_secs(10), |c| {
         c.len() == 1
     });
 
-    p.deploy(
-        "sleep",
-        "python:3",
-        "python/sleep.py",
-        json!({"limits": {"timeout": 500}}),
-    );
-    let t0 = Instant::now();
-    let r = p.invoke("sleep", json!({"ms": 5000}));
-    assert!(t0.elapsed() < Duration::from_secs(4));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(rec["response"]["status"], "action developer error");
-    assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action exceeded its time limits of 500 milliseconds."
-    );
-    assert_eq!(ann(&rec, "timeout"), Some(&json!(true)));
+    behaviours::timeout_record(&p, 500);
     p.wait_pool(
         "timed-out container removed",
         Duration::from_secs(10),
@@ -498,27 +467,8 @@ fn failures_give_openwhisk_records() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    p.deploy(
-        "alloc",
-        "python:3",
-        "python/alloc.py",
-        json!({"limits": {"memory": 128}}),
-    );
-    let r = p.invoke("alloc", json!({"mb": 400}));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(rec["response"]["status"], "action developer error");
-    assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action exhausted its memory and was aborted."
-    );
-    let r = p.invoke("alloc", json!({"mb": 16}));
-    assert_eq!(
-        r.status,
-        200,
-        "within the limit it works: {}",
-        String::from_utf8_lossy(&r.body)
-    );
+    behaviours::oom_record(&p);
+    behaviours::within_the_memory_limit_it_works(&p);
 
     let code = "def main(a):\n    return 42\n";
     let b = json!({"exec": {"kind": "python:3", "code": code}});
@@ -585,29 +535,15 @@ fn containers_have_openwhisk_names_and_cgroup_limits() {
 #[test]
 fn pause_after_grace_and_resume_on_reuse() {
     let p = TestPlatform::start(|c| c.pool.pause_grace_ms = 100);
-    p.deploy("hello", "python:3", "python/hello.py", json!({}));
-    assert_eq!(p.invoke("hello", json!({})).status, 200);
-    let name = p.containers()[0].0.clone();
-    let frozen = || {
-        let r = faasload::cgroup::CgroupReader::open(
-            &faasload::cgroup::Layout::detect().unwrap(),
+    let layout = faasload::cgroup::Layout::detect().unwrap();
+    behaviours::pause_after_grace_and_resume_on_reuse(&p, |name| {
+        faasload::cgroup::CgroupReader::open(
+            &layout,
             std::path::Path::new(&format!("faasload/platform/{name}")),
-        );
-        r.frozen().unwrap_or(false)
-    };
-    let end = Instant::now() + Duration::from_secs(5);
-    while !frozen() {
-        assert!(Instant::now() < end, "the idle container was never frozen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(p.containers()[0].2, "the pool marks it paused");
-    let rec = p.invoke("hello", json!({"name": "again"})).json();
-    assert_eq!(
-        rec["response"]["result"]["greeting"], "Hello again!",
-        "a paused container answers once resumed"
-    );
-    assert!(ann(&rec, "initTime").is_none());
-    assert_eq!(p.containers()[0].0, name);
+        )
+        .frozen()
+        .unwrap_or(false)
+    });
 }
 
 #[test]
@@ -640,26 +576,7 @@ fn eviction_and_fifo_queue_under_the_memory_budget() {
         c.pool.user_memory_mb = 512;
         c.limits.memory_max = 512;
     });
-    for n in ["a", "b", "c"] {
-        p.deploy(
-            n,
-            "python:3",
-            "python/sleep.py",
-            json!({"limits": {"memory": 256}}),
-        );
-    }
-    assert_eq!(p.invoke("a", json!({"ms": 1})).status, 200);
-    let a = p.containers()[0].0.clone();
-    assert_eq!(p.invoke("b", json!({"ms": 1})).status, 200);
-    assert_eq!(p.containers().len(), 2);
-    let rec = p.invoke("c", json!({"ms": 1})).json();
-    assert!(ann(&rec, "initTime").is_some());
-    let names: Vec<String> = p.containers().into_iter().map(|c| c.0).collect();
-    assert_eq!(names.len(), 2, "{names:?}");
-    assert!(
-        !names.contains(&a),
-        "the least recently used idle container (a) was evicted: {names:?}"
-    );
+    behaviours::eviction_of_the_lru_idle_container(&p);
 
     // Both slots busy: a third run waits in the queue until one ends.
     let r1 = p.call(

@@ -1,49 +1,24 @@
 //! End-to-end tests of the Docker backend: the embedded platform in-process with
 //! `backend: docker`, against the real private dockerd that `cargo xtask test` starts
 //! (`FAASLOAD_TEST_DOCKER_HOST`) and the runtime images `cargo xtask images` builds. They
-//! check the OpenWhisk behaviours tested for the process backend: container flags and
-//! names, cold/prewarm/warm starts, pause/resume through the freezer, OOM (from
-//! `State.OOMKilled`), timeout, crash, eviction, nodejs, and the monitor measuring every
-//! activation of Docker containers it discovers from their cgroups. Tests fail (never
-//! skip) when Docker is not there.
+//! check the OpenWhisk behaviours tested for the process backend, with the same
+//! scenarios (`faasload_tests::behaviours`): container flags and names,
+//! cold/prewarm/warm starts, pause/resume through the freezer, OOM (from
+//! `State.OOMKilled`, checked against dockerd's `oom` event, and a SIGKILL that is not an
+//! OOM kill), timeout, crash, eviction, nodejs; the monitor measuring every activation of
+//! Docker containers it discovers from their cgroups; and the loader replaying a trace
+//! with the monitor answering for every activation. Tests fail (never skip) when Docker
+//! is not there.
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faasload::platform::config::{BackendKind, GUEST_AUTH, PlatformConfig, PrewarmConfig};
+use faasload::platform::config::{GUEST_AUTH, PrewarmConfig};
+use faasload_tests::behaviours;
+use faasload_tests::docker::{docker, host, inspect};
+use faasload_tests::loader::{load, py_js_trace, rt, stored, text};
 use faasload_tests::monitor::Monitor;
-use faasload_tests::platform::{TestPlatform, http};
-use serde_json::{Value, json};
-
-fn host() -> String {
-    std::env::var("FAASLOAD_TEST_DOCKER_HOST").expect(
-        "FAASLOAD_TEST_DOCKER_HOST is not set: run `cargo xtask test` (it starts a private \
-         dockerd and builds the images) or point it at a daemon with the images",
-    )
-}
-
-fn docker_cfg(c: &mut PlatformConfig) {
-    c.backend = BackendKind::Docker;
-    c.docker.host = host();
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(["-H", &host()])
-        .args(args)
-        .output()
-        .expect("run the docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn inspect(name: &str) -> Value {
-    let v: Value = serde_json::from_str(&docker(&["inspect", name])).unwrap();
-    v[0].clone()
-}
+use faasload_tests::platform::{TestPlatform, ann, docker_backend, http};
+use serde_json::json;
 
 /// Containers of this platform still known to dockerd.
 fn ours(p: &TestPlatform) -> Vec<String> {
@@ -60,18 +35,10 @@ fn ours(p: &TestPlatform) -> Vec<String> {
     .collect()
 }
 
-fn ann<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
-    rec["annotations"]
-        .as_array()?
-        .iter()
-        .find(|a| a["key"] == key)
-        .map(|a| &a["value"])
-}
-
 #[test]
 fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
     let mut p = TestPlatform::start(|c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.pool.prewarm = vec![PrewarmConfig {
             kind: "python:3".into(),
             count: 1,
@@ -177,75 +144,78 @@ fn docker_prewarm_cold_warm_with_openwhisk_flags_and_logs() {
 #[test]
 fn docker_pause_after_grace_and_resume_on_reuse() {
     let p = TestPlatform::start(|c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.pool.pause_grace_ms = 100;
     });
-    p.deploy("hello", "python:3", "python/hello.py", json!({}));
-    assert_eq!(p.invoke("hello", json!({})).status, 200);
-    let name = p.containers()[0].0.clone();
-    let end = Instant::now() + Duration::from_secs(10);
-    while inspect(&name)["State"]["Paused"] != true {
-        assert!(Instant::now() < end, "the idle container was never paused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(p.containers()[0].2, "the pool marks it paused");
-    let rec = p.invoke("hello", json!({"name": "again"})).json();
-    assert_eq!(rec["response"]["result"]["greeting"], "Hello again!");
-    assert!(ann(&rec, "initTime").is_none());
-    assert_eq!(p.containers()[0].0, name);
+    behaviours::pause_after_grace_and_resume_on_reuse(&p, |name| {
+        inspect(name)["State"]["Paused"] == true
+    });
 }
 
 #[test]
 fn docker_failures_give_openwhisk_records() {
-    let p = TestPlatform::start(docker_cfg);
-    p.deploy("crash", "python:3", "python/crash.py", json!({}));
-    let r = p.invoke("crash", json!({}));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(rec["response"]["status"], "action developer error");
-    assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action did not produce a valid response and exited unexpectedly."
-    );
+    let p = TestPlatform::start(docker_backend);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .saturating_sub(1)
+        .to_string();
+    behaviours::crash_record(&p);
     p.wait_pool("crashed container removed", Duration::from_secs(10), |c| {
         c.is_empty()
     });
 
-    p.deploy(
-        "sleep",
-        "python:3",
-        "python/sleep.py",
-        json!({"limits": {"timeout": 3000}}),
-    );
-    let r = p.invoke("sleep", json!({"ms": 20000}));
-    assert_eq!(r.status, 502);
-    let rec = r.json();
-    assert_eq!(
-        rec["response"]["result"]["error"],
-        "The action exceeded its time limits of 3000 milliseconds."
-    );
-    assert_eq!(ann(&rec, "timeout"), Some(&json!(true)));
+    behaviours::timeout_record(&p, 3000);
     p.wait_pool(
         "timed-out container removed",
         Duration::from_secs(10),
         |c| c.is_empty(),
     );
 
-    p.deploy(
-        "alloc",
-        "python:3",
-        "python/alloc.py",
-        json!({"limits": {"memory": 128}}),
+    behaviours::oom_record(&p);
+    // Docker's own view: the kernel OOM-killed a container of this platform (dockerd's
+    // `oom` event, the one that sets `State.OOMKilled`), which the platform destroyed.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let label = format!("label=faasload.invoker={}", p.invoker);
+    let ooms = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=oom",
+        "--filter",
+        &label,
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    assert!(
+        ooms.lines().any(|n| n.ends_with("_guest_alloc")),
+        "dockerd saw no OOM kill of the alloc container: {ooms:?}"
     );
-    let r = p.invoke("alloc", json!({"mb": 400}));
+    behaviours::within_the_memory_limit_it_works(&p);
+
+    // Killed by SIGKILL but not by the OOM killer (`State.OOMKilled` false): a crash, not
+    // a memory record, although the exit status is the same as an OOM kill's.
+    let b = json!({"exec": {"kind": "python:3", "code":
+        "import os, signal\n\ndef main(a):\n    os.kill(os.getpid(), signal.SIGKILL)\n"}});
+    let r = p.call("PUT", "/api/v1/namespaces/_/actions/kill9", Some(&b));
+    assert_eq!(r.status, 200);
+    let r = p.invoke("kill9", json!({}));
     assert_eq!(r.status, 502);
     let rec = r.json();
     assert_eq!(
-        rec["response"]["result"]["error"], "The action exhausted its memory and was aborted.",
+        rec["response"]["result"]["error"],
+        "The action did not produce a valid response and exited unexpectedly.",
         "{rec}"
     );
-    let r = p.invoke("alloc", json!({"mb": 16}));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 
     p.deploy("error", "python:3", "python/error.py", json!({}));
     let rec = p.invoke("error", json!({"why": "test"})).json();
@@ -282,26 +252,11 @@ fn docker_failures_give_openwhisk_records() {
 #[test]
 fn docker_eviction_under_the_memory_budget_and_nodejs() {
     let p = TestPlatform::start(|c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.pool.user_memory_mb = 512;
         c.limits.memory_max = 512;
     });
-    for n in ["a", "b", "c"] {
-        p.deploy(
-            n,
-            "python:3",
-            "python/sleep.py",
-            json!({"limits": {"memory": 256}}),
-        );
-    }
-    assert_eq!(p.invoke("a", json!({"ms": 1})).status, 200);
-    let a = p.containers()[0].0.clone();
-    assert_eq!(p.invoke("b", json!({"ms": 1})).status, 200);
-    let rec = p.invoke("c", json!({"ms": 1})).json();
-    assert!(ann(&rec, "initTime").is_some());
-    let names: Vec<String> = p.containers().into_iter().map(|c| c.0).collect();
-    assert_eq!(names.len(), 2, "{names:?}");
-    assert!(!names.contains(&a), "a was evicted: {names:?}");
+    let a = behaviours::eviction_of_the_lru_idle_container(&p);
     let end = Instant::now() + Duration::from_secs(10);
     while ours(&p).contains(&a) {
         assert!(
@@ -340,7 +295,7 @@ fn docker_activations_are_measured_by_the_monitor() {
     let m = Monitor::start("");
     let sock = m.notify.clone();
     let p = TestPlatform::start(move |c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.notify_socket = Some(sock);
         c.pool.pause_grace_ms = 50;
     });
@@ -492,70 +447,54 @@ fn loader_replays_a_trace_on_docker_with_the_monitor() {
     let m = Monitor::start("");
     let sock = m.notify.clone();
     let p = TestPlatform::start(move |c| {
-        docker_cfg(c);
+        docker_backend(c);
         c.notify_socket = Some(sock);
         c.pool.pause_grace_ms = 50;
     });
     let dir = tempfile::tempdir().unwrap();
-    let f = faasload_tests::platform::functions();
     let trace = dir.path().join("t.yaml");
-    std::fs::write(
-        &trace,
-        format!(
-            r#"seed: 3
-users:
-  - {{name: ann, namespace: guest, auth: "{GUEST_AUTH}"}}
-functions:
-  - {{name: py, kind: "python:3", code: {f}/python/burn.py, memory: 128, timeout: 20000}}
-  - {{name: js, kind: "nodejs:20", code: {f}/nodejs/hello.js, memory: 128, timeout: 20000}}
-streams:
-  - user: ann
-    function: py
-    parameters: {{ms: 30, mb: 8}}
-    invocations: [{{at: 0}}, {{at: 0}}, {{at: 1.0}}, {{at: 1.5}}, {{at: 2.0}}]
-  - user: ann
-    function: js
-    invocations: [{{at: 0.2}}, {{at: 1.2}}, {{at: 1.7}}]
-"#,
-            f = f.display()
-        ),
-    )
-    .unwrap();
+    let users = format!("  - {{name: ann, namespace: guest, auth: \"{GUEST_AUTH}\"}}");
+    std::fs::write(&trace, py_js_trace(&users, "ann", "", "")).unwrap();
     let db = dir.path().join("r.db");
-    let o = Command::new(faasload_tests::platform::faasload_bin())
-        .arg("load")
-        .arg(&trace)
-        .args([
-            "--api-host",
-            &format!("http://{}", p.addr),
-            "--deploy",
-            "--quiet",
-        ])
-        .arg("--monitor-socket")
-        .arg(&m.query)
-        .arg("--store")
-        .arg(format!("sqlite://{}", db.display()))
-        .env("FAASLOAD_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let rows = rt.block_on(async {
-        let s = faasload::store::Store::open(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
-        let loads = s.loads().await.unwrap();
-        let rows = s.rows(loads.last().unwrap().id).await.unwrap();
-        s.close().await;
-        rows
-    });
+    let api = format!("http://{}", p.addr);
+    let o = load(&[
+        trace.to_str().unwrap(),
+        "--api-host",
+        &api,
+        "--deploy",
+        "--quiet",
+        "--monitor-socket",
+        m.query.to_str().unwrap(),
+        "--store",
+        &format!("sqlite://{}", db.display()),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, rows) = rt().block_on(stored(&db));
     assert_eq!(rows.len(), 8, "every invocation has a row");
+    // The monitor answered for every activation, with the Docker container of this
+    // platform that ran it.
+    let ids = docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}",
+        "--filter",
+        &format!("label=faasload.invoker={}", p.invoker),
+    ]);
     for r in &rows {
+        let id = r.activation_id.as_deref().expect("an activation id");
+        let cid = r
+            .container
+            .as_deref()
+            .unwrap_or_else(|| panic!("no container from the monitor: {r:?}"));
+        assert!(
+            ids.lines().any(|l| l == cid),
+            "{cid} is not a container of this platform ({ids}): {r:?}"
+        );
+        let s = m.request(json!({"type": "activation", "activation_id": id}));
+        assert_eq!(s["container"], cid, "{s}");
+        assert_eq!(s["cpu_ns"].as_i64(), r.cpu_ns, "{s}");
         assert_eq!(r.class, "success", "{r:?}");
         assert_eq!(r.cold, Some(r.init_ms.is_some()), "{r:?}");
         assert!(

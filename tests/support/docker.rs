@@ -9,27 +9,37 @@ use std::process::{Command, Output, Stdio};
 /// Tag of the busybox test image.
 pub const BUSYBOX: &str = "faasload-test/busybox:1";
 
-/// The test dockerd's socket path (from `FAASLOAD_TEST_DOCKER_HOST`); panics with what to
-/// do when it is not set or the daemon does not answer.
-pub fn socket() -> PathBuf {
-    let host = std::env::var("FAASLOAD_TEST_DOCKER_HOST").unwrap_or_else(|_| {
+/// `FAASLOAD_TEST_DOCKER_HOST` (`unix://...`); panics with what to do when it is not set.
+pub fn host() -> String {
+    std::env::var("FAASLOAD_TEST_DOCKER_HOST").unwrap_or_else(|_| {
         panic!(
             "FAASLOAD_TEST_DOCKER_HOST is not set: these tests need the private dockerd that \
-             `cargo xtask test` starts (unix:///run/faasload-test/docker.sock)"
+             `cargo xtask test` starts (or `cargo xtask dockerd start`: \
+             unix:///run/faasload-test/docker.sock) with the runtime images"
         )
-    });
-    let path = PathBuf::from(
-        host.strip_prefix("unix://")
-            .unwrap_or_else(|| panic!("FAASLOAD_TEST_DOCKER_HOST={host} is not a unix:// socket")),
-    );
-    let out = docker_at(&path, &["version", "--format", "{{.Server.Version}}"]);
-    assert!(
-        out.status.success(),
-        "dockerd at {} does not answer: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
+    })
+}
+
+/// The test dockerd's socket path (from [`host`]); panics with what to do when it is not
+/// set or the daemon does not answer (checked once per test process).
+pub fn socket() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let host = host();
+            let path = PathBuf::from(host.strip_prefix("unix://").unwrap_or_else(|| {
+                panic!("FAASLOAD_TEST_DOCKER_HOST={host} is not a unix:// socket")
+            }));
+            let out = docker_at(&path, &["version", "--format", "{{.Server.Version}}"]);
+            assert!(
+                out.status.success(),
+                "dockerd at {} does not answer: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            path
+        })
+        .clone()
 }
 
 fn docker_at(sock: &Path, args: &[&str]) -> Output {
@@ -50,6 +60,12 @@ pub fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `docker inspect <name>`: the object.
+pub fn inspect(name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&docker(&["inspect", name])).unwrap();
+    v[0].clone()
 }
 
 /// Makes sure the busybox test image exists (built once, then found by tag).

@@ -2,8 +2,11 @@
 //! the tests run as root (they fail, never skip, otherwise), creates test cgroups under
 //! faasload's own subtree, runs the monitor daemon and the workload process, and talks to
 //! the monitor's sockets.
+pub mod attribution;
+pub mod behaviours;
 pub mod cgroups;
 pub mod docker;
+pub mod loader;
 pub mod monitor;
 pub mod openwhisk_fake;
 pub mod platform;

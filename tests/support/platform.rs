@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faasload::platform::config::{GUEST_AUTH, PlatformConfig};
+use faasload::platform::config::{BackendKind, GUEST_AUTH, PlatformConfig};
 use faasload::platform::server::PlatformHandle;
 use serde_json::Value;
 
@@ -156,6 +156,23 @@ fn unique_invoker() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Annotation `key` of an activation record.
+pub fn ann<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
+    rec["annotations"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+/// Configures the Docker backend on the test dockerd (`FAASLOAD_TEST_DOCKER_HOST`, checked
+/// to answer): pass to [`TestPlatform::start`] or call first in its closure.
+pub fn docker_backend(c: &mut PlatformConfig) {
+    crate::docker::socket();
+    c.backend = BackendKind::Docker;
+    c.docker.host = crate::docker::host();
 }
 
 /// A platform running in this test process.

@@ -61,6 +61,14 @@ enum Command {
         #[arg(long)]
         docker_host: Option<String>,
     },
+    /// The tests' private dockerd alone (the `cargo xtask test` step): `start` starts it
+    /// and builds the runtime images (then `export
+    /// FAASLOAD_TEST_DOCKER_HOST=unix:///run/faasload-test/docker.sock` to run the Docker
+    /// tests by hand), `stop` removes its containers, stops it and checks nothing is left.
+    Dockerd {
+        #[arg(value_parser = ["start", "stop"])]
+        action: String,
+    },
     /// The project's test command: installs and builds everything the tests need, then
     /// runs `cargo test --workspace` (needs root: cgroups and eBPF).
     Test {
@@ -82,6 +90,8 @@ fn main() -> ExitCode {
                 .or_else(|| std::env::var("DOCKER_HOST").ok())
                 .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
         ),
+        Command::Dockerd { action } if action == "start" => docker::ensure(&ws),
+        Command::Dockerd { .. } => docker::stop(),
         Command::Demo => demo::run(&ws),
         Command::EnsureFunctions => functions::ensure(&ws),
         Command::Bench { suites, quick } => bench::run(&ws, &suites, &bench::Options { quick }),

@@ -47,7 +47,11 @@ const STEPS: &[(&str, Ensure)] = &[
 
 pub fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
     for (name, ensure) in STEPS {
-        step(name, || ensure(ws))?;
+        if let Err(e) = step(name, || ensure(ws)) {
+            // A step after the private dockerd's failed: stop it anyway.
+            let _ = step("stop the private dockerd", crate::docker::stop);
+            return Err(e);
+        }
     }
     let tests = step("cargo test --workspace", || {
         cmd::run(

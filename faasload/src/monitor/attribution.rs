@@ -15,7 +15,9 @@
 //! platform's replacement pre-warmed container). A pre-warmed container once attributed
 //! an activation is bound to that action (OpenWhisk never gives a container to another
 //! action); unbound ones are candidates only for cold starts (`"cold": true`, the record's
-//! `initTime`) or when `cold` is not given. A candidate is *busy* when its CPU time (eBPF per-cgroup
+//! `initTime`) or when `cold` is not given, and for warm starts of an action whose earlier
+//! answer was `ambiguous` with the container among the busy (the action may have taken
+//! it then). A candidate is *busy* when its CPU time (eBPF per-cgroup
 //! on-CPU time, or cgroupfs usage, as sampled every `interval_ms`) grew by at least
 //! `min_busy_us` between the last sample at or before `start` and the first sample at or
 //! after `end`. Exactly one busy candidate: attributed to it, with the CPU and memory of
@@ -23,7 +25,7 @@
 //!
 //! Also watches the freezer (v1 `freezer.state`, v2 `cgroup.events`) so pause/resume of
 //! unpatched platforms (`docker pause`) shows in the container table.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -127,6 +129,10 @@ pub struct Names {
     map: RwLock<HashMap<String, Arc<Meta>>>,
     /// Pre-warmed containers and the (namespace, action) an attribution bound them to.
     bound: RwLock<HashMap<String, (String, String)>>,
+    /// Unbound pre-warmed containers that were busy candidates of an `ambiguous` answer,
+    /// and the actions of those answers: one of them may have taken the container, so
+    /// their warm starts keep it as a candidate.
+    maybe: RwLock<HashMap<String, HashSet<(String, String)>>>,
     /// When an API last failed to name a container (asked again after [`RETRY`]).
     failed: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -143,17 +149,14 @@ impl Names {
             kubelet,
             map: RwLock::new(HashMap::new()),
             bound: RwLock::new(HashMap::new()),
+            maybe: RwLock::new(HashMap::new()),
             failed: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// The name of container `id`, if resolved.
     pub fn get(&self, id: &str) -> Option<Arc<Meta>> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        rd(&self.map).get(id).cloned()
     }
 
     /// The dockerd client (made again while the socket is missing).
@@ -215,24 +218,30 @@ impl Names {
                 None => cgroup_meta(&c.id, &rel, &c.kind),
             };
             tracing::info!(id = %c.id, name = %meta.name, source = meta.source, "container named");
-            self.map
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(c.id.clone(), Arc::new(meta));
+            wr(&self.map).insert(c.id.clone(), Arc::new(meta));
             changed += 1;
         }
         let live: std::collections::HashSet<String> =
             m.containers().into_iter().map(|c| c.id.clone()).collect();
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| live.contains(k));
+        wr(&self.map).retain(|k, _| live.contains(k));
         self.failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| live.contains(k));
+        wr(&self.bound).retain(|k, _| live.contains(k));
+        wr(&self.maybe).retain(|k, _| live.contains(k));
         changed
     }
+}
+
+/// A write lock (a poisoned lock is still usable: the maps stay consistent).
+fn wr<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A read lock (as [`wr`]).
+fn rd<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The name a cgroup path alone gives.
@@ -365,19 +374,18 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
             continue;
         };
         let Some(ow) = &meta.openwhisk else { continue };
-        let bound = m
-            .names
-            .bound
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&c.id)
-            .cloned();
+        let bound = rd(&m.names.bound).get(&c.id).cloned();
         let prewarm = ow.prewarm_kind.as_ref().is_some_and(|k| {
             kind.as_ref()
                 .is_none_or(|want| sanitize(k) == *want || k.eq_ignore_ascii_case(want))
         }) && match &bound {
             Some(b) => *b == key,
-            None => cold != Some(false),
+            None => {
+                cold != Some(false)
+                    || rd(&m.names.maybe)
+                        .get(&c.id)
+                        .is_some_and(|keys| keys.contains(&key))
+            }
         };
         if !(ow.is_for(ns, action) || prewarm) {
             continue;
@@ -414,20 +422,18 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
         "candidates": list,
     });
     let mut out = base;
+    let is_prewarm = |meta: &Meta| {
+        meta.openwhisk
+            .as_ref()
+            .is_some_and(|o| o.prewarm_kind.is_some())
+    };
     match busy.as_slice() {
         [(c, meta, cpu, inside)] => {
             let mems: Vec<u64> = inside.iter().filter_map(Sample::mem).collect();
             out["status"] = json!("attributed");
-            if meta
-                .openwhisk
-                .as_ref()
-                .is_some_and(|o| o.prewarm_kind.is_some())
-            {
-                m.names
-                    .bound
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(c.id.clone(), key.clone());
+            if is_prewarm(meta) {
+                wr(&m.names.bound).insert(c.id.clone(), key.clone());
+                wr(&m.names.maybe).remove(&c.id);
             }
             out["container"] = json!(c.id);
             out["name"] = json!(meta.name);
@@ -438,7 +444,17 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
             out["samples"] = json!(inside.len());
         }
         [] => out["status"] = json!("none"),
-        _ => out["status"] = json!("ambiguous"),
+        _ => {
+            out["status"] = json!("ambiguous");
+            // Each busy unbound pre-warmed candidate may now run this action.
+            let bound = rd(&m.names.bound);
+            let mut maybe = wr(&m.names.maybe);
+            for (c, meta, _, _) in &busy {
+                if is_prewarm(meta) && !bound.contains_key(&c.id) {
+                    maybe.entry(c.id.clone()).or_default().insert(key.clone());
+                }
+            }
+        }
     }
     out
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
-use tokio::sync::Notify;
 
+use super::backend::logs::{LOG_LINE_MAX, Logs};
 use super::runtime::{self, Kind, Runtimes, SENTINEL};
 use super::sandbox::{self, ActionUser, SpawnSpec};
 use crate::cgroup::{CgroupReader, Controller, Layout, OwnedCgroup};
@@ -72,21 +72,6 @@ pub enum Failure {
     TooLarge(usize),
 }
 
-/// Log lines of one activation.
-#[derive(Default)]
-struct LogState {
-    lines: Vec<String>,
-    bytes: usize,
-    limit: usize,
-    truncated: bool,
-    sentinels: [u64; 2],
-}
-
-struct Logs {
-    state: Mutex<LogState>,
-    notify: Notify,
-}
-
 /// The live process of a container.
 struct Io {
     child: Option<tokio::process::Child>,
@@ -143,10 +128,7 @@ impl ProcessContainer {
                 taps: None,
                 line: Vec::with_capacity(4096),
             }),
-            logs: Arc::new(Logs {
-                state: Mutex::new(LogState::default()),
-                notify: Notify::new(),
-            }),
+            logs: Arc::new(Logs::default()),
             frozen: AtomicBool::new(false),
             result_max: backend.result_max,
         });
@@ -194,8 +176,8 @@ impl ProcessContainer {
             name: self.name.clone(),
             source,
         })?;
-        tokio::spawn(read_logs(s.stdout, 0, "stdout", self.logs.clone()));
-        tokio::spawn(read_logs(s.stderr, 1, "stderr", self.logs.clone()));
+        tokio::spawn(read_logs(s.stdout, 0, self.logs.clone()));
+        tokio::spawn(read_logs(s.stderr, 1, self.logs.clone()));
         io.child = Some(s.child);
         io.stdin = Some(s.stdin);
         io.results = Some(BufReader::new(s.results));
@@ -213,13 +195,7 @@ impl ProcessContainer {
         timeout: Duration,
         log_limit: usize,
     ) -> Result<(), InitFailure> {
-        {
-            let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.lines.clear();
-            s.bytes = 0;
-            s.truncated = false;
-            s.limit = log_limit;
-        }
+        self.logs.reset(log_limit);
         let file = runtime::code_file(self.kind, exec.binary);
         let code = exec.code.as_deref().unwrap_or("");
         let bytes = if exec.binary {
@@ -359,11 +335,7 @@ impl ProcessContainer {
     /// Runs one activation: sends `line`, waits for the result, collects the logs.
     pub async fn run(&self, line: &[u8], timeout: Duration, log_limit: usize) -> RunOutput {
         let mut io = self.io.lock().await;
-        let target = {
-            let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.limit = log_limit;
-            [s.sentinels[0] + 1, s.sentinels[1] + 1]
-        };
+        let target = self.logs.begin(Some(log_limit));
         let result = match self.send(&mut io, line).await {
             Ok(()) => self.answer(&mut io, timeout).await,
             Err(_) => Err(self.died(&mut io).await),
@@ -377,49 +349,17 @@ impl ProcessContainer {
         } else {
             Duration::from_millis(50)
         };
-        let logs = self.take_logs(target, wait).await;
+        let logs = self.logs.take(target, wait).await;
         RunOutput { result, logs }
-    }
-
-    async fn take_logs(&self, target: [u64; 2], wait: Duration) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let notified = self.logs.notify.notified();
-            {
-                let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-                if (s.sentinels[0] >= target[0] && s.sentinels[1] >= target[1])
-                    || tokio::time::Instant::now() >= deadline
-                {
-                    let mut lines = std::mem::take(&mut s.lines);
-                    if s.truncated {
-                        lines.push(log_line(
-                            "stderr",
-                            &format!(
-                                "Logs were truncated because the total bytes size exceeds the limit of {} bytes.",
-                                s.limit
-                            ),
-                        ));
-                    }
-                    s.sentinels = [s.sentinels[0].max(target[0]), s.sentinels[1].max(target[1])];
-                    s.bytes = 0;
-                    s.truncated = false;
-                    return lines;
-                }
-            }
-            let _ = tokio::time::timeout_at(deadline, notified).await;
-        }
     }
 
     /// The log lines written since the last activation (after a failed init).
     pub async fn collect_logs(&self) -> Vec<String> {
         let mut io = self.io.lock().await;
-        let target = {
-            let s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-            [s.sentinels[0] + 1, s.sentinels[1] + 1]
-        };
+        let target = self.logs.begin(None);
         write_sentinels(&mut io).await;
         drop(io);
-        self.take_logs(target, Duration::from_millis(500)).await
+        self.logs.take(target, Duration::from_millis(500)).await
     }
 
     /// Freezes the container if lease `lease` is still the current one (`current`,
@@ -586,13 +526,7 @@ pub fn cpu_shares(user_memory_mb: u64, memory_mb: u64) -> u64 {
     (1024 / ratio).max(2)
 }
 
-/// One log line as OpenWhisk stores it: time padded to 30, stream, message.
-pub fn log_line(stream: &str, msg: &str) -> String {
-    let t = super::ids::rfc3339_nano(crate::util::clock::epoch_ns());
-    format!("{t:<30} {stream}: {}", msg.trim())
-}
-
-async fn read_logs(rx: pipe::Receiver, idx: usize, stream: &'static str, logs: Arc<Logs>) {
+async fn read_logs(rx: pipe::Receiver, idx: usize, logs: Arc<Logs>) {
     let mut rd = BufReader::new(rx);
     let mut buf = Vec::with_capacity(1024);
     loop {
@@ -601,30 +535,9 @@ async fn read_logs(rx: pipe::Receiver, idx: usize, stream: &'static str, logs: A
             Ok((0, _)) | Err(_) => break,
             Ok(_) => {}
         }
-        let text = String::from_utf8_lossy(&buf);
-        let text = text.trim_end_matches(['\n', '\r']);
-        // The sentinel may follow an unterminated last line of the action's output.
-        let (text, sentinel) = match text.strip_suffix(SENTINEL) {
-            Some(prefix) => (prefix, true),
-            None => (text, false),
-        };
-        let mut s = logs.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !sentinel || !text.is_empty() {
-            let line = log_line(stream, text);
-            if s.bytes + line.len() > s.limit {
-                s.truncated = true;
-            } else {
-                s.bytes += line.len();
-                s.lines.push(line);
-            }
-        }
-        if sentinel {
-            s.sentinels[idx] += 1;
-            drop(s);
-            logs.notify.notify_waiters();
-        }
+        logs.push(idx, &buf);
     }
-    logs.notify.notify_waiters();
+    logs.closed();
 }
 
 /// Writes the sentinel into the action's stdout and stderr after what it wrote so far.
@@ -635,9 +548,6 @@ async fn write_sentinels(io: &mut Io) {
         let _ = e.write_all(s.as_bytes()).await;
     }
 }
-
-/// Longest log line kept (longer ones are cut, like Docker's 16 KiB log chunks).
-const LOG_LINE_MAX: usize = 16 * 1024;
 
 /// Reads one line, keeping at most `max` bytes of it in `buf` and consuming the rest.
 /// Returns the line's full length (newline included; 0 at end of input) and whether a
@@ -734,12 +644,9 @@ mod tests {
     }
 
     #[test]
-    fn base64_and_log_lines() {
+    fn base64() {
         assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
         assert_eq!(decode_base64("aGk\n").unwrap(), b"hi");
         assert!(decode_base64("a*b").is_none());
-        let l = log_line("stdout", "  hi  ");
-        assert_eq!(&l[30..], " stdout: hi");
-        assert!(l.starts_with("20"));
     }
 }

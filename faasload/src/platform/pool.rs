@@ -85,7 +85,8 @@ pub struct Pool {
     notifier: Notifier,
     state: Mutex<State>,
     next_id: AtomicU64,
-    /// Removals in progress, awaited by [`Pool::shutdown`].
+    /// Removals and stem-cell creations in progress, awaited by [`Pool::shutdown`] (a stem
+    /// cell still being created when the pool closes is removed, not leaked).
     removing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     me: Weak<Pool>,
 }
@@ -152,7 +153,7 @@ impl Pool {
 
     fn spawn_prewarm(&self, kind: Kind, memory: u64) {
         let Some(me) = self.me.upgrade() else { return };
-        tokio::spawn(async move {
+        let h = tokio::spawn(async move {
             let name = me.name(&format!("prewarm_{}", kind.short()));
             match Container::create(&me.backend, name, kind, memory).await {
                 Ok(c) => {
@@ -170,6 +171,7 @@ impl Pool {
                 Err(e) => tracing::error!("prewarm {}: {e}", kind.short()),
             }
         });
+        self.track(h);
     }
 
     /// Takes a container for `req`, waiting in the FIFO queue if needed. None when the
@@ -415,6 +417,11 @@ impl Pool {
             tracing::debug!("removed container {}", c.name);
             n.container("rm", c.monitor_id());
         });
+        self.track(h);
+    }
+
+    /// Keeps a background task for [`Pool::shutdown`] to await.
+    fn track(&self, h: tokio::task::JoinHandle<()>) {
         let mut r = self.removing.lock().unwrap_or_else(|e| e.into_inner());
         r.retain(|h| !h.is_finished());
         r.push(h);
@@ -466,9 +473,17 @@ impl Pool {
             c.destroy().await;
             self.notifier.container("rm", c.monitor_id());
         }
-        let pending = std::mem::take(&mut *self.removing.lock().unwrap_or_else(|e| e.into_inner()));
-        for h in pending {
-            let _ = h.await;
+        // A stem cell finishing its creation now sees `closed` and queues its removal:
+        // await until no task is left.
+        loop {
+            let pending =
+                std::mem::take(&mut *self.removing.lock().unwrap_or_else(|e| e.into_inner()));
+            if pending.is_empty() {
+                break;
+            }
+            for h in pending {
+                let _ = h.await;
+            }
         }
     }
 }

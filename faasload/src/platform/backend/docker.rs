@@ -8,8 +8,8 @@
 //! resume are `docker pause`/`unpause` (cgroup freezer); removal is `docker rm -f`; a
 //! dead container's `State.OOMKilled` tells an OOM kill from a crash.
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -19,22 +19,17 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
-use tokio::sync::Notify;
 
+use super::logs::{LOG_LINE_MAX, Logs};
 use crate::platform::config::{DockerConfig, PoolConfig};
-use crate::platform::container::{
-    ContainerError, Failure, InitFailure, RunOutput, cpu_shares, log_line,
-};
+use crate::platform::container::{ContainerError, Failure, InitFailure, RunOutput, cpu_shares};
 use crate::platform::entities::Exec;
-use crate::platform::runtime::{Kind, SENTINEL};
+use crate::platform::runtime::Kind;
 
 /// Label set on every container of this platform (value: the invoker name).
 pub const LABEL: &str = "faasload.invoker";
 /// Port of the runtime's HTTP server in the container.
 const PORT: u16 = 8080;
-/// Longest log line kept (Docker splits longer lines into 16 KiB chunks too).
-const LOG_LINE_MAX: usize = 16 * 1024;
-
 /// The daemon connection and what every container is created with.
 pub struct DockerBackend {
     docker: Docker,
@@ -141,7 +136,8 @@ impl DockerBackend {
         Ok(())
     }
 
-    async fn rm(&self, id: &str) {
+    /// `docker rm -f <id>`; true when the container is gone.
+    async fn rm(&self, id: &str) -> bool {
         let r = self
             .docker
             .remove_container(
@@ -149,8 +145,16 @@ impl DockerBackend {
                 Some(RemoveContainerOptionsBuilder::new().force(true).build()),
             )
             .await;
-        if let Err(e) = r {
-            tracing::warn!("docker rm -f {id}: {e}");
+        match r {
+            Ok(()) => true,
+            // Already gone: removed.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => true,
+            Err(e) => {
+                tracing::warn!("docker rm -f {id}: {e}");
+                false
+            }
         }
     }
 
@@ -195,21 +199,6 @@ impl Spec {
             ..Default::default()
         }
     }
-}
-
-/// Log lines of one activation, filled by the task that follows the container's log.
-#[derive(Default)]
-struct LogState {
-    lines: Vec<String>,
-    bytes: usize,
-    limit: usize,
-    truncated: bool,
-    sentinels: [u64; 2],
-}
-
-struct Logs {
-    state: Mutex<LogState>,
-    notify: Notify,
 }
 
 /// One Docker container.
@@ -287,10 +276,7 @@ impl DockerContainer {
             backend.rm(&id).await;
             return Err(derr(name, "no IP address on the container network"));
         };
-        let logs = Arc::new(Logs {
-            state: Mutex::new(LogState::default()),
-            notify: Notify::new(),
-        });
+        let logs = Arc::new(Logs::default());
         let follower = tokio::spawn(follow(backend.docker.clone(), id.clone(), logs.clone()));
         Ok(DockerContainer {
             backend,
@@ -319,13 +305,7 @@ impl DockerContainer {
         log_limit: usize,
     ) -> Result<(), InitFailure> {
         let _busy = self.busy.lock().await;
-        {
-            let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.lines.clear();
-            s.bytes = 0;
-            s.truncated = false;
-            s.limit = log_limit;
-        }
+        self.logs.reset(log_limit);
         let body = serde_json::json!({"value": {
             "name": self.name,
             "main": exec.main.as_deref().unwrap_or("main"),
@@ -382,11 +362,7 @@ impl DockerContainer {
     /// `POST /run` with the activation message; collects the logs up to the sentinels.
     pub async fn run(&self, line: &[u8], timeout: Duration, log_limit: usize) -> RunOutput {
         let _busy = self.busy.lock().await;
-        let target = {
-            let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.limit = log_limit;
-            [s.sentinels[0] + 1, s.sentinels[1] + 1]
-        };
+        let target = self.logs.begin(Some(log_limit));
         let url = format!("{}/run", self.base);
         let started = tokio::time::Instant::now();
         let sent = self
@@ -420,7 +396,7 @@ impl DockerContainer {
         } else {
             Duration::from_millis(200)
         };
-        let logs = self.take_logs(target, wait).await;
+        let logs = self.logs.take(target, wait).await;
         RunOutput { result, logs }
     }
 
@@ -466,43 +442,11 @@ impl DockerContainer {
         Failure::Died { oom }
     }
 
-    async fn take_logs(&self, target: [u64; 2], wait: Duration) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let notified = self.logs.notify.notified();
-            {
-                let mut s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-                if (s.sentinels[0] >= target[0] && s.sentinels[1] >= target[1])
-                    || tokio::time::Instant::now() >= deadline
-                {
-                    let mut lines = std::mem::take(&mut s.lines);
-                    if s.truncated {
-                        lines.push(log_line(
-                            "stderr",
-                            &format!(
-                                "Logs were truncated because the total bytes size exceeds the limit of {} bytes.",
-                                s.limit
-                            ),
-                        ));
-                    }
-                    s.sentinels = [s.sentinels[0].max(target[0]), s.sentinels[1].max(target[1])];
-                    s.bytes = 0;
-                    s.truncated = false;
-                    return lines;
-                }
-            }
-            let _ = tokio::time::timeout_at(deadline, notified).await;
-        }
-    }
-
     /// The log lines written since the last activation (after a failed init; the runtime
     /// writes the sentinels after a failed init too).
     pub async fn collect_logs(&self) -> Vec<String> {
-        let target = {
-            let s = self.logs.state.lock().unwrap_or_else(|e| e.into_inner());
-            [s.sentinels[0] + 1, s.sentinels[1] + 1]
-        };
-        self.take_logs(target, Duration::from_millis(500)).await
+        let target = self.logs.begin(None);
+        self.logs.take(target, Duration::from_millis(500)).await
     }
 
     /// `docker pause` if lease `lease` is still the current one.
@@ -536,10 +480,20 @@ impl DockerContainer {
         true
     }
 
-    /// `docker rm -f`.
+    /// `docker rm -f`, after a pause or unpause in flight (a removal racing a pause can
+    /// fail and leave the container paused); a run in flight is not waited for beyond
+    /// a few seconds. A failed removal is tried again.
     pub async fn destroy(&self) {
         self.follower.abort();
-        self.backend.rm(&self.id).await;
+        let _busy = tokio::time::timeout(Duration::from_secs(5), self.busy.lock())
+            .await
+            .ok();
+        for attempt in 0..3 {
+            if self.backend.rm(&self.id).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
     }
 }
 
@@ -601,39 +555,14 @@ async fn follow(docker: Docker, id: String, logs: Arc<Logs>) {
             let rest = buf.split_off(i + 1);
             let mut line = std::mem::replace(buf, rest);
             line.truncate(LOG_LINE_MAX);
-            push_line(&logs, idx, &line);
+            logs.push(idx, &line);
         }
         if buf.len() > LOG_LINE_MAX {
             let line = std::mem::take(buf);
-            push_line(&logs, idx, &line);
+            logs.push(idx, &line);
         }
     }
-    logs.notify.notify_waiters();
-}
-
-fn push_line(logs: &Logs, idx: usize, raw: &[u8]) {
-    let stream = if idx == 0 { "stdout" } else { "stderr" };
-    let text = String::from_utf8_lossy(raw);
-    let text = text.trim_end_matches(['\n', '\r']);
-    let (text, sentinel) = match text.strip_suffix(SENTINEL) {
-        Some(prefix) => (prefix, true),
-        None => (text, false),
-    };
-    let mut s = logs.state.lock().unwrap_or_else(|e| e.into_inner());
-    if !sentinel || !text.is_empty() {
-        let line = log_line(stream, text);
-        if s.bytes + line.len() > s.limit {
-            s.truncated = true;
-        } else {
-            s.bytes += line.len();
-            s.lines.push(line);
-        }
-    }
-    if sentinel {
-        s.sentinels[idx] += 1;
-        drop(s);
-        logs.notify.notify_waiters();
-    }
+    logs.closed();
 }
 
 #[cfg(test)]
@@ -664,23 +593,5 @@ mod tests {
         );
         assert_eq!(h.log_config.unwrap().typ.as_deref(), Some("json-file"));
         assert_eq!(body.labels.unwrap()[LABEL], "wsk0");
-    }
-
-    #[test]
-    fn sentinel_lines_are_counted_not_kept() {
-        let logs = Logs {
-            state: Mutex::new(LogState {
-                limit: 1 << 20,
-                ..Default::default()
-            }),
-            notify: Notify::new(),
-        };
-        push_line(&logs, 0, b"hello\n");
-        push_line(&logs, 0, format!("tail{SENTINEL}\n").as_bytes());
-        push_line(&logs, 1, format!("{SENTINEL}\n").as_bytes());
-        let s = logs.state.lock().unwrap();
-        assert_eq!(s.sentinels, [1, 1]);
-        assert_eq!(s.lines.len(), 2);
-        assert!(s.lines[1].ends_with("stdout: tail"));
     }
 }

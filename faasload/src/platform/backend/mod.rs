@@ -5,6 +5,7 @@
 //! Docker backend (`docker`, containers created like OpenWhisk's Docker factory does).
 //! `backend: process|docker` in `platform.yml` (or `faasload platform --backend`) picks one.
 pub mod docker;
+pub mod logs;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
