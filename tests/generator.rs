@@ -11,6 +11,7 @@ use faasload::generator::checkpoint;
 use faasload::generator::{PlannedRun, parse_config, plan};
 use faasload::platform::config::GUEST_AUTH;
 use faasload::store::{LoadStatus, Store, StoredRow};
+use faasload_tests::loader::{rt, text};
 use faasload_tests::platform::{TestPlatform, functions, require_root};
 use faasload_tests::suite::{start_platform, store_with_inputs};
 use rand::{RngExt, SeedableRng};
@@ -90,22 +91,6 @@ fn command(
     c
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// The status and rows of the only load of `db`.
 fn stored(db: &Path) -> (LoadStatus, Vec<StoredRow>) {
     rt().block_on(async {
@@ -123,9 +108,9 @@ fn stored(db: &Path) -> (LoadStatus, Vec<StoredRow>) {
 
 /// What must be identical between two generations of one seed: the sequence of
 /// (seq, function, variant, input, parameters).
-fn identity(
-    rows: &[StoredRow],
-) -> Vec<(i64, String, String, Option<String>, Vec<(String, String)>)> {
+type RunIdentity = (i64, String, String, Option<String>, Vec<(String, String)>);
+
+fn identity(rows: &[StoredRow]) -> Vec<RunIdentity> {
     rows.iter()
         .map(|r| {
             let mut p = r.params.clone();
@@ -141,9 +126,7 @@ fn identity(
         .collect()
 }
 
-fn plan_identity(
-    p: &[PlannedRun],
-) -> Vec<(i64, String, String, Option<String>, Vec<(String, String)>)> {
+fn plan_identity(p: &[PlannedRun]) -> Vec<RunIdentity> {
     p.iter()
         .map(|r| {
             let mut ps: Vec<(String, String)> = r
@@ -258,12 +241,20 @@ fn a_sweep_on_the_embedded_platform_has_every_row_measured() {
         assert_eq!(e["seq"], Field::Long(r.seq), "{e:?}");
         assert_eq!(e["function"], Field::Str(r.function.clone()), "{e:?}");
         assert_eq!(e["memory_mb"], Field::Long(r.memory_mb.unwrap()), "{e:?}");
-        assert_eq!(e["input_bytes"], Field::Long(r.input_bytes.unwrap()), "{e:?}");
+        assert_eq!(
+            e["input_bytes"],
+            Field::Long(r.input_bytes.unwrap()),
+            "{e:?}"
+        );
         assert_eq!(e["kind"], Field::Str("python:3".into()), "{e:?}");
         let (name, value) = &r.params[0];
         let want = Field::Long(value.parse().unwrap());
         assert_eq!(e[&format!("param_{name}")], want, "{e:?}");
-        let other = if name == "indent" { "param_level" } else { "param_indent" };
+        let other = if name == "indent" {
+            "param_level"
+        } else {
+            "param_indent"
+        };
         assert_eq!(e[other], Field::Null, "{e:?}");
     }
     let c = newest(&state);
