@@ -85,7 +85,9 @@ fn csv_err(file: &str, e: csv::Error) -> TraceError {
     }
 }
 
-/// Names for hashes: a prefix, longer when two hashes share it.
+/// Names for hashes: `PREFIX-` and the hash's first 10 characters (`o-13137c717e`,
+/// `f-9a90f04464`), then `-1`, `-2`, ... when two keys share that. The separator keeps
+/// the kind letter apart from the hash (a hash starting with `f` once gave `ff…`).
 #[derive(Default)]
 struct Names {
     by_key: HashMap<String, String>,
@@ -97,10 +99,11 @@ impl Names {
         if let Some(n) = self.by_key.get(key) {
             return n.clone();
         }
-        let mut n = format!("{prefix}{}", short(hash, 10));
+        let base = format!("{prefix}-{}", short(hash, 10));
+        let mut n = base.clone();
         let mut i = 1;
         while self.used.contains(&n) {
-            n = format!("{prefix}{}-{i}", short(hash, 10));
+            n = format!("{base}-{i}");
             i += 1;
         }
         self.used.insert(n.clone());
@@ -174,31 +177,18 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             continue;
         }
         let total: u64 = counts.iter().sum();
-        if direct {
-            let mut s = Scaler::new(o.scale);
-            let user = users.get(&owner, &owner, "o");
-            let fname = funcs.get(&format!("{owner}/{app}/{function}"), &function, "f");
-            let mut n = 0;
-            write_row(
-                &mut out,
-                &user,
-                &fname,
-                counts.iter().enumerate().map(|(b, &c)| {
-                    let c = s.scale(c);
-                    n += c;
-                    (b as u32, c)
-                }),
-            )
-            .map_err(io)?;
-            summary.invocations += n;
-        }
-        metas.push(Meta {
+        let m = Meta {
             row,
             owner,
             app,
             function,
             total,
-        });
+        };
+        if direct {
+            summary.invocations +=
+                write_counts(&mut out, &mut users, &mut funcs, &m, &counts, o.scale).map_err(io)?;
+        }
+        metas.push(m);
     }
     summary.rows_skipped = bad.skipped;
 
@@ -250,36 +240,15 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             next += 1;
             row_counts(&rec, header.len(), from, to, &mut counts)
                 .map_err(|e| TraceError::file(&file, format!("changed during conversion: {e}")))?;
-            let mut s = Scaler::new(o.scale);
-            let user = users.get(&m.owner, &m.owner, "o");
-            let fname = funcs.get(
-                &format!("{}/{}/{}", m.owner, m.app, m.function),
-                &m.function,
-                "f",
-            );
-            let mut n = 0;
-            write_row(
-                &mut out,
-                &user,
-                &fname,
-                counts.iter().enumerate().map(|(b, &c)| {
-                    let c = s.scale(c);
-                    n += c;
-                    (b as u32, c)
-                }),
-            )
-            .map_err(io)?;
-            summary.invocations += n;
+            summary.invocations +=
+                write_counts(&mut out, &mut users, &mut funcs, m, &counts, o.scale).map_err(io)?;
         }
     }
     out.flush().map_err(io)?;
     drop(out);
 
     // Durations and memory of the selected functions.
-    let wanted: HashSet<String> = metas
-        .iter()
-        .map(|m| format!("{}/{}/{}", m.owner, m.app, m.function))
-        .collect();
+    let wanted: HashSet<String> = metas.iter().map(Meta::key).collect();
     let wanted_apps: HashSet<String> = metas
         .iter()
         .map(|m| format!("{}/{}", m.owner, m.app))
@@ -320,7 +289,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
                 create: true,
             });
         }
-        let key = format!("{}/{}/{}", m.owner, m.app, m.function);
+        let key = m.key();
         let fname = funcs.get(&key, &m.function, "f");
         let duration_ms = durations.get(&key).copied().unwrap_or(100.0);
         let memory_mb = match memory.get(&format!("{}/{}", m.owner, m.app)) {
@@ -361,6 +330,40 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     );
     write_yaml(&parts, Some(&counts_ref), &o.out, &header)?;
     Ok(summary)
+}
+
+impl Meta {
+    /// The key of the function (hashes are unique per owner and app only).
+    fn key(&self) -> String {
+        format!("{}/{}/{}", self.owner, self.app, self.function)
+    }
+}
+
+/// Writes one function's row of the counts file (scaled, cumulative rounding); returns
+/// the invocations written.
+fn write_counts(
+    out: &mut impl Write,
+    users: &mut Names,
+    funcs: &mut Names,
+    m: &Meta,
+    counts: &[u64],
+    scale: f64,
+) -> std::io::Result<u64> {
+    let mut s = Scaler::new(scale);
+    let user = users.get(&m.owner, &m.owner, "o");
+    let fname = funcs.get(&m.key(), &m.function, "f");
+    let mut n = 0;
+    write_row(
+        out,
+        &user,
+        &fname,
+        counts.iter().enumerate().map(|(b, &c)| {
+            let c = s.scale(c);
+            n += c;
+            (b as u32, c)
+        }),
+    )?;
+    Ok(n)
 }
 
 /// The window's counts of a row, checked (column count, every count).
@@ -441,4 +444,20 @@ fn side_file(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_one_kind_letter_and_stay_unique() {
+        let mut n = Names::default();
+        // Hashes that start with the kind letter do not double it.
+        assert_eq!(n.get("a/x/f00", "f00d5eed0123456789", "f"), "f-f00d5eed01");
+        // The same key gets the same name; another key with the same prefix another one.
+        assert_eq!(n.get("a/x/f00", "f00d5eed0123456789", "f"), "f-f00d5eed01");
+        assert_eq!(n.get("b/y/f00", "f00d5eed01ffffffff", "f"), "f-f00d5eed01-1");
+        assert_eq!(n.get("c/z/f00", "f00d5eed01eeeeeeee", "f"), "f-f00d5eed01-2");
+    }
 }
