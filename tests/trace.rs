@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use faasload::store::{LoadStatus, Store};
 use faasload::trace::{Invocation, load};
-use faasload_tests::bin;
+use faasload_tests::{bin, require_root};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -183,11 +184,11 @@ fn azure2019_top_window_scale_and_memory() {
     let v: Vec<Invocation> = t.invocations().collect();
     assert_eq!(v.len() as u64, want);
     assert!(v.iter().all(|i| i.at_ns < 3_600_000_000_000));
-    // f3d3 (app a3333, 300 MB, alone in its app) is the busiest of the window.
+    // The fourth function (300 MB, alone in its app) is the busiest of the window.
     let f = t
         .functions
         .iter()
-        .find(|f| f.name.contains("f3d3d3d3"))
+        .find(|f| f.name.contains(&src[3].0[..10]))
         .unwrap();
     assert_eq!(f.memory_mb, 300);
 }
@@ -420,4 +421,219 @@ fn check_reports_file_line_col() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.yaml:4:"), "{err}");
+}
+
+#[test]
+fn azure2019_names_have_one_kind_letter_and_the_hash_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("names.yaml");
+    let o = Command::new(bin())
+        .current_dir(repo(""))
+        .args(["trace", "convert", "azure2019", AZ, "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = load(&out).unwrap();
+    let text = std::fs::read_to_string(repo(AZ)).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    // Owners in order of first appearance become users `o-` + 10 hash characters.
+    let mut owners: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !owners.contains(&r[0]) {
+            owners.push(r[0]);
+        }
+    }
+    let users: Vec<&str> = t.users.iter().map(|u| u.name.as_str()).collect();
+    let want: Vec<String> = owners.iter().map(|h| format!("o-{}", &h[..10])).collect();
+    assert_eq!(users, want);
+    let functions: Vec<&str> = t.functions.iter().map(|f| f.name.as_str()).collect();
+    let want: Vec<String> = rows.iter().map(|r| format!("f-{}", &r[2][..10])).collect();
+    assert_eq!(functions, want);
+    let mut unique = functions.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), functions.len());
+}
+
+#[test]
+fn synth_conditional_keeps_its_parameter_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let synth = |out: &str| {
+        ok(&[
+            "synth",
+            "-o",
+            &p(out),
+            "--law",
+            "conditional",
+            "--tenants",
+            "2",
+            "--functions",
+            "2",
+            "--mean-iat",
+            "1",
+            "--span",
+            "60",
+            "--param",
+            "n={range_int: {min: 1, max: 9}}",
+            "--param",
+            "mode=fast",
+        ])
+    };
+    synth("c.yaml");
+    synth("c2.yaml");
+    let a: Vec<Invocation> = load(p("c.yaml")).unwrap().invocations().collect();
+    assert_eq!(a.len(), 2 * 2 * 60, "conditional keeps the exact count");
+    let mut seen = std::collections::BTreeSet::new();
+    for i in &a {
+        let n = i.params.get("n").and_then(|v| v.as_i64());
+        assert!(n.is_some_and(|n| (1..=9).contains(&n)), "{i:?}");
+        seen.insert(n.unwrap());
+        assert_eq!(i.params.get("mode"), Some(&serde_json::json!("fast")), "{i:?}");
+    }
+    assert!(seen.len() > 5, "n is drawn, not fixed: {seen:?}");
+    let b: Vec<Invocation> = load(p("c2.yaml")).unwrap().invocations().collect();
+    assert_eq!(a, b, "same seed, same draws");
+}
+
+/// Counts of the sample per function (file order) and minute, for minutes `[from, to)`.
+fn window_counts(from: usize, to: usize) -> Vec<Vec<u64>> {
+    source_counts(&repo(AZ))
+        .into_iter()
+        .map(|(_, c)| c[from..to].to_vec())
+        .collect()
+}
+
+#[test]
+fn load_dry_run_walks_a_converted_window_with_its_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.yaml");
+    let o = Command::new(bin())
+        .current_dir(repo(""))
+        .args(["trace", "convert", "azure2019", AZ])
+        .args(["--from-minute", "600", "--to-minute", "660", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(bin())
+        .args(["load", "--dry-run"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let want = window_counts(600, 660);
+    let total: u64 = want.iter().flatten().sum();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains(&format!(": {total} invocations from ")) && header.contains("nothing sent"),
+        "{header}"
+    );
+    let t = load(&out).unwrap();
+    let lines: Vec<&str> = text.lines().skip(2).collect();
+    assert_eq!(lines.len(), t.functions.len(), "{text}");
+    for (i, l) in lines.iter().enumerate() {
+        let f: Vec<&str> = l.split('\t').collect();
+        assert_eq!(f[1], t.functions[i].name, "{l}");
+        assert_eq!(f[2].parse::<u64>().unwrap(), want[i].iter().sum::<u64>(), "{l}");
+    }
+    // A trace with a defect is refused before anything is walked.
+    let bad = write(dir.path(), "bad.yaml", "users: [{name: u}]\nfunctions: []\nstreams: [{user: u, function: nope, rate: 1, duration: 1}]\n");
+    let o = Command::new(bin()).args(["load", "--dry-run"]).arg(&bad).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.yaml:3:"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A converted two-minute window of the sample is replayed on the embedded platform: every
+/// scheduled invocation is sent once, succeeds, and the invocations per function per
+/// minute equal the sample's counts.
+#[test]
+fn converted_azure2019_window_replays_with_its_per_minute_counts() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    // Every function becomes the no-op action: the test is about the schedule.
+    let mapping = write(
+        dir.path(),
+        "noop.yaml",
+        "rules:\n  - {kind: \"python:3\", code: python/noop.py}\n",
+    );
+    let out = dir.path().join("w.yaml");
+    let (from, to) = (60, 62);
+    let o = Command::new(bin())
+        .current_dir(repo(""))
+        .args(["trace", "convert", "azure2019", AZ, "--law", "poisson"])
+        .args(["--from-minute", &from.to_string(), "--to-minute", &to.to_string()])
+        .arg("--mapping")
+        .arg(&mapping)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = load(&out).unwrap();
+    let schedule: Vec<Invocation> = t.invocations().collect();
+    let want = window_counts(from, to);
+    assert_eq!(
+        schedule.len() as u64,
+        want.iter().flatten().sum::<u64>(),
+        "converted counts"
+    );
+    assert!(schedule.len() >= 20, "a window with some load");
+
+    let db = dir.path().join("r.db");
+    let o = Command::new(bin())
+        .arg("load")
+        .arg(&out)
+        .args(["--embedded", "--quiet", "--store"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env("FAASLOAD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (status, rows) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let s = Store::open(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            let last = s.loads().await.unwrap().pop().expect("a load");
+            let rows = s.rows(last.id).await.unwrap();
+            s.close().await;
+            (last.status, rows)
+        });
+    assert_eq!(status, LoadStatus::Completed);
+    assert_eq!(rows.len(), schedule.len(), "one row per scheduled invocation");
+    // The run's start, from any row: intended instant minus its schedule offset.
+    let start = rows[0].intended_epoch_ns - schedule[rows[0].seq as usize].at_ns as i64;
+    let mut got = vec![vec![0u64; to - from]; t.functions.len()];
+    let mut seqs: Vec<i64> = Vec::new();
+    for r in &rows {
+        assert_eq!(r.class, "success", "{r:?}");
+        let inv = &schedule[r.seq as usize];
+        let f = &t.functions[inv.function as usize];
+        assert_eq!(r.function, f.name, "{r:?}");
+        assert_eq!(r.user, t.users[inv.user as usize].name, "{r:?}");
+        // Sent at (or after) its intended instant, which is the schedule's.
+        assert!(
+            (r.intended_epoch_ns - start - inv.at_ns as i64).abs() <= 1_000_000,
+            "{r:?} vs {inv:?}"
+        );
+        let sent = r.sent_epoch_ns.expect("sent");
+        assert!(sent >= r.intended_epoch_ns, "{r:?}");
+        let minute = ((r.intended_epoch_ns - start) / 60_000_000_000) as usize;
+        got[inv.function as usize][minute] += 1;
+        seqs.push(r.seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..schedule.len() as i64).collect::<Vec<_>>(), "each sent once");
+    assert_eq!(got, want, "invocations per function per minute");
 }

@@ -92,6 +92,8 @@ fn csv_err(file: &str, e: csv::Error) -> TraceError {
 struct Names {
     by_key: HashMap<String, String>,
     used: HashSet<String>,
+    /// The next suffix to try per base name (no quadratic search when many share one).
+    next: HashMap<String, u32>,
 }
 
 impl Names {
@@ -101,10 +103,10 @@ impl Names {
         }
         let base = format!("{prefix}-{}", short(hash, 10));
         let mut n = base.clone();
-        let mut i = 1;
         while self.used.contains(&n) {
+            let i = self.next.entry(base.clone()).or_insert(1);
             n = format!("{base}-{i}");
-            i += 1;
+            *i += 1;
         }
         self.used.insert(n.clone());
         self.by_key.insert(key.to_string(), n.clone());
