@@ -20,11 +20,10 @@ use super::super::counts::{CountLaw, Scaler};
 use super::super::counts_file::write_row;
 use super::super::error::TraceError;
 use super::super::model::User;
-use super::super::schedule::Parts;
 use super::super::writer::{CountsRef, write_yaml};
 use super::{
-    BadRows, Mapping, OnBadRow, Summary, clamp_memory, counts_path, parse_count, parse_number,
-    short,
+    BadRows, Output, Summary, clamp_memory, counts_path, csv_err, parse_count, parse_number,
+    reader, short,
 };
 
 /// Which functions to keep.
@@ -52,10 +51,7 @@ pub struct Options {
     pub to_minute: Option<u32>,
     pub scale: f64,
     pub law: CountLaw,
-    pub seed: u64,
-    pub mapping: Mapping,
-    pub out: PathBuf,
-    pub on_bad_row: OnBadRow,
+    pub output: Output,
 }
 
 const KEYS: [&str; 4] = ["HashOwner", "HashApp", "HashFunction", "Trigger"];
@@ -66,23 +62,6 @@ struct Meta {
     app: String,
     function: String,
     total: u64,
-}
-
-fn reader(path: &Path) -> Result<csv::Reader<File>, TraceError> {
-    let f = File::open(path)
-        .map_err(|e| TraceError::file(path.display().to_string(), e.to_string()))?;
-    Ok(csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(f))
-}
-
-fn csv_err(file: &str, e: csv::Error) -> TraceError {
-    match e.position() {
-        Some(p) => TraceError::at(file, p.line() as usize, 1, e.to_string()),
-        None => TraceError::file(file, e.to_string()),
-    }
 }
 
 /// Names for hashes: `PREFIX-` and the hash's first 10 characters (`o-13137c717e`,
@@ -117,7 +96,7 @@ impl Names {
 /// Converts; returns what was done.
 pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let file = o.invocations.display().to_string();
-    let mut bad = BadRows::new(o.on_bad_row);
+    let mut bad = BadRows::new(o.output.on_bad_row);
     let mut rdr = reader(&o.invocations)?;
     let header = rdr.byte_headers().map_err(|e| csv_err(&file, e))?.clone();
     for (i, k) in KEYS.iter().enumerate() {
@@ -139,7 +118,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             format!("empty window: minutes [{from}, {to}) of {minutes}"),
         ));
     }
-    let counts_file = counts_path(&o.out);
+    let counts_file = counts_path(&o.output.out);
     let mut out = BufWriter::with_capacity(
         1 << 20,
         File::create(&counts_file)
@@ -205,7 +184,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             }
             Select::Random(n) => {
                 let mut ix: Vec<usize> = (0..metas.len()).collect();
-                let mut rng = Pcg64::seed_from_u64(o.seed);
+                let mut rng = Pcg64::seed_from_u64(o.output.seed);
                 let n = n.min(ix.len());
                 for i in 0..n {
                     let j = rng.random_range(i..ix.len());
@@ -267,18 +246,9 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     };
     summary.rows_skipped = bad.skipped;
 
-    let base = o
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut parts = Parts {
-        origin: o.out.display().to_string(),
-        users: Vec::new(),
-        functions: Vec::with_capacity(metas.len()),
-        seed: o.seed,
-        streams: Vec::new(),
-    };
+    let base = o.output.base();
+    let mut parts = o.output.parts();
+    parts.functions.reserve(metas.len());
     let mut seen_users: HashSet<String> = HashSet::new();
     for m in &metas {
         let user = users.get(&m.owner, &m.owner, "o");
@@ -306,7 +276,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         };
         parts
             .functions
-            .push(o.mapping.function(fname, duration_ms, memory_mb, base)?);
+            .push(o.output.mapping.function(fname, duration_ms, memory_mb, base)?);
     }
     summary.functions = parts.functions.len() as u64;
     summary.users = parts.users.len() as u64;
@@ -326,11 +296,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         o.scale,
         o.select,
         o.law,
-        o.seed,
+        o.output.seed,
         summary.functions,
         summary.invocations
     );
-    write_yaml(&parts, Some(&counts_ref), &o.out, &header)?;
+    write_yaml(&parts, Some(&counts_ref), &o.output.out, &header)?;
     Ok(summary)
 }
 
