@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use faasload::store::{LoadStatus, Store};
-use faasload::trace::{Invocation, load};
-use faasload_tests::{bin, require_root};
+use faasload::store::LoadStatus;
+use faasload::trace::{Invocation, Trace, load};
+use faasload_tests::{bin, last_load, require_root};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -48,28 +48,25 @@ fn source_counts(path: &Path) -> Vec<(String, Vec<u64>)> {
         .collect()
 }
 
-fn convert_az(dir: &Path, law: &str, seed: &str, extra: &[&str]) -> Vec<Invocation> {
-    let out = dir.join(format!("az-{law}-{seed}.yaml"));
-    let mut args = vec![
-        "convert",
-        "azure2019",
-        AZ,
-        "--law",
-        law,
-        "--seed",
-        seed,
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+/// Converts the Azure 2019 sample (from the repository's root) with `extra` options.
+fn convert_sample(out: &Path, extra: &[&str]) -> Trace {
     let o = Command::new(bin())
         .current_dir(repo(""))
-        .arg("trace")
-        .args(&args)
+        .args(["trace", "convert", "azure2019", AZ])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    load(&out).unwrap().invocations().collect()
+    load(out).unwrap()
+}
+
+fn convert_az(dir: &Path, law: &str, seed: &str, extra: &[&str]) -> Vec<Invocation> {
+    let out = dir.join(format!("az-{law}-{seed}.yaml"));
+    let mut args = vec!["--law", law, "--seed", seed];
+    args.extend_from_slice(extra);
+    convert_sample(&out, &args).invocations().collect()
 }
 
 #[test]
@@ -77,17 +74,7 @@ fn azure2019_every_law_keeps_each_minute_count_and_arrivals_inside_their_minute(
     let dir = tempfile::tempdir().unwrap();
     let src = source_counts(&repo(AZ));
     for law in ["equidistant", "poisson", "exponential"] {
-        let t = {
-            let out = dir.path().join(format!("{law}.yaml"));
-            let o = Command::new(bin())
-                .current_dir(repo(""))
-                .args(["trace", "convert", "azure2019", AZ, "--law", law, "-o"])
-                .arg(&out)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            load(&out).unwrap()
-        };
+        let t = convert_sample(&dir.path().join(format!("{law}.yaml")), &["--law", law]);
         // Functions appear in the file's order; each name starts with its hash prefix.
         let mut got: Vec<Vec<u64>> = vec![vec![0; 1440]; t.functions.len()];
         let mut n = 0u64;
@@ -148,28 +135,23 @@ fn azure2019_same_seed_same_trace_other_seed_other_trace() {
 fn azure2019_top_window_scale_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("top.yaml");
-    let o = Command::new(bin())
-        .current_dir(repo(""))
-        .args([
-            "trace",
-            "convert",
-            "azure2019",
-            AZ,
+    let t = convert_sample(
+        &out,
+        &[
             "--top",
             "2",
             "--from-minute",
             "60",
-        ])
-        .args(["--to-minute", "120", "--scale", "0.5", "--memory"])
-        .arg("config/traces/azure2019/app_memory_percentiles.anon.d01.csv")
-        .arg("--durations")
-        .arg("config/traces/azure2019/function_durations_percentiles.anon.d01.csv")
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let t = load(&out).unwrap();
+            "--to-minute",
+            "120",
+            "--scale",
+            "0.5",
+            "--memory",
+            "config/traces/azure2019/app_memory_percentiles.anon.d01.csv",
+            "--durations",
+            "config/traces/azure2019/function_durations_percentiles.anon.d01.csv",
+        ],
+    );
     assert_eq!(t.functions.len(), 2);
     let src = source_counts(&repo(AZ));
     let mut window: Vec<(u64, &str)> = src
@@ -426,17 +408,13 @@ fn check_reports_file_line_col() {
 #[test]
 fn azure2019_names_have_one_kind_letter_and_the_hash_prefix() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("names.yaml");
-    let o = Command::new(bin())
-        .current_dir(repo(""))
-        .args(["trace", "convert", "azure2019", AZ, "-o"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let t = load(&out).unwrap();
+    let t = convert_sample(&dir.path().join("names.yaml"), &[]);
     let text = std::fs::read_to_string(repo(AZ)).unwrap();
-    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
     // Owners in order of first appearance become users `o-` + 10 hash characters.
     let mut owners: Vec<&str> = Vec::new();
     for r in &rows {
@@ -490,7 +468,11 @@ fn synth_conditional_keeps_its_parameter_specs() {
         let n = i.params.get("n").and_then(|v| v.as_i64());
         assert!(n.is_some_and(|n| (1..=9).contains(&n)), "{i:?}");
         seen.insert(n.unwrap());
-        assert_eq!(i.params.get("mode"), Some(&serde_json::json!("fast")), "{i:?}");
+        assert_eq!(
+            i.params.get("mode"),
+            Some(&serde_json::json!("fast")),
+            "{i:?}"
+        );
     }
     assert!(seen.len() > 5, "n is drawn, not fixed: {seen:?}");
     let b: Vec<Invocation> = load(p("c2.yaml")).unwrap().invocations().collect();
@@ -509,14 +491,7 @@ fn window_counts(from: usize, to: usize) -> Vec<Vec<u64>> {
 fn load_dry_run_walks_a_converted_window_with_its_exact_counts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.yaml");
-    let o = Command::new(bin())
-        .current_dir(repo(""))
-        .args(["trace", "convert", "azure2019", AZ])
-        .args(["--from-minute", "600", "--to-minute", "660", "-o"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = convert_sample(&out, &["--from-minute", "600", "--to-minute", "660"]);
     let o = Command::new(bin())
         .args(["load", "--dry-run"])
         .arg(&out)
@@ -531,19 +506,34 @@ fn load_dry_run_walks_a_converted_window_with_its_exact_counts() {
         header.contains(&format!(": {total} invocations from ")) && header.contains("nothing sent"),
         "{header}"
     );
-    let t = load(&out).unwrap();
     let lines: Vec<&str> = text.lines().skip(2).collect();
     assert_eq!(lines.len(), t.functions.len(), "{text}");
     for (i, l) in lines.iter().enumerate() {
         let f: Vec<&str> = l.split('\t').collect();
         assert_eq!(f[1], t.functions[i].name, "{l}");
-        assert_eq!(f[2].parse::<u64>().unwrap(), want[i].iter().sum::<u64>(), "{l}");
+        assert_eq!(
+            f[2].parse::<u64>().unwrap(),
+            want[i].iter().sum::<u64>(),
+            "{l}"
+        );
     }
     // A trace with a defect is refused before anything is walked.
-    let bad = write(dir.path(), "bad.yaml", "users: [{name: u}]\nfunctions: []\nstreams: [{user: u, function: nope, rate: 1, duration: 1}]\n");
-    let o = Command::new(bin()).args(["load", "--dry-run"]).arg(&bad).output().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "users: [{name: u}]\nfunctions: []\nstreams: [{user: u, function: nope, rate: 1, duration: 1}]\n",
+    );
+    let o = Command::new(bin())
+        .args(["load", "--dry-run"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.yaml:3:"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.yaml:3:"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A converted two-minute window of the sample is replayed on the embedded platform: every
@@ -561,18 +551,19 @@ fn converted_azure2019_window_replays_with_its_per_minute_counts() {
     );
     let out = dir.path().join("w.yaml");
     let (from, to) = (60, 62);
-    let o = Command::new(bin())
-        .current_dir(repo(""))
-        .args(["trace", "convert", "azure2019", AZ, "--law", "poisson"])
-        .args(["--from-minute", &from.to_string(), "--to-minute", &to.to_string()])
-        .arg("--mapping")
-        .arg(&mapping)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let t = load(&out).unwrap();
+    let t = convert_sample(
+        &out,
+        &[
+            "--law",
+            "poisson",
+            "--from-minute",
+            &from.to_string(),
+            "--to-minute",
+            &to.to_string(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
     let schedule: Vec<Invocation> = t.invocations().collect();
     let want = window_counts(from, to);
     assert_eq!(
@@ -597,21 +588,13 @@ fn converted_azure2019_window_replays_with_its_per_minute_counts() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let (status, rows) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let s = Store::open(&format!("sqlite://{}", db.display()))
-                .await
-                .unwrap();
-            let last = s.loads().await.unwrap().pop().expect("a load");
-            let rows = s.rows(last.id).await.unwrap();
-            s.close().await;
-            (last.status, rows)
-        });
+    let (status, rows) = last_load(&db);
     assert_eq!(status, LoadStatus::Completed);
-    assert_eq!(rows.len(), schedule.len(), "one row per scheduled invocation");
+    assert_eq!(
+        rows.len(),
+        schedule.len(),
+        "one row per scheduled invocation"
+    );
     // The run's start, from any row: intended instant minus its schedule offset.
     let start = rows[0].intended_epoch_ns - schedule[rows[0].seq as usize].at_ns as i64;
     let mut got = vec![vec![0u64; to - from]; t.functions.len()];
@@ -634,6 +617,10 @@ fn converted_azure2019_window_replays_with_its_per_minute_counts() {
         seqs.push(r.seq);
     }
     seqs.sort_unstable();
-    assert_eq!(seqs, (0..schedule.len() as i64).collect::<Vec<_>>(), "each sent once");
+    assert_eq!(
+        seqs,
+        (0..schedule.len() as i64).collect::<Vec<_>>(),
+        "each sent once"
+    );
     assert_eq!(got, want, "invocations per function per minute");
 }

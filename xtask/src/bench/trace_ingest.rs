@@ -165,8 +165,8 @@ fn repeat(
             let t0 = Instant::now();
             let u = run_measured(&mut c(), log, log, STEP_TIMEOUT)?;
             let wall_s = t0.elapsed().as_secs_f64();
-            let out = std::fs::read_to_string(log)
-                .with_context(|| format!("read {}", log.display()))?;
+            let out =
+                std::fs::read_to_string(log).with_context(|| format!("read {}", log.display()))?;
             check(&out).with_context(|| format!("{what}: unexpected output"))?;
             println!(
                 "    {wall_s:.2} s, cpu {:.2} s, peak RSS {:.0} MiB",

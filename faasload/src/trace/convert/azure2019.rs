@@ -274,9 +274,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             }
             None => 256,
         };
-        parts
-            .functions
-            .push(o.output.mapping.function(fname, duration_ms, memory_mb, base)?);
+        parts.functions.push(
+            o.output
+                .mapping
+                .function(fname, duration_ms, memory_mb, base)?,
+        );
     }
     summary.functions = parts.functions.len() as u64;
     summary.users = parts.users.len() as u64;
@@ -429,7 +431,13 @@ mod tests {
         assert_eq!(n.get("a/x/f00", "f00d5eed0123456789", "f"), "f-f00d5eed01");
         // The same key gets the same name; another key with the same prefix another one.
         assert_eq!(n.get("a/x/f00", "f00d5eed0123456789", "f"), "f-f00d5eed01");
-        assert_eq!(n.get("b/y/f00", "f00d5eed01ffffffff", "f"), "f-f00d5eed01-1");
-        assert_eq!(n.get("c/z/f00", "f00d5eed01eeeeeeee", "f"), "f-f00d5eed01-2");
+        assert_eq!(
+            n.get("b/y/f00", "f00d5eed01ffffffff", "f"),
+            "f-f00d5eed01-1"
+        );
+        assert_eq!(
+            n.get("c/z/f00", "f00d5eed01eeeeeeee", "f"),
+            "f-f00d5eed01-2"
+        );
     }
 }

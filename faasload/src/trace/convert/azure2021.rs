@@ -114,9 +114,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         u.namespace = u.name.clone();
         let mean_ms = dur_sum / list.len().max(1) as f64 * 1000.0;
         let fname = format!("f{}_{i}", short(&key.1, 10));
-        parts
-            .functions
-            .push(o.output.mapping.function(fname, mean_ms, o.memory_mb, base)?);
+        parts.functions.push(
+            o.output
+                .mapping
+                .function(fname, mean_ms, o.memory_mb, base)?,
+        );
         summary.invocations += list.len() as u64;
         parts.streams.push(Stream {
             user,

@@ -125,9 +125,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         let name = names.entry(id).or_insert_with(|| format!("fn{id}")).clone();
         summary.invocations += series[k].iter().map(|c| c.1).sum::<u64>();
         write_row(&mut out, "huawei", &name, series[k].iter().copied()).map_err(io)?;
-        parts
-            .functions
-            .push(o.output.mapping.function(name, o.duration_ms, o.memory_mb, base)?);
+        parts.functions.push(
+            o.output
+                .mapping
+                .function(name, o.duration_ms, o.memory_mb, base)?,
+        );
     }
     out.flush().map_err(io)?;
     summary.functions = parts.functions.len() as u64;
