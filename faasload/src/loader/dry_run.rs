@@ -26,26 +26,14 @@ pub struct DryRun {
 /// Walks the whole schedule of `trace` once; an error if it is out of time order or
 /// names a pair the trace does not deploy (the scheduler would send it anyway).
 pub fn walk(trace: &Trace) -> Result<DryRun> {
-    // Pair index by (user, function): a dense table when it is small, else a search.
-    let users = trace.users.len();
-    let functions = trace.functions.len();
+    // Pair index by function, then user (a function is invoked by few users): O(1) per
+    // invocation without a users x functions table.
     let mut counts = vec![0u64; trace.pairs.len()];
-    let dense: Option<Vec<u32>> = (users.saturating_mul(functions) <= 1 << 24).then(|| {
-        let mut t = vec![u32::MAX; users * functions];
-        for (i, &(u, f)) in trace.pairs.iter().enumerate() {
-            t[u as usize * functions + f as usize] = i as u32;
+    let mut by_function: Vec<Vec<(u32, usize)>> = vec![Vec::new(); trace.functions.len()];
+    for (i, &(u, f)) in trace.pairs.iter().enumerate() {
+        if let Some(v) = by_function.get_mut(f as usize) {
+            v.push((u, i));
         }
-        t
-    });
-    let mut sorted: Vec<((u32, u32), u32)> = Vec::new();
-    if dense.is_none() {
-        sorted = trace
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| (p, i as u32))
-            .collect();
-        sorted.sort_unstable();
     }
     let t0 = Instant::now();
     let mut d = DryRun::default();
@@ -65,18 +53,12 @@ pub fn walk(trace: &Trace) -> Result<DryRun> {
         }
         last = inv.at_ns;
         d.invocations += 1;
-        let slot = match &dense {
-            Some(t) => t
-                .get(inv.user as usize * functions + inv.function as usize)
-                .copied()
-                .filter(|&i| i != u32::MAX),
-            None => sorted
-                .binary_search_by_key(&(inv.user, inv.function), |&(p, _)| p)
-                .ok()
-                .map(|k| sorted[k].1),
-        };
+        let slot = by_function
+            .get(inv.function as usize)
+            .and_then(|v| v.iter().find(|&&(u, _)| u == inv.user))
+            .map(|&(_, i)| i);
         match slot {
-            Some(i) => counts[i as usize] += 1,
+            Some(i) => counts[i] += 1,
             None => bail!(
                 "{}: invocation {} is for user {} / function {}, a pair the trace does not deploy",
                 trace.origin,
