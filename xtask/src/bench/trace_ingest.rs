@@ -417,6 +417,20 @@ fn measure(ws: &Workspace, bin: &Path, tmp: &Path, sizes: &Sizes) -> Result<Stri
         },
         conv_rate / peer_rate,
     );
+    let _ = writeln!(
+        md,
+        "\nReading: the replay goal is measured on `load --dry-run`, i.e. the loader's own \
+         schedule iterator (the one its scheduler consumes) without the sending; a real \
+         replay adds the per-invocation send path (suite `loader`). Memory holds the day's \
+         per-minute counts compactly (dense `u16` per minute or sparse `(minute, count)` \
+         pairs per function) and one pending invocation per stream, never the arrivals: \
+         peak RSS follows the number of functions and non-zero minutes, not the number of \
+         invocations. The walk is a k-way heap merge of one stream per function, so its rate \
+         falls as streams are added (log2 of {rows} streams per invocation, and each \
+         stream's state is a cache miss); `trace stats` and `load --dry-run` differ only by \
+         what they tally per invocation. The Python peer only parses and sums the CSV \
+         (conversion also writes the counts file)."
+    );
     println!("{md}");
     Ok(md)
 }
