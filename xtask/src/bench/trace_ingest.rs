@@ -151,6 +151,13 @@ with open(sys.argv[1], newline='') as f:
 print(rows, n)
 "#;
 
+/// `program args... files...`.
+fn command(program: &Path, args: &[&str], files: &[&Path]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args).args(files);
+    c
+}
+
 /// Runs `c` `reps` times (output to `log`), checking each run's output with `check`.
 fn repeat(
     what: &str,
@@ -240,11 +247,7 @@ fn measure(ws: &Workspace, bin: &Path, tmp: &Path, sizes: &Sizes) -> Result<Stri
         "faasload trace check (parse and validate the converted day)",
         sizes.reps,
         &tmp.join("check.log"),
-        || {
-            let mut c = Command::new(bin);
-            c.args(["trace", "check"]).arg(&out);
-            c
-        },
+        || command(bin, &["trace", "check"], &[&out]),
         |log| {
             let want = format!("{rows} functions, {rows} pairs, {total} invocations");
             if !log.contains(&want) {
@@ -257,11 +260,7 @@ fn measure(ws: &Workspace, bin: &Path, tmp: &Path, sizes: &Sizes) -> Result<Stri
         "faasload trace stats --json (lazy walk)",
         sizes.reps,
         &tmp.join("stats.log"),
-        || {
-            let mut c = Command::new(bin);
-            c.args(["trace", "stats", "--json"]).arg(&out);
-            c
-        },
+        || command(bin, &["trace", "stats", "--json"], &[&out]),
         |log| match number_after(log, "\"invocations\": ") {
             Some(n) if n as u64 == total => Ok(()),
             other => bail!("stats saw {other:?} invocations, the file holds {total}"),
@@ -273,11 +272,7 @@ fn measure(ws: &Workspace, bin: &Path, tmp: &Path, sizes: &Sizes) -> Result<Stri
         "faasload load --dry-run (the replay's schedule of the day)",
         sizes.reps,
         &tmp.join("dry.log"),
-        || {
-            let mut c = Command::new(bin);
-            c.args(["load", "--dry-run"]).arg(&out);
-            c
-        },
+        || command(bin, &["load", "--dry-run"], &[&out]),
         |log| {
             let n = number_after(log, ": ")
                 .filter(|_| log.starts_with("dry run of "))
@@ -299,11 +294,7 @@ fn measure(ws: &Workspace, bin: &Path, tmp: &Path, sizes: &Sizes) -> Result<Stri
         "peer: python3 csv",
         sizes.peer_reps,
         &tmp.join("peer.log"),
-        || {
-            let mut c = Command::new("python3");
-            c.arg(&peer_py).arg(&csv);
-            c
-        },
+        || command(Path::new("python3"), &[], &[&peer_py, &csv]),
         |log| {
             let want = format!("{rows} {total}");
             if log.trim() != want {
