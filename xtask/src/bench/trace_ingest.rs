@@ -4,8 +4,8 @@
 //! `faasload trace convert azure2019` (rows/s, invocations/s), `faasload trace check`
 //! (parse and validate the converted day), `faasload trace stats` (one lazy walk of its
 //! schedule) and `faasload load --dry-run` (the loader's own schedule of the whole day,
-//! iterated in order without sending: the replay side, against issue 6's goal of
-//! >= 1 M trace lines/s and < 1 GiB peak). Peer in the same run: Python's `csv` module
+//! iterated in order without sending: the replay side, against issue 6's goal of at
+//! least 1 M trace lines/s and under 1 GiB peak). Peer in the same run: Python's `csv` module
 //! reading the same file and summing its counts. Each step is repeated (medians and
 //! min..max); peak memory is the child's `ru_maxrss` (wait4). The day file is generated
 //! deterministically (a fixed PCG-style LCG: 64-hex hashes like the real ones, a heavy
@@ -122,7 +122,7 @@ fn generate(path: &Path, rows: u32) -> Result<u64> {
         for _ in 0..1440 {
             let v = lcg(&mut x);
             let c = match class {
-                0..=599 => u32::from(v % 16 == 0),
+                0..=599 => u32::from(v.is_multiple_of(16)),
                 600..=949 => v % 3,
                 950..=998 => v % 8,
                 _ => v % 400,

@@ -154,7 +154,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         *app_functions
             .entry((owner.clone(), app.clone()))
             .or_insert(0) += 1;
-        if !o.triggers.is_empty() && !o.triggers.iter().any(|t| *t == trigger) {
+        if !o.triggers.is_empty() && !o.triggers.contains(&trigger) {
             continue;
         }
         let total: u64 = counts.iter().sum();
