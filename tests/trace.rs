@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use faasload::trace::{Invocation, load};
-use faasload_tests::bin;
+use faasload::store::LoadStatus;
+use faasload::trace::{Invocation, Trace, load};
+use faasload_tests::{bin, last_load, require_root};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -47,28 +48,25 @@ fn source_counts(path: &Path) -> Vec<(String, Vec<u64>)> {
         .collect()
 }
 
-fn convert_az(dir: &Path, law: &str, seed: &str, extra: &[&str]) -> Vec<Invocation> {
-    let out = dir.join(format!("az-{law}-{seed}.yaml"));
-    let mut args = vec![
-        "convert",
-        "azure2019",
-        AZ,
-        "--law",
-        law,
-        "--seed",
-        seed,
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+/// Converts the Azure 2019 sample (from the repository's root) with `extra` options.
+fn convert_sample(out: &Path, extra: &[&str]) -> Trace {
     let o = Command::new(bin())
         .current_dir(repo(""))
-        .arg("trace")
-        .args(&args)
+        .args(["trace", "convert", "azure2019", AZ])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    load(&out).unwrap().invocations().collect()
+    load(out).unwrap()
+}
+
+fn convert_az(dir: &Path, law: &str, seed: &str, extra: &[&str]) -> Vec<Invocation> {
+    let out = dir.join(format!("az-{law}-{seed}.yaml"));
+    let mut args = vec!["--law", law, "--seed", seed];
+    args.extend_from_slice(extra);
+    convert_sample(&out, &args).invocations().collect()
 }
 
 #[test]
@@ -76,17 +74,7 @@ fn azure2019_every_law_keeps_each_minute_count_and_arrivals_inside_their_minute(
     let dir = tempfile::tempdir().unwrap();
     let src = source_counts(&repo(AZ));
     for law in ["equidistant", "poisson", "exponential"] {
-        let t = {
-            let out = dir.path().join(format!("{law}.yaml"));
-            let o = Command::new(bin())
-                .current_dir(repo(""))
-                .args(["trace", "convert", "azure2019", AZ, "--law", law, "-o"])
-                .arg(&out)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            load(&out).unwrap()
-        };
+        let t = convert_sample(&dir.path().join(format!("{law}.yaml")), &["--law", law]);
         // Functions appear in the file's order; each name starts with its hash prefix.
         let mut got: Vec<Vec<u64>> = vec![vec![0; 1440]; t.functions.len()];
         let mut n = 0u64;
@@ -147,28 +135,23 @@ fn azure2019_same_seed_same_trace_other_seed_other_trace() {
 fn azure2019_top_window_scale_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("top.yaml");
-    let o = Command::new(bin())
-        .current_dir(repo(""))
-        .args([
-            "trace",
-            "convert",
-            "azure2019",
-            AZ,
+    let t = convert_sample(
+        &out,
+        &[
             "--top",
             "2",
             "--from-minute",
             "60",
-        ])
-        .args(["--to-minute", "120", "--scale", "0.5", "--memory"])
-        .arg("config/traces/azure2019/app_memory_percentiles.anon.d01.csv")
-        .arg("--durations")
-        .arg("config/traces/azure2019/function_durations_percentiles.anon.d01.csv")
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let t = load(&out).unwrap();
+            "--to-minute",
+            "120",
+            "--scale",
+            "0.5",
+            "--memory",
+            "config/traces/azure2019/app_memory_percentiles.anon.d01.csv",
+            "--durations",
+            "config/traces/azure2019/function_durations_percentiles.anon.d01.csv",
+        ],
+    );
     assert_eq!(t.functions.len(), 2);
     let src = source_counts(&repo(AZ));
     let mut window: Vec<(u64, &str)> = src
@@ -183,11 +166,11 @@ fn azure2019_top_window_scale_and_memory() {
     let v: Vec<Invocation> = t.invocations().collect();
     assert_eq!(v.len() as u64, want);
     assert!(v.iter().all(|i| i.at_ns < 3_600_000_000_000));
-    // f3d3 (app a3333, 300 MB, alone in its app) is the busiest of the window.
+    // The fourth function (300 MB, alone in its app) is the busiest of the window.
     let f = t
         .functions
         .iter()
-        .find(|f| f.name.contains("f3d3d3d3"))
+        .find(|f| f.name.contains(&src[3].0[..10]))
         .unwrap();
     assert_eq!(f.memory_mb, 300);
 }
@@ -420,4 +403,224 @@ fn check_reports_file_line_col() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.yaml:4:"), "{err}");
+}
+
+#[test]
+fn azure2019_names_have_one_kind_letter_and_the_hash_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = convert_sample(&dir.path().join("names.yaml"), &[]);
+    let text = std::fs::read_to_string(repo(AZ)).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    // Owners in order of first appearance become users `o-` + 10 hash characters.
+    let mut owners: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !owners.contains(&r[0]) {
+            owners.push(r[0]);
+        }
+    }
+    let users: Vec<&str> = t.users.iter().map(|u| u.name.as_str()).collect();
+    let want: Vec<String> = owners.iter().map(|h| format!("o-{}", &h[..10])).collect();
+    assert_eq!(users, want);
+    let functions: Vec<&str> = t.functions.iter().map(|f| f.name.as_str()).collect();
+    let want: Vec<String> = rows.iter().map(|r| format!("f-{}", &r[2][..10])).collect();
+    assert_eq!(functions, want);
+    let mut unique = functions.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), functions.len());
+}
+
+#[test]
+fn synth_conditional_keeps_its_parameter_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let synth = |out: &str| {
+        ok(&[
+            "synth",
+            "-o",
+            &p(out),
+            "--law",
+            "conditional",
+            "--tenants",
+            "2",
+            "--functions",
+            "2",
+            "--mean-iat",
+            "1",
+            "--span",
+            "60",
+            "--param",
+            "n={range_int: {min: 1, max: 9}}",
+            "--param",
+            "mode=fast",
+        ])
+    };
+    synth("c.yaml");
+    synth("c2.yaml");
+    let a: Vec<Invocation> = load(p("c.yaml")).unwrap().invocations().collect();
+    assert_eq!(a.len(), 2 * 2 * 60, "conditional keeps the exact count");
+    let mut seen = std::collections::BTreeSet::new();
+    for i in &a {
+        let n = i.params.get("n").and_then(|v| v.as_i64());
+        assert!(n.is_some_and(|n| (1..=9).contains(&n)), "{i:?}");
+        seen.insert(n.unwrap());
+        assert_eq!(
+            i.params.get("mode"),
+            Some(&serde_json::json!("fast")),
+            "{i:?}"
+        );
+    }
+    assert!(seen.len() > 5, "n is drawn, not fixed: {seen:?}");
+    let b: Vec<Invocation> = load(p("c2.yaml")).unwrap().invocations().collect();
+    assert_eq!(a, b, "same seed, same draws");
+}
+
+/// Counts of the sample per function (file order) and minute, for minutes `[from, to)`.
+fn window_counts(from: usize, to: usize) -> Vec<Vec<u64>> {
+    source_counts(&repo(AZ))
+        .into_iter()
+        .map(|(_, c)| c[from..to].to_vec())
+        .collect()
+}
+
+#[test]
+fn load_dry_run_walks_a_converted_window_with_its_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.yaml");
+    let t = convert_sample(&out, &["--from-minute", "600", "--to-minute", "660"]);
+    let o = Command::new(bin())
+        .args(["load", "--dry-run"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let want = window_counts(600, 660);
+    let total: u64 = want.iter().flatten().sum();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains(&format!(": {total} invocations from ")) && header.contains("nothing sent"),
+        "{header}"
+    );
+    let lines: Vec<&str> = text.lines().skip(2).collect();
+    assert_eq!(lines.len(), t.functions.len(), "{text}");
+    for (i, l) in lines.iter().enumerate() {
+        let f: Vec<&str> = l.split('\t').collect();
+        assert_eq!(f[1], t.functions[i].name, "{l}");
+        assert_eq!(
+            f[2].parse::<u64>().unwrap(),
+            want[i].iter().sum::<u64>(),
+            "{l}"
+        );
+    }
+    // A trace with a defect is refused before anything is walked.
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "users: [{name: u}]\nfunctions: []\nstreams: [{user: u, function: nope, rate: 1, duration: 1}]\n",
+    );
+    let o = Command::new(bin())
+        .args(["load", "--dry-run"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.yaml:3:"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A converted two-minute window of the sample is replayed on the embedded platform: every
+/// scheduled invocation is sent once, succeeds, and the invocations per function per
+/// minute equal the sample's counts.
+#[test]
+fn converted_azure2019_window_replays_with_its_per_minute_counts() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    // Every function becomes the no-op action: the test is about the schedule.
+    let mapping = write(
+        dir.path(),
+        "noop.yaml",
+        "rules:\n  - {kind: \"python:3\", code: python/noop.py}\n",
+    );
+    let out = dir.path().join("w.yaml");
+    let (from, to) = (60, 62);
+    let t = convert_sample(
+        &out,
+        &[
+            "--law",
+            "poisson",
+            "--from-minute",
+            &from.to_string(),
+            "--to-minute",
+            &to.to_string(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
+    let schedule: Vec<Invocation> = t.invocations().collect();
+    let want = window_counts(from, to);
+    assert_eq!(
+        schedule.len() as u64,
+        want.iter().flatten().sum::<u64>(),
+        "converted counts"
+    );
+    assert!(schedule.len() >= 20, "a window with some load");
+
+    let db = dir.path().join("r.db");
+    let o = Command::new(bin())
+        .arg("load")
+        .arg(&out)
+        .args(["--embedded", "--quiet", "--store"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env("FAASLOAD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (status, rows) = last_load(&db);
+    assert_eq!(status, LoadStatus::Completed);
+    assert_eq!(
+        rows.len(),
+        schedule.len(),
+        "one row per scheduled invocation"
+    );
+    // The run's start, from any row: intended instant minus its schedule offset.
+    let start = rows[0].intended_epoch_ns - schedule[rows[0].seq as usize].at_ns as i64;
+    let mut got = vec![vec![0u64; to - from]; t.functions.len()];
+    let mut seqs: Vec<i64> = Vec::new();
+    for r in &rows {
+        assert_eq!(r.class, "success", "{r:?}");
+        let inv = &schedule[r.seq as usize];
+        let f = &t.functions[inv.function as usize];
+        assert_eq!(r.function, f.name, "{r:?}");
+        assert_eq!(r.user, t.users[inv.user as usize].name, "{r:?}");
+        // Sent at (or after) its intended instant, which is the schedule's.
+        assert!(
+            (r.intended_epoch_ns - start - inv.at_ns as i64).abs() <= 1_000_000,
+            "{r:?} vs {inv:?}"
+        );
+        let sent = r.sent_epoch_ns.expect("sent");
+        assert!(sent >= r.intended_epoch_ns, "{r:?}");
+        let minute = ((r.intended_epoch_ns - start) / 60_000_000_000) as usize;
+        got[inv.function as usize][minute] += 1;
+        seqs.push(r.seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (0..schedule.len() as i64).collect::<Vec<_>>(),
+        "each sent once"
+    );
+    assert_eq!(got, want, "invocations per function per minute");
 }

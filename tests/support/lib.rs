@@ -14,7 +14,7 @@ pub mod store_rows;
 pub mod suite;
 pub mod workload;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The `faasload` binary under test: `$FAASLOAD_BIN`, else `target/debug/faasload`.
 pub fn bin() -> PathBuf {
@@ -50,4 +50,21 @@ pub fn unique(tag: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The status and rows of the last load in the SQLite store `db`.
+pub fn last_load(db: &Path) -> (faasload::store::LoadStatus, Vec<faasload::store::StoredRow>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = faasload::store::Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let last = s.loads().await.unwrap().pop().expect("a load in the store");
+        let rows = s.rows(last.id).await.unwrap();
+        s.close().await;
+        (last.status, rows)
+    })
 }

@@ -16,6 +16,7 @@ mod monitor_overhead;
 mod monitor_precision;
 mod monitor_query;
 mod platform;
+mod trace_ingest;
 
 use std::path::Path;
 use std::process::Command;
@@ -68,6 +69,12 @@ const SUITES: &[(&str, &str, Suite)] = &[
         "query latency of the monitor at 1,000 queries/s (open loop) while it samples 100 \
          containers, beside reading the cgroup files directly",
         monitor_query::run,
+    ),
+    (
+        "trace-ingest",
+        "speed and peak memory of converting an Azure-2019-sized day file and of a lazy \
+         walk of the converted day, beside python3's csv module on the same file",
+        trace_ingest::run,
     ),
 ];
 

@@ -95,6 +95,11 @@ pub struct LoadArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Validate the trace and walk its whole schedule in order without sending anything
+    /// (nothing is started or deployed); print the count per user and function and the
+    /// time span.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Arguments of `faasload deploy`.
@@ -236,6 +241,11 @@ impl RowSink for SharedReport {
 pub fn load(a: LoadArgs) -> Result<()> {
     // Everything about the trace is checked before anything is started or sent.
     let trace = Arc::new(crate::trace::load(&a.trace)?);
+    if a.dry_run {
+        let d = super::dry_run::walk(&trace)?;
+        print!("{}", super::dry_run::render(&trace, &d));
+        return Ok(());
+    }
     runtime()?.block_on(load_async(a, trace))
 }
 

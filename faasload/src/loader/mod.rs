@@ -5,6 +5,7 @@
 //! and one recorder task feeds the histograms and the store's batching writer: neither
 //! the network nor the database ever sits on the scheduler's path.
 pub mod cli;
+pub mod dry_run;
 pub mod embedded;
 pub mod invoker;
 pub mod monitor_client;

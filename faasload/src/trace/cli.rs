@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use super::catalog::FunctionCatalog;
@@ -98,7 +98,7 @@ struct Azure2019Args {
     #[arg(long)]
     to_minute: Option<u32>,
     /// Rate scale factor (cumulative rounding: no count lost).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = positive_scale)]
     scale: f64,
     /// How a minute's count becomes arrivals: equidistant, poisson (sorted uniforms),
     /// exponential (normalised gaps); exact count either way.
@@ -128,7 +128,8 @@ struct HuaweiArgs {
     /// Seconds per row: 1 (per-second files) or 60 (per-minute).
     #[arg(long, default_value_t = 1.0)]
     bin: f64,
-    #[arg(long, default_value_t = 1.0)]
+    /// Rate scale factor (cumulative rounding: no count lost).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_scale)]
     scale: f64,
     #[arg(long, default_value = "poisson")]
     law: String,
@@ -159,6 +160,26 @@ struct YamlToTsvArgs {
 pub struct CheckArgs {
     /// YAML trace or original FaaSLoad directory.
     trace: PathBuf,
+}
+
+impl Common {
+    /// The converters' shared options (the mapping read and checked).
+    fn output(self) -> Result<convert::Output> {
+        Ok(convert::Output {
+            mapping: Mapping::load(self.mapping.as_deref())?,
+            out: self.out,
+            seed: self.seed,
+            on_bad_row: self.on_bad_row,
+        })
+    }
+}
+
+/// A `--scale`: a positive finite number.
+fn positive_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number")),
+    }
 }
 
 fn law(s: &str) -> Result<CountLaw> {
@@ -202,9 +223,6 @@ fn convert_cmd(c: ConvertCmd) -> Result<()> {
                 (_, Some(n)) => convert::azure2019::Select::Random(n),
                 _ => convert::azure2019::Select::All,
             };
-            if !(a.scale.is_finite() && a.scale > 0.0) {
-                bail!("--scale must be a positive number");
-            }
             let s = convert::azure2019::convert(&convert::azure2019::Options {
                 invocations: a.invocations,
                 durations: a.durations,
@@ -216,10 +234,7 @@ fn convert_cmd(c: ConvertCmd) -> Result<()> {
                 to_minute: a.to_minute,
                 scale: a.scale,
                 law: law(&a.law)?,
-                seed: a.common.seed,
-                mapping: Mapping::load(a.common.mapping.as_deref())?,
-                out: a.common.out,
-                on_bad_row: a.common.on_bad_row,
+                output: a.common.output()?,
             })?;
             report(&s);
         }
@@ -229,17 +244,11 @@ fn convert_cmd(c: ConvertCmd) -> Result<()> {
                 from_s: a.from,
                 to_s: a.to,
                 memory_mb: a.memory,
-                seed: a.common.seed,
-                mapping: Mapping::load(a.common.mapping.as_deref())?,
-                out: a.common.out,
-                on_bad_row: a.common.on_bad_row,
+                output: a.common.output()?,
             })?;
             report(&s);
         }
         ConvertCmd::Huawei(a) => {
-            if !(a.scale.is_finite() && a.scale > 0.0) {
-                bail!("--scale must be a positive number");
-            }
             let s = convert::huawei::convert(&convert::huawei::Options {
                 input: a.input,
                 bin_s: a.bin,
@@ -247,10 +256,7 @@ fn convert_cmd(c: ConvertCmd) -> Result<()> {
                 law: law(&a.law)?,
                 memory_mb: a.memory,
                 duration_ms: a.duration_ms,
-                seed: a.common.seed,
-                mapping: Mapping::load(a.common.mapping.as_deref())?,
-                out: a.common.out,
-                on_bad_row: a.common.on_bad_row,
+                output: a.common.output()?,
             })?;
             report(&s);
         }

@@ -4,6 +4,7 @@
 //! pending invocation per stream.
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 use std::sync::Arc;
 
 use rand_pcg::Pcg64;
@@ -180,11 +181,17 @@ impl Merge {
 impl Iterator for Merge {
     type Item = Invocation;
     fn next(&mut self) -> Option<Invocation> {
-        let Reverse((_, index)) = self.heap.pop()?;
+        // The stream's next invocation replaces it at the top of the heap: one sift-down
+        // instead of a pop and a push (the hot path of a day with 50k streams).
+        let mut top = self.heap.peek_mut()?;
+        let Reverse((_, index)) = *top;
         let p = self.heads[index].take()?;
         let next = self.iters[index].next(&self.ctx);
-        if let Some(n) = &next {
-            self.heap.push(Reverse((n.at_ns, index)));
+        match &next {
+            Some(n) => *top = Reverse((n.at_ns, index)),
+            None => {
+                PeekMut::pop(top);
+            }
         }
         self.heads[index] = next;
         let s = &self.ctx.streams[index];

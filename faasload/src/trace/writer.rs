@@ -36,7 +36,16 @@ struct OutTrace<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     streams: Vec<OutStream<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    counts: Option<&'a CountsRef>,
+    counts: Option<OutCounts<'a>>,
+}
+
+/// The `counts:` section with the parameter specs every per-bin stream draws.
+#[derive(Serialize)]
+struct OutCounts<'a> {
+    #[serde(flatten)]
+    reference: &'a CountsRef,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    parameters: Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +147,8 @@ fn inputs_value(i: &InputSpec) -> Value {
 /// The YAML text of `parts` (per-bin streams are referenced through `counts`).
 pub fn to_yaml(parts: &Parts, counts: Option<&CountsRef>) -> Result<String, TraceError> {
     let mut streams = Vec::new();
+    // Per-bin streams share one `counts:` section, so they must share their parameters.
+    let mut counts_params: Option<&Vec<(String, ParamSpec)>> = None;
     for s in &parts.streams {
         let user = &parts.users[s.user as usize].name;
         let function = &parts.functions[s.function as usize].name;
@@ -183,6 +194,15 @@ pub fn to_yaml(parts: &Parts, counts: Option<&CountsRef>) -> Result<String, Trac
                         "per-bin streams need a counts file to be written",
                     ));
                 }
+                match counts_params {
+                    Some(p) if *p != s.params => {
+                        return Err(TraceError::file(
+                            &parts.origin,
+                            "per-bin streams with different parameters cannot share a counts file",
+                        ));
+                    }
+                    _ => counts_params = Some(&s.params),
+                }
                 continue;
             }
         }
@@ -203,7 +223,14 @@ pub fn to_yaml(parts: &Parts, counts: Option<&CountsRef>) -> Result<String, Trac
             .collect(),
         functions: parts.functions.iter().map(out_function).collect(),
         streams,
-        counts,
+        counts: counts.map(|reference| OutCounts {
+            reference,
+            parameters: counts_params
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), spec_value(v)))
+                .collect(),
+        }),
     };
     yaml_serde::to_string(&doc).map_err(|e| TraceError::file(&parts.origin, e.to_string()))
 }

@@ -70,7 +70,8 @@ struct RawTrace {
     counts: Option<RawCounts>,
 }
 
-/// `counts: {file, bin, law, start}`: streams from a counts file (see `counts_file`).
+/// `counts: {file, bin, law, start, parameters}`: streams from a counts file (see
+/// `counts_file`); `parameters` are drawn per invocation for every one of them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCounts {
@@ -78,6 +79,8 @@ struct RawCounts {
     bin: Option<f64>,
     law: Option<String>,
     start: Option<f64>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -359,6 +362,7 @@ fn counts_streams(
             None
         }
     };
+    let params = param_specs(d, &p.k("parameters"), &c.parameters);
     let path = base.join(&c.file);
     let label = path.display().to_string();
     let f = match std::fs::File::open(&path) {
@@ -409,7 +413,7 @@ fn counts_streams(
                 start_ns,
                 counts: Counts::from_pairs(row.counts),
             }),
-            params: Vec::new(),
+            params: params.clone(),
             inputs: None,
         });
         *n += 1;
@@ -481,19 +485,7 @@ fn stream(
         }
         (None, true) => arrival_process(d, p, s, start_s).map(StreamKind::Arrival),
     };
-    let mut params = Vec::new();
-    for (name, v) in &s.parameters {
-        match ParamSpec::from_value(v) {
-            Ok(spec) => params.push((name.clone(), spec)),
-            Err(e) => {
-                let mut at = p.k("parameters").k(name);
-                for seg in &e.path {
-                    at = at.k(seg);
-                }
-                d.add(at, format!("parameter '{name}': {}", e.message));
-            }
-        }
-    }
+    let params = param_specs(d, &p.k("parameters"), &s.parameters);
     let inputs = match &s.inputs {
         None => None,
         Some(v) => inputs(d, &p.k("inputs"), v, input_kind),
@@ -511,6 +503,24 @@ fn stream(
         params,
         inputs,
     })
+}
+
+/// The parameter specs of a `parameters:` map at `p` (defects located under it).
+fn param_specs(d: &mut Defects, p: &YPath, raw: &Map<String, Value>) -> Vec<(String, ParamSpec)> {
+    let mut params = Vec::new();
+    for (name, v) in raw {
+        match ParamSpec::from_value(v) {
+            Ok(spec) => params.push((name.clone(), spec)),
+            Err(e) => {
+                let mut at = p.k(name);
+                for seg in &e.path {
+                    at = at.k(seg);
+                }
+                d.add(at, format!("parameter '{name}': {}", e.message));
+            }
+        }
+    }
+    params
 }
 
 fn explicit(

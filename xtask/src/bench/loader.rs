@@ -451,13 +451,20 @@ impl Kv {
 }
 
 /// What [`run_measured`] measured of a child.
-struct Usage {
-    cpu_ns: u64,
+pub(super) struct Usage {
+    pub cpu_ns: u64,
+    /// Peak resident set (`ru_maxrss`), KiB.
+    pub max_rss_kb: u64,
 }
 
 /// Runs `c` (stdout and stderr to files), reaps it with `wait4` to get its rusage, kills it
 /// after `timeout`; an error, with the tail of its stderr, unless it exited 0.
-fn run_measured(c: &mut Command, out: &Path, err: &Path, timeout: Duration) -> Result<Usage> {
+pub(super) fn run_measured(
+    c: &mut Command,
+    out: &Path,
+    err: &Path,
+    timeout: Duration,
+) -> Result<Usage> {
     let stdout = File::create(out).with_context(|| format!("create {}", out.display()))?;
     let stderr = if err == out {
         stdout.try_clone()?
@@ -511,11 +518,14 @@ fn run_measured(c: &mut Command, out: &Path, err: &Path, timeout: Duration) -> R
         }
         bail!("{what} failed (wait status {status:#x})");
     }
-    Ok(Usage { cpu_ns })
+    Ok(Usage {
+        cpu_ns,
+        max_rss_kb: ru.ru_maxrss.max(0) as u64,
+    })
 }
 
 /// Median and min..max of some values.
-fn spread(xs: &[f64]) -> (f64, f64, f64) {
+pub(super) fn spread(xs: &[f64]) -> (f64, f64, f64) {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();

@@ -20,11 +20,10 @@ use super::super::counts::{CountLaw, Scaler};
 use super::super::counts_file::write_row;
 use super::super::error::TraceError;
 use super::super::model::User;
-use super::super::schedule::Parts;
 use super::super::writer::{CountsRef, write_yaml};
 use super::{
-    BadRows, Mapping, OnBadRow, Summary, clamp_memory, counts_path, parse_count, parse_number,
-    short,
+    BadRows, Output, Summary, clamp_memory, counts_path, csv_err, parse_count, parse_number,
+    reader, short,
 };
 
 /// Which functions to keep.
@@ -52,10 +51,7 @@ pub struct Options {
     pub to_minute: Option<u32>,
     pub scale: f64,
     pub law: CountLaw,
-    pub seed: u64,
-    pub mapping: Mapping,
-    pub out: PathBuf,
-    pub on_bad_row: OnBadRow,
+    pub output: Output,
 }
 
 const KEYS: [&str; 4] = ["HashOwner", "HashApp", "HashFunction", "Trigger"];
@@ -68,28 +64,15 @@ struct Meta {
     total: u64,
 }
 
-fn reader(path: &Path) -> Result<csv::Reader<File>, TraceError> {
-    let f = File::open(path)
-        .map_err(|e| TraceError::file(path.display().to_string(), e.to_string()))?;
-    Ok(csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(f))
-}
-
-fn csv_err(file: &str, e: csv::Error) -> TraceError {
-    match e.position() {
-        Some(p) => TraceError::at(file, p.line() as usize, 1, e.to_string()),
-        None => TraceError::file(file, e.to_string()),
-    }
-}
-
-/// Names for hashes: a prefix, longer when two hashes share it.
+/// Names for hashes: `PREFIX-` and the hash's first 10 characters (`o-13137c717e`,
+/// `f-9a90f04464`), then `-1`, `-2`, ... when two keys share that. The separator keeps
+/// the kind letter apart from the hash (a hash starting with `f` once gave `ff…`).
 #[derive(Default)]
 struct Names {
     by_key: HashMap<String, String>,
     used: HashSet<String>,
+    /// The next suffix to try per base name (no quadratic search when many share one).
+    next: HashMap<String, u32>,
 }
 
 impl Names {
@@ -97,11 +80,12 @@ impl Names {
         if let Some(n) = self.by_key.get(key) {
             return n.clone();
         }
-        let mut n = format!("{prefix}{}", short(hash, 10));
-        let mut i = 1;
+        let base = format!("{prefix}-{}", short(hash, 10));
+        let mut n = base.clone();
         while self.used.contains(&n) {
-            n = format!("{prefix}{}-{i}", short(hash, 10));
-            i += 1;
+            let i = self.next.entry(base.clone()).or_insert(1);
+            n = format!("{base}-{i}");
+            *i += 1;
         }
         self.used.insert(n.clone());
         self.by_key.insert(key.to_string(), n.clone());
@@ -112,7 +96,7 @@ impl Names {
 /// Converts; returns what was done.
 pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let file = o.invocations.display().to_string();
-    let mut bad = BadRows::new(o.on_bad_row);
+    let mut bad = BadRows::new(o.output.on_bad_row);
     let mut rdr = reader(&o.invocations)?;
     let header = rdr.byte_headers().map_err(|e| csv_err(&file, e))?.clone();
     for (i, k) in KEYS.iter().enumerate() {
@@ -134,7 +118,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             format!("empty window: minutes [{from}, {to}) of {minutes}"),
         ));
     }
-    let counts_file = counts_path(&o.out);
+    let counts_file = counts_path(&o.output.out);
     let mut out = BufWriter::with_capacity(
         1 << 20,
         File::create(&counts_file)
@@ -170,35 +154,22 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         *app_functions
             .entry((owner.clone(), app.clone()))
             .or_insert(0) += 1;
-        if !o.triggers.is_empty() && !o.triggers.iter().any(|t| *t == trigger) {
+        if !o.triggers.is_empty() && !o.triggers.contains(&trigger) {
             continue;
         }
         let total: u64 = counts.iter().sum();
-        if direct {
-            let mut s = Scaler::new(o.scale);
-            let user = users.get(&owner, &owner, "o");
-            let fname = funcs.get(&format!("{owner}/{app}/{function}"), &function, "f");
-            let mut n = 0;
-            write_row(
-                &mut out,
-                &user,
-                &fname,
-                counts.iter().enumerate().map(|(b, &c)| {
-                    let c = s.scale(c);
-                    n += c;
-                    (b as u32, c)
-                }),
-            )
-            .map_err(io)?;
-            summary.invocations += n;
-        }
-        metas.push(Meta {
+        let m = Meta {
             row,
             owner,
             app,
             function,
             total,
-        });
+        };
+        if direct {
+            summary.invocations +=
+                write_counts(&mut out, &mut users, &mut funcs, &m, &counts, o.scale).map_err(io)?;
+        }
+        metas.push(m);
     }
     summary.rows_skipped = bad.skipped;
 
@@ -213,7 +184,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             }
             Select::Random(n) => {
                 let mut ix: Vec<usize> = (0..metas.len()).collect();
-                let mut rng = Pcg64::seed_from_u64(o.seed);
+                let mut rng = Pcg64::seed_from_u64(o.output.seed);
                 let n = n.min(ix.len());
                 for i in 0..n {
                     let j = rng.random_range(i..ix.len());
@@ -250,36 +221,15 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             next += 1;
             row_counts(&rec, header.len(), from, to, &mut counts)
                 .map_err(|e| TraceError::file(&file, format!("changed during conversion: {e}")))?;
-            let mut s = Scaler::new(o.scale);
-            let user = users.get(&m.owner, &m.owner, "o");
-            let fname = funcs.get(
-                &format!("{}/{}/{}", m.owner, m.app, m.function),
-                &m.function,
-                "f",
-            );
-            let mut n = 0;
-            write_row(
-                &mut out,
-                &user,
-                &fname,
-                counts.iter().enumerate().map(|(b, &c)| {
-                    let c = s.scale(c);
-                    n += c;
-                    (b as u32, c)
-                }),
-            )
-            .map_err(io)?;
-            summary.invocations += n;
+            summary.invocations +=
+                write_counts(&mut out, &mut users, &mut funcs, m, &counts, o.scale).map_err(io)?;
         }
     }
     out.flush().map_err(io)?;
     drop(out);
 
     // Durations and memory of the selected functions.
-    let wanted: HashSet<String> = metas
-        .iter()
-        .map(|m| format!("{}/{}/{}", m.owner, m.app, m.function))
-        .collect();
+    let wanted: HashSet<String> = metas.iter().map(Meta::key).collect();
     let wanted_apps: HashSet<String> = metas
         .iter()
         .map(|m| format!("{}/{}", m.owner, m.app))
@@ -296,18 +246,9 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     };
     summary.rows_skipped = bad.skipped;
 
-    let base = o
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut parts = Parts {
-        origin: o.out.display().to_string(),
-        users: Vec::new(),
-        functions: Vec::with_capacity(metas.len()),
-        seed: o.seed,
-        streams: Vec::new(),
-    };
+    let base = o.output.base();
+    let mut parts = o.output.parts();
+    parts.functions.reserve(metas.len());
     let mut seen_users: HashSet<String> = HashSet::new();
     for m in &metas {
         let user = users.get(&m.owner, &m.owner, "o");
@@ -320,7 +261,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
                 create: true,
             });
         }
-        let key = format!("{}/{}/{}", m.owner, m.app, m.function);
+        let key = m.key();
         let fname = funcs.get(&key, &m.function, "f");
         let duration_ms = durations.get(&key).copied().unwrap_or(100.0);
         let memory_mb = match memory.get(&format!("{}/{}", m.owner, m.app)) {
@@ -333,9 +274,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
             }
             None => 256,
         };
-        parts
-            .functions
-            .push(o.mapping.function(fname, duration_ms, memory_mb, base)?);
+        parts.functions.push(
+            o.output
+                .mapping
+                .function(fname, duration_ms, memory_mb, base)?,
+        );
     }
     summary.functions = parts.functions.len() as u64;
     summary.users = parts.users.len() as u64;
@@ -355,12 +298,46 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         o.scale,
         o.select,
         o.law,
-        o.seed,
+        o.output.seed,
         summary.functions,
         summary.invocations
     );
-    write_yaml(&parts, Some(&counts_ref), &o.out, &header)?;
+    write_yaml(&parts, Some(&counts_ref), &o.output.out, &header)?;
     Ok(summary)
+}
+
+impl Meta {
+    /// The key of the function (hashes are unique per owner and app only).
+    fn key(&self) -> String {
+        format!("{}/{}/{}", self.owner, self.app, self.function)
+    }
+}
+
+/// Writes one function's row of the counts file (scaled, cumulative rounding); returns
+/// the invocations written.
+fn write_counts(
+    out: &mut impl Write,
+    users: &mut Names,
+    funcs: &mut Names,
+    m: &Meta,
+    counts: &[u64],
+    scale: f64,
+) -> std::io::Result<u64> {
+    let mut s = Scaler::new(scale);
+    let user = users.get(&m.owner, &m.owner, "o");
+    let fname = funcs.get(&m.key(), &m.function, "f");
+    let mut n = 0;
+    write_row(
+        out,
+        &user,
+        &fname,
+        counts.iter().enumerate().map(|(b, &c)| {
+            let c = s.scale(c);
+            n += c;
+            (b as u32, c)
+        }),
+    )?;
+    Ok(n)
 }
 
 /// The window's counts of a row, checked (column count, every count).
@@ -441,4 +418,26 @@ fn side_file(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_one_kind_letter_and_stay_unique() {
+        let mut n = Names::default();
+        // Hashes that start with the kind letter do not double it.
+        assert_eq!(n.get("a/x/f00", "f00d5eed0123456789", "f"), "f-f00d5eed01");
+        // The same key gets the same name; another key with the same prefix another one.
+        assert_eq!(n.get("a/x/f00", "f00d5eed0123456789", "f"), "f-f00d5eed01");
+        assert_eq!(
+            n.get("b/y/f00", "f00d5eed01ffffffff", "f"),
+            "f-f00d5eed01-1"
+        );
+        assert_eq!(
+            n.get("c/z/f00", "f00d5eed01eeeeeeee", "f"),
+            "f-f00d5eed01-2"
+        );
+    }
 }

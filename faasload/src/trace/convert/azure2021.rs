@@ -3,15 +3,15 @@
 //! (the trace has no start time), one stream per function, apps as users. The trace has
 //! no memory: functions get `--memory` (default 256 MB) and are mapped by mean duration.
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Map;
 
 use super::super::error::TraceError;
 use super::super::model::User;
-use super::super::schedule::{Explicit, Parts, Stream, StreamKind};
+use super::super::schedule::{Explicit, Stream, StreamKind};
 use super::super::writer::write_yaml;
-use super::{BadRows, Mapping, OnBadRow, Summary, parse_number, short};
+use super::{BadRows, Output, Summary, csv_err, parse_number, reader, short};
 
 pub struct Options {
     pub input: PathBuf,
@@ -20,23 +20,16 @@ pub struct Options {
     pub from_s: f64,
     pub to_s: Option<f64>,
     pub memory_mb: u32,
-    pub seed: u64,
-    pub mapping: Mapping,
-    pub out: PathBuf,
-    pub on_bad_row: OnBadRow,
+    pub output: Output,
 }
 
 const HEADER: [&str; 4] = ["app", "func", "end_timestamp", "duration"];
 
 pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let file = o.input.display().to_string();
-    let mut bad = BadRows::new(o.on_bad_row);
-    let f = std::fs::File::open(&o.input).map_err(|e| TraceError::file(&file, e.to_string()))?;
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(f);
-    let header = rdr
-        .byte_headers()
-        .map_err(|e| TraceError::file(&file, e.to_string()))?
-        .clone();
+    let mut bad = BadRows::new(o.output.on_bad_row);
+    let mut rdr = reader(&o.input)?;
+    let header = rdr.byte_headers().map_err(|e| csv_err(&file, e))?.clone();
     let got: Vec<&[u8]> = header.iter().map(|h| h.trim_ascii()).collect();
     if got.len() != 4 || got.iter().zip(HEADER).any(|(g, h)| *g != h.as_bytes()) {
         return Err(TraceError::at(
@@ -54,7 +47,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let to = o.to_s.unwrap_or(f64::INFINITY);
     while rdr
         .read_byte_record(&mut rec)
-        .map_err(|e| TraceError::file(&file, e.to_string()))?
+        .map_err(|e| csv_err(&file, e))?
     {
         row += 1;
         summary.rows_read += 1;
@@ -101,18 +94,8 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         e.1 += dur;
     }
     summary.rows_skipped = bad.skipped;
-    let base = o
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut parts = Parts {
-        origin: o.out.display().to_string(),
-        users: Vec::new(),
-        functions: Vec::new(),
-        seed: o.seed,
-        streams: Vec::new(),
-    };
+    let base = o.output.base();
+    let mut parts = o.output.parts();
     let mut user_ix: HashMap<String, u32> = HashMap::new();
     for (i, key) in order.iter().enumerate() {
         let (list, dur_sum) = by_fn.remove(key).unwrap_or_default();
@@ -131,14 +114,16 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         u.namespace = u.name.clone();
         let mean_ms = dur_sum / list.len().max(1) as f64 * 1000.0;
         let fname = format!("f{}_{i}", short(&key.1, 10));
-        parts
-            .functions
-            .push(o.mapping.function(fname, mean_ms, o.memory_mb, base)?);
+        parts.functions.push(
+            o.output
+                .mapping
+                .function(fname, mean_ms, o.memory_mb, base)?,
+        );
         summary.invocations += list.len() as u64;
         parts.streams.push(Stream {
             user,
             function: i as u32,
-            seed: o.seed,
+            seed: o.output.seed,
             pair_index: 0,
             label: None,
             kind: StreamKind::Explicit(list),
@@ -155,6 +140,6 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         summary.functions,
         summary.invocations
     );
-    write_yaml(&parts, None, &o.out, &header)?;
+    write_yaml(&parts, None, &o.output.out, &header)?;
     Ok(summary)
 }

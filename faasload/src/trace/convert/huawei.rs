@@ -6,15 +6,14 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::super::counts::{CountLaw, Scaler};
 use super::super::counts_file::write_row;
 use super::super::error::TraceError;
 use super::super::model::User;
-use super::super::schedule::Parts;
 use super::super::writer::{CountsRef, write_yaml};
-use super::{BadRows, Mapping, OnBadRow, Summary, counts_path, parse_count};
+use super::{BadRows, Output, Summary, counts_path, csv_err, parse_count, reader};
 
 pub struct Options {
     pub input: PathBuf,
@@ -24,21 +23,14 @@ pub struct Options {
     pub law: CountLaw,
     pub memory_mb: u32,
     pub duration_ms: f64,
-    pub seed: u64,
-    pub mapping: Mapping,
-    pub out: PathBuf,
-    pub on_bad_row: OnBadRow,
+    pub output: Output,
 }
 
 pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let file = o.input.display().to_string();
-    let mut bad = BadRows::new(o.on_bad_row);
-    let f = File::open(&o.input).map_err(|e| TraceError::file(&file, e.to_string()))?;
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(f);
-    let header = rdr
-        .byte_headers()
-        .map_err(|e| TraceError::file(&file, e.to_string()))?
-        .clone();
+    let mut bad = BadRows::new(o.output.on_bad_row);
+    let mut rdr = reader(&o.input)?;
+    let header = rdr.byte_headers().map_err(|e| csv_err(&file, e))?.clone();
     let cols: Vec<(usize, u32)> = header
         .iter()
         .enumerate()
@@ -68,7 +60,7 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
     let mut vals = Vec::with_capacity(cols.len());
     while rdr
         .read_byte_record(&mut rec)
-        .map_err(|e| TraceError::file(&file, e.to_string()))?
+        .map_err(|e| csv_err(&file, e))?
     {
         row += 1;
         summary.rows_read += 1;
@@ -113,27 +105,18 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         bin += 1;
     }
     summary.rows_skipped = bad.skipped;
-    let counts_file = counts_path(&o.out);
+    let counts_file = counts_path(&o.output.out);
     let io = |e: std::io::Error| TraceError::file(counts_file.display().to_string(), e.to_string());
     let mut out = BufWriter::new(File::create(&counts_file).map_err(io)?);
-    let base = o
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut parts = Parts {
-        origin: o.out.display().to_string(),
-        users: vec![User {
-            name: "huawei".into(),
-            namespace: "huawei".into(),
-            auth: None,
-            api_host: None,
-            create: true,
-        }],
-        functions: Vec::new(),
-        seed: o.seed,
-        streams: Vec::new(),
-    };
+    let base = o.output.base();
+    let mut parts = o.output.parts();
+    parts.users.push(User {
+        name: "huawei".into(),
+        namespace: "huawei".into(),
+        auth: None,
+        api_host: None,
+        create: true,
+    });
     let mut names: HashMap<u32, String> = HashMap::new();
     for (k, &(_, id)) in cols.iter().enumerate() {
         if series[k].is_empty() {
@@ -142,9 +125,11 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         let name = names.entry(id).or_insert_with(|| format!("fn{id}")).clone();
         summary.invocations += series[k].iter().map(|c| c.1).sum::<u64>();
         write_row(&mut out, "huawei", &name, series[k].iter().copied()).map_err(io)?;
-        parts
-            .functions
-            .push(o.mapping.function(name, o.duration_ms, o.memory_mb, base)?);
+        parts.functions.push(
+            o.output
+                .mapping
+                .function(name, o.duration_ms, o.memory_mb, base)?,
+        );
     }
     out.flush().map_err(io)?;
     summary.functions = parts.functions.len() as u64;
@@ -168,6 +153,6 @@ pub fn convert(o: &Options) -> Result<Summary, TraceError> {
         summary.functions,
         summary.invocations
     );
-    write_yaml(&parts, Some(&counts_ref), &o.out, &header)?;
+    write_yaml(&parts, Some(&counts_ref), &o.output.out, &header)?;
     Ok(summary)
 }

@@ -5,6 +5,7 @@ pub mod azure2019;
 pub mod azure2021;
 pub mod huawei;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -13,6 +14,7 @@ use serde_json::{Map, Value};
 use super::error::TraceError;
 use super::model::Function;
 use super::resolve::resolve_code;
+use super::schedule::Parts;
 
 /// What to do with a malformed CSV row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -215,6 +217,55 @@ pub fn clamp_memory(mb: f64) -> u32 {
 /// A short, unique-enough function name from a trace hash.
 pub fn short(hash: &str, n: usize) -> String {
     hash.chars().take(n).collect()
+}
+
+/// What every conversion shares: where the trace goes, the seed, the mapping of trace
+/// functions and the malformed-row policy.
+pub struct Output {
+    pub out: PathBuf,
+    pub seed: u64,
+    pub mapping: Mapping,
+    pub on_bad_row: OnBadRow,
+}
+
+impl Output {
+    /// The directory the written trace's relative paths are seen from.
+    pub fn base(&self) -> &Path {
+        self.out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+
+    /// Empty parts of the trace written to `out`.
+    pub fn parts(&self) -> Parts {
+        Parts {
+            origin: self.out.display().to_string(),
+            users: Vec::new(),
+            functions: Vec::new(),
+            seed: self.seed,
+            streams: Vec::new(),
+        }
+    }
+}
+
+/// A CSV reader of `path` (header row, rows of any width: widths are checked per row).
+pub fn reader(path: &Path) -> Result<csv::Reader<File>, TraceError> {
+    let f = File::open(path)
+        .map_err(|e| TraceError::file(path.display().to_string(), e.to_string()))?;
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(f))
+}
+
+/// A CSV error at its file:line.
+pub fn csv_err(file: &str, e: csv::Error) -> TraceError {
+    match e.position() {
+        Some(p) => TraceError::at(file, p.line() as usize, 1, e.to_string()),
+        None => TraceError::file(file, e.to_string()),
+    }
 }
 
 /// What a conversion did.
