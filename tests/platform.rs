@@ -914,14 +914,7 @@ fn standalone_binary_serves_and_shuts_down_cleanly() {
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = faasload_tests::platform::listening_addr(&mut out);
     let code =
         std::fs::read_to_string(faasload_tests::platform::functions().join("python/hello.py"))
             .unwrap();

@@ -392,14 +392,7 @@ fn binary_with_backend_docker_flag_serves_and_cleans_up() {
             .unwrap(),
     );
     let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = faasload_tests::platform::listening_addr(&mut out);
     let code =
         std::fs::read_to_string(faasload_tests::platform::functions().join("nodejs/hello.js"))
             .unwrap();

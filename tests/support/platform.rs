@@ -366,3 +366,15 @@ pub fn faasload_bin() -> PathBuf {
     );
     p
 }
+
+/// The address a `faasload platform` child prints on its first output line
+/// (`... listening on http://ADDR`), read from its stdout.
+pub fn listening_addr(out: &mut impl std::io::BufRead) -> SocketAddr {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    line.trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
