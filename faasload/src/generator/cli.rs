@@ -567,7 +567,7 @@ async fn run_session(
     );
     if let Some(e) = end.store_error {
         return Err(e.context(format!(
-            "the store stopped taking rows; resume with: faasload generate {} --resume",
+            "committing runs stopped (store or checkpoint write failed); resume with: faasload generate {} --resume",
             a.config.display()
         )));
     }

@@ -77,7 +77,7 @@ pub struct SessionEnd {
     pub interrupted: bool,
     /// Runs still in flight when the grace period ran out (re-run on resume).
     pub abandoned: u64,
-    /// Why the store stopped taking rows, if it did.
+    /// Why committing stopped (a store write or a checkpoint failed), if it did.
     pub store_error: Option<anyhow::Error>,
 }
 
