@@ -167,14 +167,7 @@ impl Defects {
 
 /// Reads and validates a YAML trace file.
 pub fn load_yaml(path: impl AsRef<Path>) -> Result<Trace, TraceError> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| TraceError::file(path.display().to_string(), format!("cannot read: {e}")))?;
-    let base = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    parse_yaml(&text, &path.display().to_string(), base)
+    Ok(load_yaml_parts(path)?.into_trace())
 }
 
 /// Parses and validates a YAML trace held in `text`; `file` names it in messages and

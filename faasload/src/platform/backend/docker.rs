@@ -402,18 +402,26 @@ impl DockerContainer {
 
     /// Is the container still running (inspect)?
     async fn running(&self) -> bool {
-        match self
-            .backend
+        self.state()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.running)
+            .unwrap_or(false)
+    }
+
+    /// The container's state (`docker inspect`'s `State`).
+    async fn state(
+        &self,
+    ) -> Result<Option<bollard::models::ContainerState>, bollard::errors::Error> {
+        self.backend
             .docker
             .inspect_container(
                 &self.id,
                 None::<bollard::query_parameters::InspectContainerOptions>,
             )
             .await
-        {
-            Ok(i) => i.state.and_then(|s| s.running).unwrap_or(false),
-            Err(_) => false,
-        }
+            .map(|i| i.state)
     }
 
     /// After the runtime stopped answering: waits for the container to stop and reads
@@ -424,16 +432,8 @@ impl DockerContainer {
             None::<bollard::query_parameters::WaitContainerOptions>,
         );
         let _ = tokio::time::timeout(Duration::from_secs(2), wait.next()).await;
-        let oom = match self
-            .backend
-            .docker
-            .inspect_container(
-                &self.id,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-        {
-            Ok(i) => i.state.and_then(|s| s.oom_killed).unwrap_or(false),
+        let oom = match self.state().await {
+            Ok(st) => st.and_then(|s| s.oom_killed).unwrap_or(false),
             Err(e) => {
                 tracing::warn!("container {}: inspect: {e}", self.name);
                 false
