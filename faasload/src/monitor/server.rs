@@ -162,16 +162,22 @@ fn next_frame(buf: &[u8]) -> Frame {
 async fn connection(m: &Arc<Monitor>, stream: UnixStream, sock: Socket) -> Result<()> {
     let mut stream = stream;
     let closing = requests(m, &mut stream, sock).await?;
-    if let Some(samples) = closing {
-        return subscription(m, stream, samples).await;
+    if let Some((samples, rx)) = closing {
+        return subscription(m, stream, samples, rx).await;
     }
     close_gracefully(stream).await;
     Ok(())
 }
 
-/// Answers requests until the connection is done; Some(samples) to switch to a
-/// subscription.
-async fn requests(m: &Arc<Monitor>, stream: &mut UnixStream, sock: Socket) -> Result<Option<bool>> {
+/// A subscription's receiver and whether it streams samples.
+type Subscribed = (bool, broadcast::Receiver<StreamMsg>);
+
+/// Answers requests until the connection is done; Some to switch to a subscription.
+async fn requests(
+    m: &Arc<Monitor>,
+    stream: &mut UnixStream,
+    sock: Socket,
+) -> Result<Option<Subscribed>> {
     let max = m.cfg.max_request_bytes;
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -182,11 +188,15 @@ async fn requests(m: &Arc<Monitor>, stream: &mut UnixStream, sock: Socket) -> Re
                 Frame::Value(v, used) => {
                     buf.drain(..used);
                     let a = protocol::handle(m, sock, v).await;
+                    // A subscriber receives every event from its `subscribed` answer
+                    // on: it joins the stream before the answer is written.
+                    let rx =
+                        matches!(a.after, After::Subscribe { .. }).then(|| m.stream.subscribe());
                     write_answer(stream, &a).await?;
-                    match a.after {
-                        After::Continue => {}
-                        After::Close => return Ok(None),
-                        After::Subscribe { samples } => return Ok(Some(samples)),
+                    match (a.after, rx) {
+                        (After::Subscribe { samples }, Some(rx)) => return Ok(Some((samples, rx))),
+                        (After::Close, _) => return Ok(None),
+                        _ => {}
                     }
                 }
                 Frame::Incomplete => break,
@@ -226,8 +236,12 @@ async fn requests(m: &Arc<Monitor>, stream: &mut UnixStream, sock: Socket) -> Re
 }
 
 /// Streams container events (and samples if asked) until the client goes away.
-async fn subscription(m: &Arc<Monitor>, mut stream: UnixStream, samples: bool) -> Result<()> {
-    let mut rx = m.stream.subscribe();
+async fn subscription(
+    m: &Arc<Monitor>,
+    mut stream: UnixStream,
+    samples: bool,
+    mut rx: broadcast::Receiver<StreamMsg>,
+) -> Result<()> {
     let (mut rd, mut wr) = stream.split();
     let mut scratch = [0u8; 256];
     loop {
