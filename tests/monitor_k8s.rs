@@ -147,7 +147,9 @@ fn kubepods_trees_are_recognised_named_and_attributed() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    std::thread::sleep(Duration::from_millis(300));
+    // The window ends 250 ms in; ask well after it, so that a sampler slowed by a
+    // loaded machine has sampled all of it.
+    std::thread::sleep(Duration::from_millis(1000));
     let at = m.request(
         json!({"type": "attribute", "namespace": "guest", "name": action,
         "start": t0 + 0.05, "end": t0 + 0.25}),
