@@ -30,6 +30,30 @@ use crate::workspace::Workspace;
 pub struct Options {
     /// Short run for the smoke test (well under a minute per suite).
     pub quick: bool,
+    /// Measure the unoptimised `target/debug/faasload` (built by `cargo build`) instead
+    /// of building the release binary: the smoke test's way to exercise the harness
+    /// without a second full build (minutes and over a GiB of disk). Only with `quick`.
+    pub dev_build: bool,
+}
+
+impl Options {
+    /// The faasload binary the suites measure: release, or the debug one for the smoke test.
+    pub fn faasload(&self, ws: &Workspace) -> Result<std::path::PathBuf> {
+        if !self.dev_build {
+            return crate::demo::release_faasload(ws);
+        }
+        step("eBPF kernel programs", || {
+            crate::ebpf::build(ws, false).map(|_| ())
+        })?;
+        step("cargo build -p faasload (unoptimised, --dev-build)", || {
+            cmd::run(
+                cmd::cargo()
+                    .args(["build", "-p", "faasload"])
+                    .current_dir(&ws.root),
+            )
+        })?;
+        Ok(ws.faasload_bin())
+    }
 }
 
 /// A suite: measures, prints its table, returns its Markdown body (without the header,

@@ -108,3 +108,15 @@ pub fn step<T>(name: impl AsRef<OsStr>, f: impl FnOnce() -> Result<T>) -> Result
     println!("    {name}: done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(v)
 }
+
+/// Bytes available to an unprivileged writer on the filesystem holding `path`.
+pub fn disk_free(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}

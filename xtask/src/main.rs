@@ -47,6 +47,10 @@ enum Command {
         /// Short run for the smoke test; writes target/bench/<suite>.md, not BENCHMARKS.md.
         #[arg(long)]
         quick: bool,
+        /// With --quick: measure the unoptimised debug binary instead of building the
+        /// release one (the CI smoke test; its numbers mean nothing).
+        #[arg(long, requires = "quick")]
+        dev_build: bool,
     },
     /// The demo: builds everything, then runs the monitor against a sample workload and
     /// prints what it saw next to the cgroups' own counters (needs root).
@@ -94,7 +98,11 @@ fn main() -> ExitCode {
         Command::Dockerd { .. } => docker::stop(),
         Command::Demo => demo::run(&ws),
         Command::EnsureFunctions => functions::ensure(&ws),
-        Command::Bench { suites, quick } => bench::run(&ws, &suites, &bench::Options { quick }),
+        Command::Bench {
+            suites,
+            quick,
+            dev_build,
+        } => bench::run(&ws, &suites, &bench::Options { quick, dev_build }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

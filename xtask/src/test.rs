@@ -45,9 +45,34 @@ const STEPS: &[(&str, Ensure)] = &[
     ),
 ];
 
+/// Free disk below which the run warns at its start: a fresh run needs about 2 GiB for
+/// the debug build, 1.5 GiB for the runtime images (vfs copies each layer per
+/// container) and 1 GiB for packages, virtualenvs and databases.
+const DISK_WARN: u64 = 6 << 30;
+
+/// Prints the free space where the build and the test state grow (a full disk shows up
+/// as odd failures of whatever writes next; the log then says why).
+fn report_disk(ws: &Workspace) -> Option<u64> {
+    let free = cmd::disk_free(&ws.target_dir)?;
+    println!(
+        "    disk: {:.1} GiB free under {}",
+        free as f64 / f64::from(1u32 << 30),
+        ws.target_dir.display()
+    );
+    Some(free)
+}
+
 pub fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
+    if report_disk(ws).is_some_and(|f| f < DISK_WARN) {
+        println!(
+            "    warning: less than {} GiB free; a fresh run may fill the disk",
+            DISK_WARN >> 30
+        );
+    }
     for (name, ensure) in STEPS {
-        if let Err(e) = step(name, || ensure(ws)) {
+        let r = step(name, || ensure(ws));
+        report_disk(ws);
+        if let Err(e) = r {
             // A step after the private dockerd's failed: stop it anyway.
             let _ = step("stop the private dockerd", crate::docker::stop);
             return Err(e);
@@ -62,6 +87,7 @@ pub fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
                 .env("FAASLOAD_BIN", ws.faasload_bin()),
         )
     });
+    report_disk(ws);
     let docker = step("stop the private dockerd", crate::docker::stop);
     tests.and(docker)
 }
@@ -94,13 +120,18 @@ fn ensure_ebpf(ws: &Workspace) -> Result<()> {
     ebpf::build(ws, false).map(|_| ())
 }
 
-/// Runs two quick benchmark suites (`monitor-query` takes about 10 s) so the harness cannot rot (its numbers are
-/// not asserted and not written to BENCHMARKS.md).
+/// Runs two quick benchmark suites (`monitor-query` takes about 10 s) so the harness
+/// cannot rot (its numbers are not asserted and not written to BENCHMARKS.md). They
+/// measure the debug binary the workspace build made: a release build here would cost
+/// CI about 7 minutes and 1.4 GiB of disk for numbers nobody reads.
 fn ensure_bench_smoke(ws: &Workspace) -> Result<()> {
     crate::bench::run(
         ws,
         &["platform".to_owned(), "monitor-query".to_owned()],
-        &crate::bench::Options { quick: true },
+        &crate::bench::Options {
+            quick: true,
+            dev_build: true,
+        },
     )
 }
 

@@ -76,7 +76,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     };
     let nginx_note = step("nginx (Debian)", ensure_nginx)?;
     let oha_note = step("oha (cargo install)", ensure_oha)?;
-    let bin = crate::demo::release_faasload(ws)?;
+    let bin = opts.faasload(ws)?;
     let tmp = TempDir::create()?;
     let mut nginx = step("start nginx", || Nginx::start(&tmp.path))?;
     let measured = measure(ws, &bin, &tmp, &nginx, &sizes);

@@ -97,7 +97,7 @@ const SLEEP_US: u64 = 100;
 pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let (rounds, target_s) = if opts.quick { (1, 1.0) } else { (3, 2.0) };
     let ns = [10usize, 100];
-    let bin = crate::demo::release_faasload(ws)?;
+    let bin = opts.faasload(ws)?;
     let _sig = mon::SigintGuard::install();
     let tmp = mon::TempDir::create("mbench-overhead")?;
     let mut tree = Tree::create()?;

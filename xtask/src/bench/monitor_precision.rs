@@ -45,7 +45,7 @@ struct Act {
 }
 
 pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
-    let bin = crate::demo::release_faasload(ws)?;
+    let bin = opts.faasload(ws)?;
     let _sig = mon::SigintGuard::install();
     let tmp = mon::TempDir::create("mbench-precision")?;
     let mut tree = Tree::create()?;

@@ -34,7 +34,7 @@ struct RowResult {
 }
 
 pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
-    let bin = crate::demo::release_faasload(ws)?;
+    let bin = opts.faasload(ws)?;
     let _sig = mon::SigintGuard::install();
     let tmp = mon::TempDir::create("mbench-query")?;
     let mut tree = Tree::create()?;

@@ -52,7 +52,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
             cold: 20,
         }
     };
-    let bin = crate::demo::release_faasload(ws)?;
+    let bin = opts.faasload(ws)?;
     let tmp = TempDir::create()?;
     let body = measure(ws, &bin, &tmp, &sizes);
     drop(tmp);

@@ -61,7 +61,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
             peer_reps: 1,
         }
     };
-    let bin = crate::demo::release_faasload(ws)?;
+    let bin = opts.faasload(ws)?;
     let tmp = TempDir::create("bench-trace")?;
     measure(ws, &bin, &tmp.path, &sizes)
 }
