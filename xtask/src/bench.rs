@@ -45,10 +45,12 @@ impl Options {
         step("eBPF kernel programs", || {
             crate::ebpf::build(ws, false).map(|_| ())
         })?;
-        step("cargo build -p faasload (unoptimised, --dev-build)", || {
+        // The workspace build `cargo xtask test` makes (with `-p faasload` alone, cargo
+        // would unify features differently and build faasload again).
+        step("cargo build --workspace (unoptimised, --dev-build)", || {
             cmd::run(
                 cmd::cargo()
-                    .args(["build", "-p", "faasload"])
+                    .args(["build", "--workspace"])
                     .current_dir(&ws.root),
             )
         })?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -108,7 +109,13 @@ pub async fn replay(
     }));
 
     let bar = progress(opts.quiet, trace.total);
-    let sched = tokio::spawn(scheduler::run(ctx.clone(), trace.invocations(), stop_rx));
+    let sched = scheduler::spawn(
+        ctx.clone(),
+        trace.invocations(),
+        stop_rx,
+        tokio::runtime::Handle::current(),
+    )
+    .context("starting the scheduler thread")?;
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -118,7 +125,7 @@ pub async fn replay(
     let mut sched = sched;
     let schedule = loop {
         tokio::select! {
-            r = &mut sched => break r?,
+            r = &mut sched => break r.context("the scheduler thread died")?,
             _ = term.recv() => { interrupted = true; let _ = stop_tx.send(true); }
             _ = int.recv() => { interrupted = true; let _ = stop_tx.send(true); }
             _ = tick.tick() => show(&bar, &ctx, &lag, &recorded),
