@@ -308,7 +308,8 @@ pub async fn run(s: Session, mut planner: Planner, opts: SessionOptions) -> Resu
                     tracing::warn!("redeploying {} for a cold run: {e:#}", f.action);
                 }
             }
-            invoker::invoke(c, inv, permit).await;
+            let backend = c.backend.clone();
+            invoker::invoke(c, backend, inv, permit).await;
         });
         launched += 1;
     }

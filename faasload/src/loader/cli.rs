@@ -77,6 +77,10 @@ pub struct LoadArgs {
     /// Invocations in flight at once; beyond, they wait on the client (time recorded).
     #[arg(long, default_value_t = 1000)]
     pub max_in_flight: usize,
+    /// Sender threads, each releasing its share of the invocations on its own
+    /// connections (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub senders: Option<u16>,
     /// Non-blocking invokes (202, then the record is polled).
     #[arg(long)]
     pub non_blocking: bool,
@@ -320,6 +324,9 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
     let report = Arc::new(Mutex::new(Report::new()));
     let opts = ReplayOptions {
         max_in_flight: a.max_in_flight,
+        senders: a
+            .senders
+            .map_or_else(super::run::default_senders, usize::from),
         monitor,
         grace: Duration::from_secs_f64(a.grace_s.max(0.0)),
         quiet: a.quiet,

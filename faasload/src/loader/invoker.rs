@@ -30,6 +30,7 @@ pub struct Ctx {
     pub trace: Arc<Trace>,
     /// One endpoint per user (same order as `trace.users`).
     pub endpoints: Vec<Endpoint>,
+    /// The platform (sender threads may use their own forks of it).
     pub backend: Arc<dyn Backend>,
     pub monitor: Option<MonitorClient>,
     /// Bound on invocations in flight on the network.
@@ -49,16 +50,33 @@ pub struct Ctx {
 /// Runs one invocation to its row. While it waits for an in-flight slot the task holds
 /// only the invocation: the much larger state of the call is allocated once it has a
 /// slot, so a schedule running far ahead of the platform costs little memory.
-pub async fn invoke(ctx: Arc<Ctx>, inv: Invocation, pending: OwnedSemaphorePermit) {
-    let queued_at = mono_ns();
-    let slot = ctx.in_flight.clone().acquire_owned().await;
-    let queue_ns = mono_ns().saturating_sub(queued_at);
-    Box::pin(call(ctx, inv, slot.ok(), queue_ns)).await;
+/// `backend` is the sender thread's own (see [`Backend::fork`]), else `ctx.backend`.
+pub async fn invoke(
+    ctx: Arc<Ctx>,
+    backend: Arc<dyn Backend>,
+    inv: Invocation,
+    pending: OwnedSemaphorePermit,
+) {
+    let (slot, queue_ns) = match ctx.in_flight.clone().try_acquire_owned() {
+        Ok(slot) => (Some(slot), 0),
+        Err(_) => {
+            let queued_at = mono_ns();
+            let slot = ctx.in_flight.clone().acquire_owned().await;
+            (slot.ok(), mono_ns().saturating_sub(queued_at))
+        }
+    };
+    Box::pin(call(ctx, backend, inv, slot, queue_ns)).await;
     drop(pending);
 }
 
 /// The call, the monitor query and the row, with the slot held during the call.
-async fn call(ctx: Arc<Ctx>, inv: Invocation, slot: Option<OwnedSemaphorePermit>, queue_ns: u64) {
+async fn call(
+    ctx: Arc<Ctx>,
+    backend: Arc<dyn Backend>,
+    inv: Invocation,
+    slot: Option<OwnedSemaphorePermit>,
+    queue_ns: u64,
+) {
     let user = &ctx.trace.users[inv.user as usize];
     let function = &ctx.trace.functions[inv.function as usize];
     let ep = &ctx.endpoints[inv.user as usize];
@@ -75,7 +93,7 @@ async fn call(ctx: Arc<Ctx>, inv: Invocation, slot: Option<OwnedSemaphorePermit>
         None => &inv.params,
     };
     ctx.live.in_flight.fetch_add(1, Ordering::Relaxed);
-    let out = ctx.backend.invoke(ep, &function.action, params).await;
+    let out = backend.invoke(ep, &function.action, params).await;
     ctx.live.in_flight.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
     ctx.live.answered.fetch_add(1, Ordering::Relaxed);

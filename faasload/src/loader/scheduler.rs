@@ -1,24 +1,22 @@
-//! The scheduler: a dedicated thread that walks the trace's invocations in intended-time
-//! order and releases each one at `start + at_ns` (absolute deadlines on CLOCK_MONOTONIC:
-//! no drift), spawning one invoker task per invocation on the runtime. It sleeps with the
-//! kernel's high-resolution timer (see [`super::timer`]) instead of tokio's 1 ms wheel,
-//! never spins, and never waits on I/O; the only thing that can hold it back is the bound
-//! on pending invocations (memory), and then the delay shows as send lag, never as a
-//! silent drop.
+//! The scheduler: `senders` threads, each with its own single-threaded runtime and its
+//! own HTTP connections, each releasing every `senders`-th invocation of the trace (in
+//! intended-time order) at `start + at_ns` (absolute deadlines on CLOCK_MONOTONIC: no
+//! drift). A release spawns the invoker task on the same thread, so the send needs no
+//! wake-up of another thread; the wait uses the kernel's high-resolution timer (see
+//! [`super::timer`]). Nothing here waits on I/O; the only thing that can hold a release
+//! back is the bound on pending invocations (memory), and then the delay shows as send
+//! lag, never as a silent drop.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::runtime::Handle;
+use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 
 use super::invoker::{self, Ctx};
-use super::timer;
-use crate::trace::Invocation;
+use super::timer::PreciseTimer;
+use crate::openwhisk::Backend;
+use crate::trace::{Invocation, Trace};
 use crate::util::clock::mono_ns;
-
-/// Longest single sleep: a stop request is seen at least this often while the next
-/// invocation is far away.
-const STOP_CHECK_NS: u64 = 50_000_000;
 
 /// What the scheduler did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,70 +27,146 @@ pub struct ScheduleStats {
     pub stopped_before: bool,
 }
 
-/// Starts the scheduler thread; its stats arrive on the returned channel when every
-/// invocation is released or `stop` turns true. Invoker tasks run on `runtime`.
-pub fn spawn(
-    ctx: Arc<Ctx>,
-    invocations: Box<dyn Iterator<Item = Invocation> + Send>,
-    stop: watch::Receiver<bool>,
-    runtime: Handle,
-) -> std::io::Result<oneshot::Receiver<ScheduleStats>> {
-    let (tx, rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("faasload-sched".into())
-        .spawn(move || {
-            let st = run(&ctx, invocations, stop, &runtime);
-            let _ = tx.send(st);
-        })?;
-    Ok(rx)
+impl ScheduleStats {
+    fn add(&mut self, o: ScheduleStats) {
+        self.released += o.released;
+        self.stopped_before |= o.stopped_before;
+    }
 }
 
-fn run(
+/// The running sender threads.
+pub struct Senders {
+    done: Vec<oneshot::Receiver<anyhow::Result<ScheduleStats>>>,
+    /// Dropped (or sent) once every row is in: the threads then end, dropping their
+    /// runtimes (and any invocation abandoned after the grace period).
+    finish: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts `senders` threads sharing `ctx`; each gets `backend`'s fork (own connections)
+/// when it has one, else `backend` itself.
+pub fn spawn(
     ctx: &Arc<Ctx>,
-    invocations: Box<dyn Iterator<Item = Invocation> + Send>,
-    mut stop: watch::Receiver<bool>,
-    runtime: &Handle,
-) -> ScheduleStats {
-    timer::precise_wakeups();
-    let stopped = |s: &watch::Receiver<bool>| *s.borrow();
+    backend: &Arc<dyn Backend>,
+    trace: &Trace,
+    senders: usize,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Senders> {
+    let senders = senders.max(1);
+    let (finish, finish_rx) = watch::channel(false);
+    let mut s = Senders {
+        done: Vec::new(),
+        finish,
+        threads: Vec::new(),
+    };
+    for shard in 0..senders {
+        // Own connections for the thread; the shared backend stays with the runtime
+        // that takes the releases a thread is late for.
+        let local = backend.fork().unwrap_or_else(|| backend.clone());
+        let overflow = Overflow {
+            runtime: tokio::runtime::Handle::current(),
+            backend: backend.clone(),
+        };
+        let invocations = trace.invocations();
+        let (ctx, mut stop, mut finish) = (ctx.clone(), stop.clone(), finish_rx.clone());
+        let (tx, rx) = oneshot::channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building a sender thread's runtime")?;
+        let t = std::thread::Builder::new()
+            .name(format!("faasload-send{shard}"))
+            .spawn(move || {
+                rt.block_on(async move {
+                    let mine = invocations
+                        .enumerate()
+                        .filter(move |(i, _)| i % senders == shard)
+                        .map(|(_, inv)| inv);
+                    let st = release(&ctx, &local, &overflow, mine, &mut stop).await;
+                    let _ = tx.send(st);
+                    // Keep the runtime (this thread's invocations and connections)
+                    // until the run has every row or gives up on them.
+                    let _ = finish.wait_for(|f| *f).await;
+                });
+            })
+            .context("starting a sender thread")?;
+        s.done.push(rx);
+        s.threads.push(t);
+    }
+    Ok(s)
+}
+
+impl Senders {
+    /// Waits until every thread released all its invocations (or saw the stop).
+    pub async fn released(&mut self) -> anyhow::Result<ScheduleStats> {
+        let mut st = ScheduleStats::default();
+        for rx in self.done.drain(..) {
+            st.add(rx.await.context("a sender thread died")??);
+        }
+        Ok(st)
+    }
+
+    /// Ends the threads (call once every row is recorded, or the run gave up on those
+    /// still in flight).
+    pub fn finish(self) {
+        let _ = self.finish.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Where a sender thread hands the invocations it releases late: the shared
+/// multi-threaded runtime, whose workers (and other cores) take the work.
+struct Overflow {
+    runtime: tokio::runtime::Handle,
+    backend: Arc<dyn Backend>,
+}
+
+/// A release this late (ns) means the thread is behind its schedule (the trace asks
+/// more than one thread sends): it goes to the shared runtime instead.
+const BEHIND_NS: u64 = 1_000_000;
+
+/// Releases `invocations` on the current (single-threaded) runtime; late ones go to
+/// `overflow`.
+async fn release(
+    ctx: &Arc<Ctx>,
+    backend: &Arc<dyn Backend>,
+    overflow: &Overflow,
+    invocations: impl Iterator<Item = Invocation>,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<ScheduleStats> {
+    let mut timer = PreciseTimer::new().context("creating the release timer")?;
     let mut st = ScheduleStats::default();
-    'invocations: for inv in invocations {
+    for inv in invocations {
         let deadline = ctx.start_mono_ns + inv.at_ns;
-        loop {
-            if stopped(&stop) {
-                st.stopped_before = true;
-                break 'invocations;
-            }
-            let now = mono_ns();
-            if now >= deadline {
-                break;
-            }
-            timer::sleep_until_ns(deadline.min(now + STOP_CHECK_NS));
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => { st.stopped_before = true; break; }
+            r = timer.sleep_until(deadline) => r.context("waiting for a release instant")?,
         }
         // Bound the invocations spawned but not finished (memory); waiting here delays
         // the release, which the row records as send lag.
         let pending = match ctx.pending.clone().try_acquire_owned() {
             Ok(p) => p,
-            Err(_) => {
-                let wait = ctx.pending.clone().acquire_owned();
-                let got = runtime.block_on(async {
-                    tokio::select! {
-                        p = wait => p.ok(),
-                        _ = stop.wait_for(|s| *s) => None,
-                    }
-                });
-                match got {
-                    Some(p) => p,
-                    None => {
-                        st.stopped_before = true;
-                        break;
-                    }
-                }
-            }
+            Err(_) => tokio::select! {
+                p = ctx.pending.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => { st.stopped_before = true; break; }
+                },
+                _ = stop.wait_for(|s| *s) => { st.stopped_before = true; break; }
+            },
         };
         ctx.live.released.fetch_add(1, Ordering::Relaxed);
         st.released += 1;
-        runtime.spawn(invoker::invoke(ctx.clone(), inv, pending));
+        if mono_ns() > deadline + BEHIND_NS {
+            let b = overflow.backend.clone();
+            overflow
+                .runtime
+                .spawn(invoker::invoke(ctx.clone(), b, inv, pending));
+        } else {
+            tokio::spawn(invoker::invoke(ctx.clone(), backend.clone(), inv, pending));
+        }
     }
-    st
+    Ok(st)
 }

@@ -504,6 +504,15 @@ fn activation_id_of(a: &Answer) -> Option<String> {
 }
 
 impl Backend for OpenWhisk {
+    fn fork(&self) -> Option<Arc<dyn Backend>> {
+        let client = build_client(&self.opts.http).ok()?;
+        let fork = OpenWhisk::with_client(client, self.opts.clone());
+        if let (Ok(mine), Ok(mut theirs)) = (self.targets.read(), fork.targets.write()) {
+            theirs.clone_from(&mine);
+        }
+        Some(Arc::new(fork))
+    }
+
     fn deploy<'a>(
         &'a self,
         ep: &'a Endpoint,

@@ -236,6 +236,15 @@ fn parse_url(u: &str, action: &str) -> Result<Url, ClientError> {
 }
 
 impl Backend for GenericHttp {
+    fn fork(&self) -> Option<Arc<dyn Backend>> {
+        let client = build_client(&self.opts.http).ok()?;
+        let fork = GenericHttp::with_client(client, self.opts.clone()).ok()?;
+        if let (Ok(mine), Ok(mut theirs)) = (self.targets.read(), fork.targets.write()) {
+            theirs.clone_from(&mine);
+        }
+        Some(Arc::new(fork))
+    }
+
     /// Checks that `function` has a URL: plain HTTP platforms deploy out of band.
     fn deploy<'a>(
         &'a self,

@@ -70,6 +70,12 @@ pub trait Backend: Send + Sync {
         action: &'a str,
         params: &'a Map<String, Value>,
     ) -> BoxFut<'a, Outcome>;
+    /// A copy of this backend with its own connections, for one sender thread of a
+    /// replay: a connection then lives on the thread that uses it (no hand-off between
+    /// threads per request). None: the threads share this one.
+    fn fork(&self) -> Option<std::sync::Arc<dyn Backend>> {
+        None
+    }
     /// The stored record of an activation (None while it is not stored). Platforms that
     /// keep no records answer an error.
     fn fetch_record<'a>(
