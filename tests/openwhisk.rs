@@ -181,6 +181,20 @@ async fn answers_without_a_record_are_classified_by_their_status() {
             OutcomeClass::ProtocolError,
             "without an activation record",
         ),
+        (
+            // A redirect is not followed (a followed POST would become a GET): the
+            // answer is recorded as it came, and only one request is made.
+            301,
+            || {
+                Reply::Answer(
+                    301,
+                    vec![("location".into(), "/api/v1/elsewhere".into())],
+                    b"moved permanently".to_vec(),
+                )
+            },
+            OutcomeClass::ProtocolError,
+            "moved permanently",
+        ),
     ];
     for (http, reply, class, text) in cases {
         let srv = answering(reply).await;
