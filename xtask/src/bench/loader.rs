@@ -574,8 +574,9 @@ fn markdown(
          record. faasload: `target/release/faasload load <trace> --quiet --no-monitor \
          --log warn --store sqlite://<tmp>/r.db` on a trace with one user (`guest`, \
          `api_host` = nginx) and one function (`functions/python/noop.py`, never deployed) \
-         and one stream `rate: R, distribution: periodic, duration: {}` (default \
-         `--max-in-flight` 1000); send lag (`lag_ns` = sent − intended), latency \
+         and one stream `rate: R, distribution: periodic, duration: {}` (defaults: \
+         `--max-in-flight` 1000, one sender thread, which hands releases it is more than \
+         1 ms late for to the runtime's workers); send lag (`lag_ns` = sent − intended), latency \
          (`latency_ns` = answered − intended) and class of every row are read back from \
          the store by `xtask/bench/loader_read.py` (exact nearest-rank percentiles), the \
          achieved rate is (rows − 1) / (last sent − first sent). oha: `{}`. CPU per \
