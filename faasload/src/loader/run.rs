@@ -365,16 +365,19 @@ mod tests {
         }]
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_invocation_is_recorded_on_time() {
+    /// Replays `trace` against `fake` quietly with `opts`; the result and every row.
+    async fn run_fake(
+        trace: Arc<Trace>,
+        fake: &Arc<Fake>,
+        opts: ReplayOptions,
+    ) -> (ReplayResult, Vec<RunRow>) {
         let rows = Arc::new(Mutex::new(Vec::new()));
-        let fake = Fake::new(Duration::from_millis(2));
         let opts = ReplayOptions {
             quiet: true,
-            ..Default::default()
+            ..opts
         };
         let (res, _) = replay(
-            trace(500, 1000),
+            trace,
             ep(),
             fake.clone(),
             &opts,
@@ -383,13 +386,25 @@ mod tests {
         )
         .await
         .unwrap();
+        let rows = std::mem::take(&mut *rows.lock().unwrap());
+        (res, rows)
+    }
+
+    /// The sorted sequence numbers of `rows`.
+    fn seqs(rows: &[RunRow]) -> Vec<u64> {
+        let mut seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
+        seqs.sort();
+        seqs
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_invocation_is_recorded_on_time() {
+        let fake = Fake::new(Duration::from_millis(2));
+        let (res, rows) = run_fake(trace(500, 1000), &fake, ReplayOptions::default()).await;
         assert_eq!(res.schedule.released, 500);
         assert_eq!(res.recorder.rows, 500);
         assert!(!res.interrupted);
-        let rows = rows.lock().unwrap();
-        let mut seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
-        seqs.sort();
-        assert_eq!(seqs, (0..500).collect::<Vec<_>>());
+        assert_eq!(seqs(&rows), (0..500).collect::<Vec<_>>());
         for r in rows.iter() {
             // Never early; latency measured from the intended instant includes the 2 ms.
             assert!(
@@ -403,26 +418,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_in_flight_bound_queues_and_records_the_wait() {
-        let rows = Arc::new(Mutex::new(Vec::new()));
         let fake = Fake::new(Duration::from_millis(20));
         let opts = ReplayOptions {
-            quiet: true,
             max_in_flight: 1,
             ..Default::default()
         };
         // 10 invocations at the same instant, one at a time: the last waits ~180 ms.
-        let (res, _) = replay(
-            trace(10, 0),
-            ep(),
-            fake,
-            &opts,
-            vec![Box::new(Collect(rows.clone()))],
-            None,
-        )
-        .await
-        .unwrap();
+        let (res, rows) = run_fake(trace(10, 0), &fake, opts).await;
         assert_eq!(res.recorder.rows, 10);
-        let rows = rows.lock().unwrap();
         let max_queue = rows.iter().map(|r| r.queue_ns).max().unwrap();
         assert!(
             max_queue >= 150_000_000,
@@ -435,28 +438,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn several_senders_share_the_trace_and_each_invocation_goes_once() {
-        let rows = Arc::new(Mutex::new(Vec::new()));
         let fake = Fake::new(Duration::from_millis(1));
         let opts = ReplayOptions {
-            quiet: true,
             senders: 3,
             ..Default::default()
         };
-        let (res, _) = replay(
-            trace(300, 500),
-            ep(),
-            fake.clone(),
-            &opts,
-            vec![Box::new(Collect(rows.clone()))],
-            None,
-        )
-        .await
-        .unwrap();
+        let (res, rows) = run_fake(trace(300, 500), &fake, opts).await;
         assert_eq!(res.schedule.released, 300);
-        let rows = rows.lock().unwrap();
-        let mut seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
-        seqs.sort();
-        assert_eq!(seqs, (0..300).collect::<Vec<_>>());
+        assert_eq!(seqs(&rows), (0..300).collect::<Vec<_>>());
         assert!(rows.iter().all(|r| r.sent_ns.unwrap() >= r.intended_ns));
         let threads = fake.threads.lock().unwrap();
         for t in ["faasload-send0", "faasload-send1", "faasload-send2"] {
@@ -467,26 +456,15 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sender_behind_its_schedule_hands_releases_to_the_runtime() {
-        let rows = Arc::new(Mutex::new(Vec::new()));
         let fake = Fake::new(Duration::from_millis(5));
         let opts = ReplayOptions {
-            quiet: true,
             senders: 1,
             ..Default::default()
         };
         // 20,000 invocations due at the same instant (200 ms in, so the thread is
         // asleep and on time for the first): one thread cannot release them all within
         // 1 ms of it, so the late ones go to the runtime's workers.
-        let (res, _) = replay(
-            trace_from(20_000, 0, 200_000_000),
-            ep(),
-            fake.clone(),
-            &opts,
-            vec![Box::new(Collect(rows.clone()))],
-            None,
-        )
-        .await
-        .unwrap();
+        let (res, _) = run_fake(trace_from(20_000, 0, 200_000_000), &fake, opts).await;
         assert_eq!(res.recorder.rows, 20_000);
         let threads = fake.threads.lock().unwrap();
         let own = threads.iter().filter(|t| *t == "faasload-send0").count();
