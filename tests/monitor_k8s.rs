@@ -135,14 +135,22 @@ fn kubepods_trees_are_recognised_named_and_attributed() {
     assert_eq!(b["labels"]["cgroup_driver"], "systemd", "{b}");
     assert!(b["openwhisk"].is_null(), "{b}");
 
-    // A busy process in the action pod's cgroup: the attribution finds it.
-    let child = Command::new("sh")
-        .args(["-c", "while :; do :; done"])
-        .spawn()
-        .unwrap();
+    // A busy process in the action pod's cgroup: the attribution finds it. It starts
+    // burning only once it is in the cgroup (it waits for a flag file, sleeping): a
+    // process moved while it runs without a break would be charged to its old cgroup
+    // until its next context switch, which an idle 2-core machine may not give it for
+    // seconds (real containers start inside their cgroup).
+    let flag = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    std::fs::remove_file(&flag).unwrap();
+    let script = format!(
+        "while [ ! -e '{}' ]; do sleep 0.01; done; while :; do :; done",
+        flag.display()
+    );
+    let child = Command::new("sh").args(["-c", &script]).spawn().unwrap();
     let pid = child.id();
     tree.burner = Some(child);
     std::fs::write(root.join(&rel_a).join("cgroup.procs"), pid.to_string()).unwrap();
+    std::fs::write(&flag, b"go").unwrap();
     let t0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
