@@ -75,10 +75,12 @@ impl PreciseTimer {
                         8,
                     )
                 };
+                // Readiness is cleared either way: after a read the next expiry is a
+                // new edge, and a stale readiness would cost the next wait a read.
+                guard.clear_ready();
                 if n == 8 {
                     break;
                 }
-                guard.clear_ready();
             }
             self.learn(mono_ns().saturating_sub(wake));
         }
