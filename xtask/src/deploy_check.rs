@@ -52,19 +52,7 @@ pub fn ensure_kubernetes_validate(_: &Workspace) -> Result<()> {
     if ok {
         return Ok(());
     }
-    if Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(venv)
-        .status()
-        .map_or(true, |s| !s.success())
-    {
-        apt_install(&["python3-venv"])?;
-        cmd::run(
-            Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(venv),
-        )?;
-    }
+    crate::test::make_venv("python3".as_ref(), venv)?;
     cmd::run(
         Command::new(venv.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check"])

@@ -84,14 +84,7 @@ fn ensure_venv(functions: &Path) -> Result<()> {
         std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
     }
     if !python.is_file() {
-        let mut mk = Command::new(base_cmd);
-        mk.args(["-m", "venv"]).arg(&venv);
-        if cmd::run(&mut mk).is_err() {
-            // Debian's python3 has venv (ensurepip) in a package of its own.
-            let _ = std::fs::remove_dir_all(&venv);
-            apt_install(&["python3-venv"])?;
-            cmd::run(&mut mk)?;
-        }
+        crate::test::make_venv(base_cmd.as_ref(), &venv)?;
     }
     cmd::run(
         Command::new(&python)

@@ -39,22 +39,7 @@ pub fn ensure(_: &Workspace) -> Result<()> {
     let python = venv.join("bin/python");
     if !ready(&python) {
         std::fs::create_dir_all(venv.parent().unwrap_or(Path::new("/")))?;
-        let make = || {
-            Command::new(base_python())
-                .args(["-m", "venv", "--clear"])
-                .arg(venv)
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !make() {
-            // Debian splits venv (and its ensurepip) out of python3.
-            crate::test::apt_install(&["python3-venv"])?;
-            cmd::run(
-                Command::new(base_python())
-                    .args(["-m", "venv", "--clear"])
-                    .arg(venv),
-            )?;
-        }
+        crate::test::make_venv(base_python().as_os_str(), venv)?;
         cmd::run(
             Command::new(venv.join("bin/pip"))
                 .args(["install", "-q", "--disable-pip-version-check"])

@@ -165,6 +165,18 @@ pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
     )
 }
 
+/// Creates (or empties) the virtualenv `venv` with `python -m venv --clear`; Debian
+/// ships venv's ensurepip in a package of its own, installed when the first try fails.
+pub(crate) fn make_venv(python: &std::ffi::OsStr, venv: &Path) -> Result<()> {
+    let mut mk = std::process::Command::new(python);
+    mk.args(["-m", "venv", "--clear"]).arg(venv);
+    if cmd::run(&mut mk).is_err() {
+        apt_install(&["python3-venv"])?;
+        cmd::run(&mut mk)?;
+    }
+    Ok(())
+}
+
 /// Sets a variable for the `cargo test` step (xtask is single-threaded here).
 pub(crate) fn export(var: &str, value: &str) {
     println!("    {var}={value}");
