@@ -41,9 +41,9 @@ pub struct ReplayOptions {
 }
 
 /// The default number of sender threads: one. A second thread spinning for its
-/// release instants took a core the endpoint needed on a 2-core machine (send lag p99
-/// 2.4 ms at 5,000/s against 130 µs with one); the runtime's workers take what one
-/// thread is late for.
+/// release instants took a core the endpoint needed on a 2-core machine (in manual
+/// runs the send lag tail at 5,000/s grew an order of magnitude); the runtime's
+/// workers take what one thread is late for.
 pub fn default_senders() -> usize {
     1
 }
