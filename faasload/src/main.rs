@@ -54,12 +54,18 @@ fn main() -> std::process::ExitCode {
     faasload::util::logging::init(&cli.log);
     let res = match cli.cmd {
         Cmd::Monitor(a) => faasload::monitor::cli::run(a),
-        Cmd::Load(a) => faasload::loader::cli::load(a),
+        Cmd::Load(a) => {
+            faasload::util::memory::steady();
+            faasload::loader::cli::load(a)
+        }
         Cmd::Deploy(a) => faasload::loader::cli::deploy(a),
         Cmd::Report(a) => faasload::loader::cli::report(a),
         Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
         Cmd::Platform(a) => faasload::platform::cli::run(a),
-        Cmd::Generate(a) => faasload::generator::cli::run(a),
+        Cmd::Generate(a) => {
+            faasload::util::memory::steady();
+            faasload::generator::cli::run(a)
+        }
         Cmd::Inputs(a) => faasload::inputs::run(a),
         Cmd::Trace(a) => faasload::trace::cli::run(a),
         Cmd::Export(a) => faasload::export::run(a),

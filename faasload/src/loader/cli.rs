@@ -78,9 +78,15 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1000)]
     pub max_in_flight: usize,
     /// Sender threads, each releasing its share of the invocations on its own
-    /// connections (default: one per core).
+    /// connections (default: 1).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub senders: Option<u16>,
+    /// Nice value of the sender threads (-20..=19): raised above the rest by default so
+    /// that a busy host does not delay sends; 0 leaves them at the default priority.
+    /// Below 0 needs root (CAP_SYS_NICE); refused, the run goes on with a warning.
+    #[arg(long, default_value_t = super::run::DEFAULT_SENDER_NICE,
+          value_parser = clap::value_parser!(i32).range(-20..=19), allow_hyphen_values = true)]
+    pub sender_nice: i32,
     /// Non-blocking invokes (202, then the record is polled).
     #[arg(long)]
     pub non_blocking: bool,
@@ -327,6 +333,7 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
         senders: a
             .senders
             .map_or_else(super::run::default_senders, usize::from),
+        sender_nice: a.sender_nice,
         monitor,
         grace: Duration::from_secs_f64(a.grace_s.max(0.0)),
         quiet: a.quiet,

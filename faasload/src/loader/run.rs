@@ -38,7 +38,18 @@ pub struct ReplayOptions {
     pub quiet: bool,
     /// Sender threads (each with its own runtime and connections; see the scheduler).
     pub senders: usize,
+    /// Nice value of the sender threads (-20..=19; 0 leaves them as they are). Below 0
+    /// needs CAP_SYS_NICE; refused, the run goes on at the default with a warning.
+    pub sender_nice: i32,
 }
+
+/// The default nice value of the sender threads. A sender spins before each release
+/// instant; at 5,000/s it is busy most of the time, and at nice 0 the fair scheduler
+/// then preempts it for milliseconds whenever the endpoint and the runtime's workers
+/// wake up (seen in scheduler traces; BENCHMARKS.md, suite `loader`, has the runs with
+/// `--sender-nice 0` next to the default). It needs the CPU only for the spin before an
+/// instant and the send: other threads keep the rest.
+pub const DEFAULT_SENDER_NICE: i32 = -10;
 
 /// The default number of sender threads: one. A second thread spinning for its
 /// release instants took a core the endpoint needed on a 2-core machine (in manual
@@ -59,6 +70,7 @@ impl Default for ReplayOptions {
             grace: Duration::from_secs(30),
             quiet: false,
             senders: default_senders(),
+            sender_nice: DEFAULT_SENDER_NICE,
         }
     }
 }
@@ -120,7 +132,14 @@ pub async fn replay(
     }));
 
     let bar = progress(opts.quiet, trace.total);
-    let mut senders = scheduler::spawn(&ctx, &ctx.backend, &trace, opts.senders, &stop_rx)?;
+    let mut senders = scheduler::spawn(
+        &ctx,
+        &ctx.backend,
+        &trace,
+        opts.senders,
+        opts.sender_nice,
+        &stop_rx,
+    )?;
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -258,6 +277,8 @@ mod tests {
         calls: Mutex<u64>,
         /// The thread each invocation was sent from.
         threads: Mutex<Vec<String>>,
+        /// The nice value of that thread.
+        nices: Mutex<Vec<i32>>,
     }
 
     impl Fake {
@@ -266,6 +287,7 @@ mod tests {
                 delay,
                 calls: Mutex::new(0),
                 threads: Mutex::new(Vec::new()),
+                nices: Mutex::new(Vec::new()),
             })
         }
     }
@@ -290,6 +312,8 @@ mod tests {
                 *self.calls.lock().unwrap() += 1;
                 let thread = std::thread::current().name().unwrap_or("").to_string();
                 self.threads.lock().unwrap().push(thread);
+                let nice = crate::util::priority::thread_nice().unwrap();
+                self.nices.lock().unwrap().push(nice);
                 tokio::time::sleep(self.delay).await;
                 Outcome {
                     sent_ns: sent,
@@ -471,5 +495,33 @@ mod tests {
         let shared = threads.len() - own;
         assert!(own > 0, "the sender sent nothing itself");
         assert!(shared > 0, "nothing was handed to the runtime");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sender_threads_send_at_their_own_priority() {
+        let fake = Fake::new(Duration::from_millis(1));
+        // +4 (lowering needs no privilege): the threads that send have it, the
+        // runtime's workers (and the test's thread) keep theirs.
+        let opts = ReplayOptions {
+            senders: 2,
+            sender_nice: 4,
+            ..Default::default()
+        };
+        let (res, _) = run_fake(trace(100, 500), &fake, opts).await;
+        assert_eq!(res.recorder.rows, 100);
+        let threads = fake.threads.lock().unwrap();
+        let nices = fake.nices.lock().unwrap();
+        let sent_by_senders: Vec<i32> = threads
+            .iter()
+            .zip(nices.iter())
+            .filter(|(t, _)| t.starts_with("faasload-send"))
+            .map(|(_, n)| *n)
+            .collect();
+        assert!(!sent_by_senders.is_empty());
+        assert!(
+            sent_by_senders.iter().all(|n| *n == 4),
+            "{sent_by_senders:?}"
+        );
+        assert_ne!(crate::util::priority::thread_nice().unwrap(), 4);
     }
 }

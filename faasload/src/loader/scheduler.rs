@@ -5,7 +5,10 @@
 //! wake-up of another thread; the wait uses the kernel's high-resolution timer (see
 //! [`super::timer`]). Nothing here waits on I/O; the only thing that can hold a release
 //! back is the bound on pending invocations (memory), and then the delay shows as send
-//! lag, never as a silent drop.
+//! lag, never as a silent drop. The threads run at a raised priority (nice -10 by
+//! default): a thread that spins before its instants has used much CPU, and the fair
+//! scheduler would otherwise preempt it for milliseconds whenever other threads (the
+//! endpoint's, the runtime's) wake up, which the send lag's tail showed at 5,000/s.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,6 +20,7 @@ use super::timer::PreciseTimer;
 use crate::openwhisk::Backend;
 use crate::trace::{Invocation, Trace};
 use crate::util::clock::mono_ns;
+use crate::util::priority::set_thread_nice;
 
 /// What the scheduler did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -43,13 +47,15 @@ pub struct Senders {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Starts `senders` threads sharing `ctx`; each gets `backend`'s fork (own connections)
-/// when it has one, else `backend` itself.
+/// Starts `senders` threads sharing `ctx`, each at nice value `nice` (see
+/// [`super::run::ReplayOptions::sender_nice`]); each gets `backend`'s fork (own
+/// connections) when it has one, else `backend` itself.
 pub fn spawn(
     ctx: &Arc<Ctx>,
     backend: &Arc<dyn Backend>,
     trace: &Trace,
     senders: usize,
+    nice: i32,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Senders> {
     let senders = senders.max(1);
@@ -77,6 +83,16 @@ pub fn spawn(
         let t = std::thread::Builder::new()
             .name(format!("faasload-send{shard}"))
             .spawn(move || {
+                if nice != 0
+                    && let Err(e) = set_thread_nice(nice)
+                    && shard == 0
+                {
+                    tracing::warn!(
+                        "sender threads stay at their default priority (nice {nice} refused: \
+                         {e}); on a busy host the send lag's tail may grow (run as root, or \
+                         --sender-nice 0)"
+                    );
+                }
                 rt.block_on(async move {
                     let mine = invocations
                         .enumerate()

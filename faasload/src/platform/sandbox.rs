@@ -237,6 +237,8 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SandboxError> {
     // system calls on values prepared before the fork (no allocation, no locks).
     unsafe {
         cmd.pre_exec(move || {
+            // The action gets the host's THP setting, not the loader's (util::memory).
+            crate::util::memory::restore_thp_in_child();
             for &fd in &procs_raw {
                 if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(std::io::Error::last_os_error());

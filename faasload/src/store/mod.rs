@@ -221,7 +221,10 @@ impl Store {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let target = self.target.clone();
         let task = tokio::task::spawn_blocking(move || {
-            lower_thread_priority(5);
+            // Failure only costs isolation: logged, not fatal.
+            if let Err(e) = crate::util::priority::set_thread_nice(5) {
+                tracing::debug!("setpriority for the store writer failed: {e}");
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -400,21 +403,5 @@ impl Store {
     /// Closes the connections (pending writer tasks should be awaited first).
     pub async fn close(&self) {
         self.pool.close().await
-    }
-}
-
-/// Lowers the calling thread's scheduling priority by `nice` (Linux applies nice values
-/// per thread). Failure only costs isolation, so it is logged, not fatal.
-fn lower_thread_priority(nice: i32) {
-    // SAFETY: gettid has no preconditions; setpriority on our own thread id.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
-    };
-    if rc != 0 {
-        tracing::debug!(
-            "setpriority for the store writer failed: {}",
-            std::io::Error::last_os_error()
-        );
     }
 }
