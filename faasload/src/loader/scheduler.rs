@@ -182,6 +182,10 @@ async fn release(
                 .spawn(invoker::invoke(ctx.clone(), b, inv, pending));
         } else {
             tokio::spawn(invoker::invoke(ctx.clone(), backend.clone(), inv, pending));
+            // Let the invocation run up to its send (and the connection write the
+            // request) before this loop arms the timer for the next one: the arming
+            // would otherwise sit between the instant and the send.
+            tokio::task::yield_now().await;
         }
     }
     Ok(st)
