@@ -391,3 +391,36 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::LoadArgs;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<LoadArgs, clap::Error> {
+        let mut all = vec!["faasload", "trace.yaml"];
+        all.extend_from_slice(args);
+        Cmd::try_parse_from(all).map(|c| c.load)
+    }
+
+    #[test]
+    fn sender_nice_defaults_to_raised_and_takes_the_nice_range() {
+        assert_eq!(
+            parse(&[]).unwrap().sender_nice,
+            super::super::run::DEFAULT_SENDER_NICE
+        );
+        assert_eq!(parse(&["--sender-nice", "-5"]).unwrap().sender_nice, -5);
+        assert_eq!(parse(&["--sender-nice", "0"]).unwrap().sender_nice, 0);
+        for bad in ["20", "-21", "x"] {
+            let e = parse(&["--sender-nice", bad]).err().expect(bad);
+            assert!(e.to_string().contains("--sender-nice"), "{e}");
+        }
+    }
+}

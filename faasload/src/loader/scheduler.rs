@@ -7,8 +7,8 @@
 //! back is the bound on pending invocations (memory), and then the delay shows as send
 //! lag, never as a silent drop. The threads run at a raised priority (nice -10 by
 //! default): a thread that spins before its instants has used much CPU, and the fair
-//! scheduler would otherwise preempt it for milliseconds whenever other threads (the
-//! endpoint's, the runtime's) wake up, which the send lag's tail showed at 5,000/s.
+//! scheduler may then preempt it for milliseconds when other threads (the endpoint's,
+//! the runtime's) wake up, as scheduler traces showed at 5,000/s.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
