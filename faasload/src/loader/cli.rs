@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(parse(&["--sender-nice", "-5"]).unwrap().sender_nice, -5);
         assert_eq!(parse(&["--sender-nice", "0"]).unwrap().sender_nice, 0);
         for bad in ["20", "-21", "x"] {
-            let e = parse(&["--sender-nice", bad]).err().expect(bad);
+            let e = parse(&["--sender-nice", bad]).expect_err(bad);
             assert!(e.to_string().contains("--sender-nice"), "{e}");
         }
     }
