@@ -77,7 +77,11 @@ pub fn spawn(
         let (ctx, mut stop, mut finish) = (ctx.clone(), stop.clone(), finish_rx.clone());
         let (tx, rx) = oneshot::channel();
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            // I/O and timers only: no process or signal driver to poll on every turn of
+            // the spin before an instant (the run's signals are handled on the main
+            // runtime).
+            .enable_io()
+            .enable_time()
             .build()
             .context("building a sender thread's runtime")?;
         let t = std::thread::Builder::new()
