@@ -186,6 +186,13 @@ fn measure(
     let url = format!("{base}/api/v1/namespaces/guest/actions/noop?blocking=true&result=false");
     let code = ws.root.join("functions/python/noop.py");
 
+    let runs = FaasloadRuns {
+        bin,
+        tmp,
+        reader: &reader,
+        code: &code,
+        base: &base,
+    };
     // Fixed rates.
     let mut fixed: Vec<Fixed> = Vec::new();
     for &rate in sizes.rates {
@@ -202,11 +209,7 @@ fn measure(
                     ),
                     || {
                         faasload_run(
-                            bin,
-                            tmp,
-                            &reader,
-                            &code,
-                            &base,
+                            &runs,
                             u64::from(rate),
                             f64::from(sizes.duration_s),
                             None,
@@ -251,11 +254,7 @@ fn measure(
             ),
             || {
                 faasload_run(
-                    bin,
-                    tmp,
-                    &reader,
-                    &code,
-                    &base,
+                    &runs,
                     u64::from(MAX_RATE) * u64::from(MAX_RATE_SQUEEZE),
                     f64::from(sizes.max_duration_s) / f64::from(MAX_RATE_SQUEEZE),
                     Some(MAX_IN_FLIGHT),
@@ -331,18 +330,31 @@ fn trace_text(code: &Path, base: &str, rate: u64, duration_s: f64) -> String {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every faasload run of the suite shares.
+struct FaasloadRuns<'a> {
+    bin: &'a Path,
+    tmp: &'a TempDir,
+    reader: &'a Path,
+    code: &'a Path,
+    base: &'a str,
+}
+
+/// One `faasload load` run of a periodic stream at `rate` for `duration_s`; `extra`
+/// are further options.
 fn faasload_run(
-    bin: &Path,
-    tmp: &TempDir,
-    reader: &Path,
-    code: &Path,
-    base: &str,
+    f: &FaasloadRuns,
     rate: u64,
     duration_s: f64,
     max_in_flight: Option<u32>,
     extra: &[&str],
 ) -> Result<Sample> {
+    let FaasloadRuns {
+        bin,
+        tmp,
+        reader,
+        code,
+        base,
+    } = *f;
     let trace = tmp.path.join("trace.yaml");
     std::fs::write(&trace, trace_text(code, base, rate, duration_s)).context("write the trace")?;
     let db = tmp.path.join("r.db");
