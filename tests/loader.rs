@@ -2,7 +2,8 @@
 //! FaaSLoad traces against the embedded platform with the monitor (root), and against
 //! fake platforms that throttle, fail, answer 202 or refuse connections; every
 //! invocation must be in the store with its class, bad traces must fail before anything
-//! is sent, and SIGINT must keep every completed row.
+//! is sent, and SIGINT must keep every completed row (and, mid-run, the loader runs
+//! without transparent huge pages while the actions it starts keep the host's setting).
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -359,6 +360,20 @@ fn sigint_mid_run_keeps_every_completed_row() {
             "the replay made no progress"
         );
     }
+    // Mid-run, the loader runs without transparent huge pages (steady memory for its
+    // senders) while the actions its embedded platform started have the host's setting.
+    let host_thp = thp_enabled(std::process::id()).unwrap();
+    assert_eq!(thp_enabled(child.id()), Some(0), "the loader kept THP");
+    // (An action process that ended in between is skipped; one at least is checked.)
+    let actions: Vec<(u32, u32)> = descendants(child.id())
+        .into_iter()
+        .filter(|p| comm(*p).is_some_and(|c| c.starts_with("python")))
+        .filter_map(|p| Some((p, thp_enabled(p)?)))
+        .collect();
+    assert!(!actions.is_empty(), "no action process under the loader");
+    for (a, thp) in actions {
+        assert_eq!(thp, host_thp, "action {a} lost the host's THP");
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
@@ -387,4 +402,49 @@ fn sigint_mid_run_keeps_every_completed_row() {
         rows.iter().all(|r| r.class == "success"),
         "completed rows have their record"
     );
+}
+
+/// `THP_enabled` of process `pid` (/proc/PID/status), None if it is gone.
+fn thp_enabled(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim().to_owned())
+}
+
+/// Every live process below `root` (through /proc's parent links).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // The parent is the 4th field, after the parenthesised command.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a) else {
+            continue;
+        };
+        if let Some(ppid) = after.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok()) {
+            parent.insert(pid, ppid);
+        }
+    }
+    let below = |mut p: u32| {
+        while let Some(&pp) = parent.get(&p) {
+            if pp == root {
+                return true;
+            }
+            p = pp;
+        }
+        false
+    };
+    parent.keys().copied().filter(|p| below(*p)).collect()
 }
