@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch};
 
 use crate::store::RunRow;
 
@@ -76,11 +76,14 @@ pub struct RecorderStats {
 /// How often the recorder takes the rows waiting in its channel.
 pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
-/// Runs until every sender of `rx` is gone and every row is taken.
+/// Runs until every sender of `rx` is gone and every row is taken, or until `give_up`
+/// turns true (invocations abandoned after the grace period still hold senders): then
+/// it takes the rows already sent and ends.
 pub async fn run(
     mut rx: mpsc::Receiver<RunRow>,
     mut sinks: Vec<Box<dyn RowSink>>,
     writer: Option<mpsc::Sender<RunRow>>,
+    give_up: watch::Receiver<bool>,
     on_row: impl Fn(&RunRow) + Send,
 ) -> (RecorderStats, Vec<Box<dyn RowSink>>) {
     let mut st = RecorderStats::default();
@@ -88,6 +91,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Read before draining: what was sent before the give-up is taken.
+        let gave_up = *give_up.borrow();
         // `try_recv` registers no waker: senders do not wake this task.
         let closed = loop {
             match rx.try_recv() {
@@ -107,7 +112,7 @@ pub async fn run(
                 Err(TryRecvError::Disconnected) => break true,
             }
         };
-        if closed {
+        if closed || gave_up {
             return (st, sinks);
         }
     }
@@ -155,10 +160,12 @@ mod tests {
         let (tx, rx) = mpsc::channel(64);
         let (wtx, mut wrx) = mpsc::channel(16);
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let (_keep, give_up) = watch::channel(false);
         let rec = tokio::spawn(run(
             rx,
             vec![Box::new(Count(seen.clone()))],
             Some(wtx),
+            give_up,
             |_| {},
         ));
         // More rows than both channels hold: senders wait for room, nothing is dropped.
@@ -196,5 +203,31 @@ mod tests {
             let mine: Vec<u64> = seen.iter().copied().filter(|s| s / 1000 == k).collect();
             assert_eq!(mine, (k * 1000..k * 1000 + 500).collect::<Vec<_>>());
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn giving_up_takes_the_rows_already_sent_though_senders_remain() {
+        let (tx, rx) = mpsc::channel(64);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop, give_up) = watch::channel(false);
+        let rec = tokio::spawn(run(
+            rx,
+            vec![Box::new(Count(seen.clone()))],
+            None,
+            give_up,
+            |_| {},
+        ));
+        for i in 0..40 {
+            tx.send(row(i)).await.unwrap();
+        }
+        // `tx` stays alive (an abandoned invocation's): only the give-up ends the task.
+        stop.send(true).unwrap();
+        let (st, _) = tokio::time::timeout(Duration::from_secs(5), rec)
+            .await
+            .expect("the recorder did not end on give-up")
+            .unwrap();
+        assert_eq!(st.rows, 40);
+        assert_eq!(*seen.lock().unwrap(), (0..40).collect::<Vec<_>>());
+        drop(tx);
     }
 }

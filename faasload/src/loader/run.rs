@@ -127,9 +127,16 @@ pub async fn replay(
     all_sinks.push(Box::new(lag.clone()));
     let recorded = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let rec_count = recorded.clone();
-    let recorder = tokio::spawn(recorder::run(row_rx, all_sinks, writer, move |_| {
-        rec_count.fetch_add(1, Ordering::Relaxed);
-    }));
+    let (give_up, give_up_rx) = watch::channel(false);
+    let recorder = tokio::spawn(recorder::run(
+        row_rx,
+        all_sinks,
+        writer,
+        give_up_rx,
+        move |_| {
+            rec_count.fetch_add(1, Ordering::Relaxed);
+        },
+    ));
 
     let bar = progress(opts.quiet, trace.total);
     let mut senders = scheduler::spawn(
@@ -200,20 +207,12 @@ pub async fn replay(
         .await
         .context("ending the sender threads")?;
     drop(ctx);
-    let (recorder_stats, sinks) = if abandoned == 0 {
-        recorder.await?
-    } else {
-        // Rows of abandoned invocations never come; the recorder ends when the channel
-        // has no senders left, which needs those tasks gone: give up on them.
-        recorder.abort();
-        (
-            RecorderStats {
-                rows: recorded.load(Ordering::Relaxed),
-                not_stored: 0,
-            },
-            Vec::new(),
-        )
-    };
+    if abandoned > 0 {
+        // Rows of abandoned invocations never come, and those tasks may still hold the
+        // channel open: the recorder takes every row already sent, then ends.
+        let _ = give_up.send(true);
+    }
+    let (recorder_stats, sinks) = recorder.await?;
     Ok((
         ReplayResult {
             schedule,
