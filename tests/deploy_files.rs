@@ -103,7 +103,7 @@ fn daemonset_gives_the_monitor_what_it_needs() {
     };
     let cm = find("ConfigMap");
     let cfg = cm["data"]["monitor.yml"].as_str().unwrap();
-    let cfg = faasload::monitor::config::MonitorConfig::parse(cfg, "ConfigMap monitor.yml")
+    let cfg = faasload_monitor::config::MonitorConfig::parse(cfg, "ConfigMap monitor.yml")
         .unwrap_or_else(|e| panic!("{e}"));
     let ds = find("DaemonSet");
     let spec = &ds["spec"]["template"]["spec"];

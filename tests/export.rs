@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use faasload::openwhisk::OutcomeClass;
-use faasload::store::{FunctionMeta, LoadMeta, LoadStatus, Store};
+use faasload_protocol::OutcomeClass;
+use faasload_results::store::{FunctionMeta, LoadMeta, LoadStatus, Store};
 use faasload_tests::store_rows::{FUNCTIONS, START_MS, synth};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;

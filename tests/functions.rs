@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use faasload::store::{LoadStatus, Store};
+use faasload_results::store::{LoadStatus, Store};
 use faasload_tests::bin;
 use faasload_tests::platform::{functions, require_root};
 use faasload_tests::suite::{start_platform as start, store_with_inputs};
@@ -170,7 +170,7 @@ fn every_suite_function_runs_on_generated_inputs() {
     let p = start(root);
     let names: Vec<&str> = cases().iter().map(|c| c.0).collect();
     // The catalog maps every suite function.
-    let cat = faasload::trace::catalog::FunctionCatalog::load(
+    let cat = faasload_trace::catalog::FunctionCatalog::load(
         functions().join("../config/traces/catalog.yaml"),
     )
     .unwrap();

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use faasload::generator::checkpoint;
-use faasload::generator::{PlannedRun, parse_config, plan};
-use faasload::platform::config::GUEST_AUTH;
-use faasload::store::{LoadStatus, Store, StoredRow};
+use faasload_generator::checkpoint;
+use faasload_generator::{PlannedRun, parse_config, plan};
+use faasload_platform::config::GUEST_AUTH;
+use faasload_results::store::{LoadStatus, Store, StoredRow};
 use faasload_tests::loader::{rt, text};
 use faasload_tests::platform::{TestPlatform, functions, require_root};
 use faasload_tests::suite::{start_platform, store_with_inputs};
@@ -476,8 +476,8 @@ fn sigterm_checkpoints_and_bad_checkpoints_are_refused() {
 
 /// Writes `n` bogus runs with seqs from `from` into the only load of `db`.
 fn add_rows_after(db: &Path, from: u64, n: u64) {
-    use faasload::openwhisk::record::OutcomeClass;
-    use faasload::store::{MonitorReading, RunRow};
+    use faasload_protocol::record::OutcomeClass;
+    use faasload_results::store::{MonitorReading, RunRow};
     rt().block_on(async {
         let s = Store::open(&format!("sqlite://{}", db.display()))
             .await

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use faasload::store::{LoadStatus, Store, StoredRow};
+use faasload_results::store::{LoadStatus, Store, StoredRow};
 use faasload_tests::loader::{load, py_js_trace, rt, stored, text};
 use faasload_tests::openwhisk_fake::{FakeServer, Reply};
 use faasload_tests::{bin, require_root};
@@ -109,7 +109,7 @@ fn yaml_trace_on_the_embedded_platform_with_the_monitor() {
     // No container cgroup of this run's namespaces left behind by the embedded platform
     // (other tests of this file run embedded platforms at the same time, with their own
     // namespaces: their containers may legitimately exist right now).
-    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let layout = faasload_cgroup::Layout::detect().unwrap();
     for root in layout.roots() {
         let dir = root.join("faasload/platform");
         let Ok(entries) = std::fs::read_dir(&dir) else {

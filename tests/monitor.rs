@@ -4,7 +4,7 @@
 //! byte, robustness against bad clients, the cgroupfs backend, and clean shutdown.
 use std::time::Duration;
 
-use faasload::cgroup::{OwnedCgroup, Version};
+use faasload_cgroup::{OwnedCgroup, Version};
 use faasload_tests::cgroups::{TestTree, cpu_usage_ns, mem_peak};
 use faasload_tests::monitor::{Monitor, raw_exchange};
 use faasload_tests::workload::Workload;
@@ -444,7 +444,7 @@ fn monitor_check_command_reports_exact_cpu() {
         .unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
-    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let layout = faasload_cgroup::Layout::detect().unwrap();
     for root in layout.roots() {
         let d = root.join(format!("faasload/check-{pid}"));
         assert!(!d.exists(), "{} left behind", d.display());

@@ -13,13 +13,13 @@
 //! the other so neither's CPU load blurs the other's busy intervals.
 use std::sync::Mutex;
 
-use faasload::platform::config::PrewarmConfig;
+use faasload_platform::config::PrewarmConfig;
 use faasload_tests::attribution;
 use faasload_tests::platform::{TestPlatform, docker_backend};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn prewarm_python(c: &mut faasload::platform::config::PlatformConfig) {
+fn prewarm_python(c: &mut faasload_platform::config::PlatformConfig) {
     c.pool.prewarm = vec![PrewarmConfig {
         kind: "python:3".into(),
         count: 1,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use faasload::cgroup::Layout;
+use faasload_cgroup::Layout;
 use faasload_tests::monitor::Monitor;
 use serde_json::{Value, json};
 

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use faasload::openwhisk::{
+use faasload_loader::openwhisk::{
     Backend, Endpoint, GenericHttp, GenericOptions, HttpOptions, OpenWhisk, OpenWhiskOptions,
     OutcomeClass, PollOptions, RetryOptions,
 };
-use faasload::trace::{Function, User};
+use faasload_trace::{Function, User};
 use faasload_tests::openwhisk_fake::{FakeServer, Reply, Request, self_signed};
 use serde_json::{Map, Value, json};
 

@@ -6,11 +6,11 @@
 //! non-blocking mode, `fetch_record`, a wrong key and the platform's own 429.
 use std::sync::Arc;
 
-use faasload::openwhisk::{
+use faasload_loader::openwhisk::{
     Backend, Endpoint, OpenWhisk, OpenWhiskOptions, OutcomeClass, deploy_all,
 };
-use faasload::platform::config::GUEST_AUTH;
-use faasload::trace::{Function, Trace, User};
+use faasload_platform::config::GUEST_AUTH;
+use faasload_trace::{Function, Trace, User};
 use faasload_tests::platform::{TestPlatform, functions};
 use serde_json::{Map, Value, json};
 

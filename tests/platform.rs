@@ -4,7 +4,7 @@
 //! the failure records.
 use std::time::{Duration, Instant};
 
-use faasload::platform::config::{GUEST_AUTH, NamespaceConfig};
+use faasload_platform::config::{GUEST_AUTH, NamespaceConfig};
 use faasload_tests::behaviours;
 use faasload_tests::platform::{TestPlatform, ann, http};
 use serde_json::{Value, json};
@@ -239,13 +239,13 @@ fn actions_crud_limits_and_packages() {
 fn records_cold_then_warm_logs_and_activation_queries() {
     let p = TestPlatform::start(|_| {});
     p.deploy("hello", "python:3", "python/hello.py", json!({}));
-    let before = faasload::platform::ids::now_ms();
+    let before = faasload_platform::ids::now_ms();
     let r = p.invoke("hello", json!({"name": "Ada"}));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let cold = r.json();
     let id = cold["activationId"].as_str().unwrap();
     assert_eq!(r.header("x-openwhisk-activation-id"), Some(id));
-    assert!(faasload::platform::ids::is_activation_id(id));
+    assert!(faasload_platform::ids::is_activation_id(id));
     assert_eq!(cold["response"]["status"], "success");
     assert_eq!(cold["response"]["success"], true);
     assert_eq!(cold["response"]["result"]["greeting"], "Hello Ada!");
@@ -504,9 +504,9 @@ fn containers_have_openwhisk_names_and_cgroup_limits() {
         name.starts_with(&format!("{}_", p.invoker)) && name.ends_with("_guest_hello"),
         "{name}"
     );
-    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let layout = faasload_cgroup::Layout::detect().unwrap();
     match layout.version() {
-        faasload::cgroup::Version::V1 => {
+        faasload_cgroup::Version::V1 => {
             let mem =
                 std::fs::read_to_string(p.cgroup_dir("memory", name).join("memory.limit_in_bytes"))
                     .unwrap();
@@ -524,7 +524,7 @@ fn containers_have_openwhisk_names_and_cgroup_limits() {
                 "the container's processes are in its cgroup: {procs}"
             );
         }
-        faasload::cgroup::Version::V2 => {
+        faasload_cgroup::Version::V2 => {
             let procs =
                 std::fs::read_to_string(p.cgroup_dir("", name).join("cgroup.procs")).unwrap();
             assert!(procs.lines().count() >= 2);
@@ -535,9 +535,9 @@ fn containers_have_openwhisk_names_and_cgroup_limits() {
 #[test]
 fn pause_after_grace_and_resume_on_reuse() {
     let p = TestPlatform::start(|c| c.pool.pause_grace_ms = 100);
-    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let layout = faasload_cgroup::Layout::detect().unwrap();
     behaviours::pause_after_grace_and_resume_on_reuse(&p, |name| {
-        faasload::cgroup::CgroupReader::open(
+        faasload_cgroup::CgroupReader::open(
             &layout,
             std::path::Path::new(&format!("faasload/platform/{name}")),
         )
@@ -604,7 +604,7 @@ fn eviction_and_fifo_queue_under_the_memory_budget() {
 #[test]
 fn prewarmed_stem_cells_serve_cold_starts() {
     let p = TestPlatform::start(|c| {
-        c.pool.prewarm = vec![faasload::platform::config::PrewarmConfig {
+        c.pool.prewarm = vec![faasload_platform::config::PrewarmConfig {
             kind: "python:3".into(),
             count: 1,
             memory: 256,
@@ -644,7 +644,7 @@ fn rate_limits_answer_429() {
     });
     p.deploy("sleep", "python:3", "python/sleep.py", json!({}));
     // Stay within one calendar minute.
-    let sec = (faasload::platform::ids::now_ms() / 1000) % 60;
+    let sec = (faasload_platform::ids::now_ms() / 1000) % 60;
     if sec > 50 {
         std::thread::sleep(Duration::from_secs(61 - sec));
     }
@@ -937,10 +937,10 @@ fn standalone_binary_serves_and_shuts_down_cleanly() {
         b"{}",
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let layout = faasload_cgroup::Layout::detect().unwrap();
     let cg = layout
         .dir(
-            faasload::cgroup::Controller::Cpu,
+            faasload_cgroup::Controller::Cpu,
             std::path::Path::new("faasload/platform"),
         )
         .unwrap();
@@ -972,13 +972,13 @@ fn standalone_binary_serves_and_shuts_down_cleanly() {
 #[test]
 fn forced_cgroup_v2_runs_pauses_and_cleans_up() {
     let mut p = TestPlatform::start(|c| {
-        c.cgroup_version = Some(faasload::cgroup::Version::V2);
+        c.cgroup_version = Some(faasload_cgroup::Version::V2);
         c.pool.pause_grace_ms = 50;
     });
     p.deploy("hello", "python:3", "python/hello.py", json!({}));
     assert_eq!(p.invoke("hello", json!({})).status, 200);
     let name = p.containers()[0].0.clone();
-    let layout = faasload::cgroup::Layout::detect().unwrap();
+    let layout = faasload_cgroup::Layout::detect().unwrap();
     let dir = layout
         .v2()
         .expect("cgroup2 is mounted")

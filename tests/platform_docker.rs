@@ -12,7 +12,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faasload::platform::config::{GUEST_AUTH, PrewarmConfig};
+use faasload_platform::config::{GUEST_AUTH, PrewarmConfig};
 use faasload_tests::behaviours;
 use faasload_tests::docker::{docker, host, inspect};
 use faasload_tests::loader::{load, py_js_trace, rt, stored, text};

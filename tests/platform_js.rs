@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use faasload::platform::config::GUEST_AUTH;
+use faasload_platform::config::GUEST_AUTH;
 use faasload_tests::platform::TestPlatform;
 
 fn js_dir() -> PathBuf {

@@ -9,8 +9,8 @@
 //! `FAASLOAD_TEST_MYSQL_URL`; without them these tests fail with the reason.
 use std::time::{Duration, Instant};
 
-use faasload::openwhisk::OutcomeClass;
-use faasload::store::{FunctionMeta, LoadMeta, LoadStatus, ResourceRow, Store, StoredRow};
+use faasload_protocol::OutcomeClass;
+use faasload_results::store::{FunctionMeta, LoadMeta, LoadStatus, ResourceRow, Store, StoredRow};
 use faasload_tests::store_rows::{FUNCTIONS, START_MS, class_of, cold, synth};
 use serde_json::Value;
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use faasload::store::LoadStatus;
-use faasload::trace::{Invocation, Trace, load};
+use faasload_results::store::LoadStatus;
+use faasload_trace::{Invocation, Trace, load};
 use faasload_tests::{bin, last_load, require_root};
 
 fn repo(rel: &str) -> PathBuf {

@@ -1,4 +1,9 @@
-//! The `faasload` command line: parses arguments and hands over to one domain module.
+//! The `faasload` command line: parses arguments and hands over to one library crate per
+//! job (see the README's layout section).
+mod cmd;
+mod embedded;
+mod logging;
+
 use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's malloc: the loader allocates a little per invocation on
@@ -22,54 +27,58 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    #[cfg(feature = "monitor")]
     /// Run the per-container monitor daemon (root): eBPF or cgroupfs backend, UNIX sockets.
-    Monitor(faasload::monitor::cli::MonitorArgs),
+    Monitor(cmd::monitor::MonitorArgs),
     /// Replay a trace (injector mode): schedule, invoke, record, report.
-    Load(faasload::loader::cli::LoadArgs),
+    Load(cmd::load::LoadArgs),
     /// Create or update the actions of a trace in each user's namespace.
-    Deploy(faasload::loader::cli::DeployArgs),
+    Deploy(cmd::load::DeployArgs),
     /// Print the latency report of a stored load.
-    Report(faasload::loader::cli::ReportArgs),
+    Report(cmd::load::ReportArgs),
+    #[cfg(feature = "monitor")]
     /// Check the monitor on this host: run it against a sample workload and print what it
     /// saw next to the cgroups' own counters (root).
-    MonitorCheck(faasload::monitor::check::CheckArgs),
+    MonitorCheck(cmd::monitor_check::CheckArgs),
     /// Run the embedded OpenWhisk-compatible platform (root).
-    Platform(faasload::platform::cli::PlatformArgs),
+    Platform(cmd::platform::PlatformArgs),
     /// Build a dataset of function executions: a sweep of functions x memory limits x
     /// inputs, with checkpoints (--resume goes on where a run stopped).
-    Generate(faasload::generator::cli::GenerateArgs),
+    Generate(cmd::generate::GenerateArgs),
     /// Generate deterministic input sets for the function suite (images, data files).
-    Inputs(faasload::inputs::InputsArgs),
+    Inputs(faasload_inputs::InputsArgs),
     /// Traces: convert production traces, synthesise tenants, check, stats.
-    Trace(faasload::trace::cli::TraceArgs),
+    Trace(cmd::trace::TraceArgs),
     /// Export a stored load as a dataset (Parquet or CSV): one row per run, plus resources.
-    Export(faasload::export::ExportArgs),
+    Export(faasload_results::export::ExportArgs),
     /// Test and benchmark workloads of known CPU and memory cost (used by tests and benches).
     #[command(hide = true)]
-    Workload(faasload::util::workload::WorkloadArgs),
+    Workload(cmd::workload::WorkloadArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    faasload::util::logging::init(&cli.log);
+    logging::init(&cli.log);
     let res = match cli.cmd {
-        Cmd::Monitor(a) => faasload::monitor::cli::run(a),
+        #[cfg(feature = "monitor")]
+        Cmd::Monitor(a) => cmd::monitor::run(a),
         Cmd::Load(a) => {
-            faasload::util::memory::steady();
-            faasload::loader::cli::load(a)
+            faasload_os::memory::steady();
+            cmd::load::load(a)
         }
-        Cmd::Deploy(a) => faasload::loader::cli::deploy(a),
-        Cmd::Report(a) => faasload::loader::cli::report(a),
-        Cmd::MonitorCheck(a) => faasload::monitor::check::run(a),
-        Cmd::Platform(a) => faasload::platform::cli::run(a),
+        Cmd::Deploy(a) => cmd::load::deploy(a),
+        Cmd::Report(a) => cmd::load::report(a),
+        #[cfg(feature = "monitor")]
+        Cmd::MonitorCheck(a) => cmd::monitor_check::run(a),
+        Cmd::Platform(a) => cmd::platform::run(a),
         Cmd::Generate(a) => {
-            faasload::util::memory::steady();
-            faasload::generator::cli::run(a)
+            faasload_os::memory::steady();
+            cmd::generate::run(a)
         }
-        Cmd::Inputs(a) => faasload::inputs::run(a),
-        Cmd::Trace(a) => faasload::trace::cli::run(a),
-        Cmd::Export(a) => faasload::export::run(a),
-        Cmd::Workload(a) => faasload::util::workload::run(a),
+        Cmd::Inputs(a) => faasload_inputs::run(a),
+        Cmd::Trace(a) => cmd::trace::run(a),
+        Cmd::Export(a) => faasload_results::export::run(a),
+        Cmd::Workload(a) => cmd::workload::run(a),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,

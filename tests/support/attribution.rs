@@ -6,7 +6,7 @@
 //! sequential activation attributed, ambiguous cases answered `ambiguous`).
 use std::time::Duration;
 
-use faasload::openwhisk::record::ActivationRecord;
+use faasload_protocol::record::ActivationRecord;
 use serde_json::{Value, json};
 
 use crate::monitor::Monitor;
@@ -249,7 +249,7 @@ impl Report {
 /// `attribute`, and gets T's container and the activation's CPU.
 pub fn check_loader_path(t: &Monitor, w: &Monitor, rec: &Value) {
     let rec = ActivationRecord::from_json(rec).unwrap();
-    let client = faasload::loader::monitor_client::MonitorClient::new(
+    let client = faasload_loader::monitor_client::MonitorClient::new(
         w.query.clone(),
         Duration::from_millis(200),
         false,

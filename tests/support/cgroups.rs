@@ -3,7 +3,7 @@
 //! removed when dropped (the test asserts nothing is left).
 use std::path::{Path, PathBuf};
 
-use faasload::cgroup::{Controller, Layout, OwnedCgroup, Version};
+use faasload_cgroup::{Controller, Layout, OwnedCgroup, Version};
 
 /// A group of test cgroups sharing one parent under faasload's subtree.
 pub struct TestTree {
@@ -51,7 +51,7 @@ impl Drop for TestTree {
         for d in self.dirs() {
             let _ = std::fs::remove_dir(&d);
         }
-        faasload::cgroup::prune_empty(&self.layout, std::path::Path::new(&self.name));
+        faasload_cgroup::prune_empty(&self.layout, std::path::Path::new(&self.name));
         if !std::thread::panicking() {
             for d in self.dirs() {
                 assert!(!d.exists(), "test cgroup {} left behind", d.display());

@@ -53,13 +53,13 @@ pub fn unique(tag: &str) -> String {
 }
 
 /// The status and rows of the last load in the SQLite store `db`.
-pub fn last_load(db: &Path) -> (faasload::store::LoadStatus, Vec<faasload::store::StoredRow>) {
+pub fn last_load(db: &Path) -> (faasload_results::store::LoadStatus, Vec<faasload_results::store::StoredRow>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let s = faasload::store::Store::open(&format!("sqlite://{}", db.display()))
+        let s = faasload_results::store::Store::open(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
         let last = s.loads().await.unwrap().pop().expect("a load in the store");

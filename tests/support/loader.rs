@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use faasload::store::{LoadStatus, Store, StoredRow};
+use faasload_results::store::{LoadStatus, Store, StoredRow};
 
 /// `faasload load <args>` (log level warn), run to its end.
 pub fn load(args: &[&str]) -> Output {

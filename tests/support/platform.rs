@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faasload::platform::config::{BackendKind, GUEST_AUTH, PlatformConfig};
-use faasload::platform::server::PlatformHandle;
+use faasload_platform::config::{BackendKind, GUEST_AUTH, PlatformConfig};
+use faasload_platform::server::PlatformHandle;
 use serde_json::Value;
 
 /// An HTTP answer.
@@ -217,7 +217,7 @@ impl TestPlatform {
             .build()
             .unwrap();
         let handle = rt
-            .block_on(faasload::platform::server::start(cfg))
+            .block_on(faasload_platform::server::start(cfg))
             .expect("start the platform");
         TestPlatform {
             addr: handle.addr(),
@@ -315,11 +315,11 @@ impl TestPlatform {
 
     /// The cgroup directory of container `name` for v1 controller `ctrl` (or the v2 dir).
     pub fn cgroup_dir(&self, ctrl: &str, name: &str) -> PathBuf {
-        let layout = faasload::cgroup::Layout::detect().unwrap();
+        let layout = faasload_cgroup::Layout::detect().unwrap();
         let rel = Path::new("faasload/platform").join(name);
         match layout.version() {
-            faasload::cgroup::Version::V1 => PathBuf::from("/sys/fs/cgroup").join(ctrl).join(rel),
-            faasload::cgroup::Version::V2 => layout.v2().unwrap().join(rel),
+            faasload_cgroup::Version::V1 => PathBuf::from("/sys/fs/cgroup").join(ctrl).join(rel),
+            faasload_cgroup::Version::V2 => layout.v2().unwrap().join(rel),
         }
     }
 

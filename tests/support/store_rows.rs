@@ -2,8 +2,8 @@
 //! it (`tests/store.rs`, `tests/export.rs`): row `i` of a load is a pure function of `i`
 //! (outcome classes, cold starts, monitor readings with samples, parameters of three
 //! types, inputs with sizes), so a test can check any stored or exported value.
-use faasload::openwhisk::{ActivationRecord, OutcomeClass};
-use faasload::store::{MonitorReading, RunRow};
+use faasload_protocol::{ActivationRecord, OutcomeClass};
+use faasload_results::store::{MonitorReading, RunRow};
 use serde_json::{Map, json};
 
 pub const START_MS: u64 = 1_750_000_000_000;

@@ -8,8 +8,8 @@ use crate::bin;
 use crate::platform::{TestPlatform, functions};
 
 /// The suite's install paths; fails (never skips) when they are missing.
-pub fn suite_paths() -> faasload::inputs::suite::SuitePaths {
-    faasload::inputs::suite::SuitePaths::under(&functions()).expect(
+pub fn suite_paths() -> faasload_inputs::suite::SuitePaths {
+    faasload_inputs::suite::SuitePaths::under(&functions()).expect(
         "functions/.venv is missing: run `cargo xtask ensure-functions` (part of `cargo xtask test`)",
     )
 }

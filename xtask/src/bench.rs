@@ -42,8 +42,8 @@ impl Options {
         if !self.dev_build {
             return crate::demo::release_faasload(ws);
         }
-        step("eBPF kernel programs", || {
-            crate::ebpf::build(ws, false).map(|_| ())
+        step("eBPF toolchain (nightly rust-src, bpf-linker)", || {
+            crate::ebpf::install()
         })?;
         // The workspace build `cargo xtask test` makes (with `-p faasload` alone, cargo
         // would unify features differently and build faasload again).

@@ -33,8 +33,8 @@ pub fn run(ws: &Workspace) -> Result<()> {
 
 /// Builds the kernel programs and the release `faasload` binary; returns its path.
 pub fn release_faasload(ws: &Workspace) -> Result<std::path::PathBuf> {
-    step("eBPF kernel programs", || {
-        ebpf::build(ws, false).map(|_| ())
+    step("eBPF toolchain (nightly rust-src, bpf-linker)", || {
+        ebpf::install()
     })?;
     step("cargo build --release -p faasload", || {
         cmd::run(

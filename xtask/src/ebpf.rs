@@ -1,6 +1,8 @@
 //! `cargo xtask build-ebpf`: installs the kernel-program toolchain if missing (nightly
 //! rust-src; bpf-linker built against the nightly's own libLLVM, rebuilt when that
-//! changes) and builds `faasload-ebpf` into the shared target directory.
+//! changes), then builds the monitor crate, whose build script builds `faasload-ebpf`
+//! (into `<target>/ebpf`) and embeds it. Commands that build the binary themselves
+//! (`demo`, `test`, `bench`) only [`install`] the pieces.
 //!
 //! Recipe: `reference/ebpf-build.md`. bpf-linker needs no llvm-config and no headers,
 //! only a `libLLVM.so` under `$LLVM_PREFIX/lib`; we point it at the nightly's own
@@ -23,16 +25,27 @@ const LLVM_PREFIX: &str = "/opt/llvm-rust-nightly";
 /// Records which nightly (its `rustc -vV`) the installed bpf-linker was built against.
 const STAMP: &str = "/opt/llvm-rust-nightly/bpf-linker.stamp";
 
-/// Installs what is missing, then builds the kernel programs; returns the object path.
-pub fn build(ws: &Workspace, debug: bool) -> Result<PathBuf> {
+/// Installs what the monitor's build script needs (nightly rust-src, bpf-linker in
+/// cargo's bin directory, where the build script looks).
+pub fn install() -> Result<()> {
     step("nightly toolchain with rust-src", ensure_rust_src)?;
-    let bin_dir = step(
+    step(
         format!("bpf-linker {BPF_LINKER_VERSION}"),
         ensure_bpf_linker,
     )?;
-    let profile = if debug { "debug" } else { "release" };
-    step(format!("kernel programs ({profile})"), || {
-        build_object(ws, &bin_dir, debug)
+    Ok(())
+}
+
+/// `cargo xtask build-ebpf`: installs the pieces, then builds the monitor crate (its
+/// build script builds the kernel programs and fails with the compiler's output).
+pub fn build(ws: &Workspace) -> Result<()> {
+    install()?;
+    step("kernel programs (cargo build -p faasload-monitor)", || {
+        cmd::run(
+            cmd::cargo()
+                .args(["build", "-p", "faasload-monitor"])
+                .current_dir(&ws.root),
+        )
     })
 }
 
@@ -155,8 +168,8 @@ fn link_llvm(lib: &Path) -> Result<()> {
 }
 
 /// Installs bpf-linker unless the stamp says it was built against this very nightly and
-/// it still runs; returns the directory holding it.
-fn ensure_bpf_linker() -> Result<PathBuf> {
+/// it still runs.
+fn ensure_bpf_linker() -> Result<()> {
     let bin_dir = cargo_bin_dir()?;
     let linker = bin_dir.join("bpf-linker");
     let llvm = nightly_llvm()?;
@@ -171,7 +184,7 @@ fn ensure_bpf_linker() -> Result<PathBuf> {
             linker.display(),
             llvm.major
         );
-        return Ok(bin_dir);
+        return Ok(());
     }
     println!(
         "    {}: building bpf-linker against {}",
@@ -210,32 +223,5 @@ fn ensure_bpf_linker() -> Result<PathBuf> {
         );
     }
     std::fs::write(STAMP, want).with_context(|| format!("cannot write {STAMP}"))?;
-    Ok(bin_dir)
-}
-
-fn build_object(ws: &Workspace, bin_dir: &Path, debug: bool) -> Result<PathBuf> {
-    // rustc finds bpf-linker on PATH: put the one we vetted first.
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir.to_path_buf()).chain(std::env::split_paths(&path)),
-    )
-    .context("cannot build PATH")?;
-    let mut c = cmd::toolchain("cargo", NIGHTLY);
-    c.arg("build")
-        .current_dir(ws.ebpf_dir())
-        .env("PATH", path)
-        .env("CARGO_TARGET_DIR", &ws.target_dir);
-    if !debug {
-        c.arg("--release");
-    }
-    cmd::run(&mut c)?;
-    let object = ws.ebpf_object(if debug { "debug" } else { "release" });
-    let meta = std::fs::metadata(&object).with_context(|| {
-        format!(
-            "the eBPF build succeeded but {} is missing",
-            object.display()
-        )
-    })?;
-    println!("    {} ({} bytes)", object.display(), meta.len());
-    Ok(object)
+    Ok(())
 }

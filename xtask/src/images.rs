@@ -37,7 +37,7 @@ const IMAGES: &[Image] = &[
         files: &[
             ("images/proxy.py", "proxy/proxy.py"),
             (
-                "faasload/src/platform/runtimes/launcher.py",
+                "crates/platform/src/runtimes/launcher.py",
                 "proxy/launcher.py",
             ),
         ],
@@ -49,7 +49,7 @@ const IMAGES: &[Image] = &[
         files: &[
             ("images/proxy.js", "proxy/proxy.js"),
             (
-                "faasload/src/platform/runtimes/launcher.js",
+                "crates/platform/src/runtimes/launcher.js",
                 "proxy/launcher.js",
             ),
         ],

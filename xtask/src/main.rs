@@ -32,13 +32,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the kernel programs (installs nightly rust-src and bpf-linker if missing).
-    BuildEbpf {
-        /// Build the unoptimised profile instead of release (the faasload binary embeds
-        /// only the release object).
-        #[arg(long)]
-        debug: bool,
-    },
+    /// Build the kernel programs (installs nightly rust-src and bpf-linker if missing):
+    /// builds the monitor crate, whose build script builds and embeds them.
+    BuildEbpf,
     /// Benchmarks, side by side with a peer in the same run; writes BENCHMARKS.md
     /// (needs root). Suites: platform. All suites when none is named.
     Bench {
@@ -86,7 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ws = workspace::Workspace::locate();
     let result = match cli.command {
-        Command::BuildEbpf { debug } => ebpf::build(&ws, debug).map(|_| ()),
+        Command::BuildEbpf => ebpf::build(&ws),
         Command::Test { args } => test::run(&ws, &args),
         Command::Images { docker_host } => images::build(
             &ws,

@@ -21,7 +21,7 @@ type Ensure = fn(&Workspace) -> Result<()>;
 const STEPS: &[(&str, Ensure)] = &[
     ("running as root", ensure_root),
     ("kernel BTF", ensure_kernel_btf),
-    ("eBPF kernel programs", ensure_ebpf),
+    ("eBPF toolchain (nightly rust-src, bpf-linker)", ensure_ebpf_toolchain),
     ("workspace build", ensure_workspace_built),
     ("PostgreSQL test server", ensure_postgres),
     ("MariaDB test server", ensure_mariadb),
@@ -116,8 +116,8 @@ fn ensure_kernel_btf(_: &Workspace) -> Result<()> {
     Ok(())
 }
 
-fn ensure_ebpf(ws: &Workspace) -> Result<()> {
-    ebpf::build(ws, false).map(|_| ())
+fn ensure_ebpf_toolchain(_: &Workspace) -> Result<()> {
+    ebpf::install()
 }
 
 /// Runs two quick benchmark suites (`monitor-query` takes about 10 s) so the harness

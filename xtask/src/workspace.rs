@@ -24,24 +24,11 @@ impl Workspace {
         let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
             Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
             // Cargo resolves a relative CARGO_TARGET_DIR against its working directory;
-            // `cargo xtask` is run from the root, and faasload's build.rs agrees.
+            // `cargo xtask` is run from the root, and the monitor's build.rs agrees.
             Some(dir) => root.join(dir),
             None => root.join("target"),
         };
         Workspace { root, target_dir }
-    }
-
-    /// The kernel programs' own workspace.
-    pub fn ebpf_dir(&self) -> PathBuf {
-        self.root.join("faasload-ebpf")
-    }
-
-    /// The linked eBPF object for a profile (`release` is what faasload embeds).
-    pub fn ebpf_object(&self, profile: &str) -> PathBuf {
-        self.target_dir
-            .join("bpfel-unknown-none")
-            .join(profile)
-            .join("faasload-ebpf")
     }
 
     /// The faasload binary built by `cargo build` (debug profile).

@@ -1,0 +1,233 @@
+//! The recorder: the one task that receives finished rows, feeds every in-memory sink
+//! (histograms, live statistics) and forwards the row to the store's batching writer.
+//! Nothing here is on the scheduler's path; a slow database slows only this task.
+//!
+//! It drains its channel on a short tick instead of waiting on it: a waiting receiver
+//! is woken by every row, i.e. a runtime worker (and, in turn, the writer's thread) is
+//! woken thousands of times a second, each wake-up a context switch that costs the
+//! machine far more than the row's work and takes CPU from the platform under test. A
+//! row reaches the sinks at most [`DRAIN_EVERY`] after it was sent; the channel is
+//! bounded, so a burst makes invokers wait for room (after their answer was timed),
+//! never drops a row.
+use std::sync::{Arc, Mutex};
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch};
+
+use faasload_results::store::RunRow;
+
+/// Something that looks at every row (cheap, in memory).
+pub trait RowSink: Send {
+    fn row(&mut self, r: &RunRow);
+}
+
+/// Send-lag percentiles for the progress bar, shared with the display.
+#[derive(Clone)]
+pub struct LagTracker(pub Arc<Mutex<Histogram<u64>>>);
+
+impl LagTracker {
+    /// An empty tracker (µs, 3 significant digits).
+    pub fn new() -> LagTracker {
+        LagTracker(Arc::new(Mutex::new(
+            Histogram::new(3).expect("3 significant digits is valid"),
+        )))
+    }
+
+    /// The p99 send lag so far, in µs.
+    pub fn p99_us(&self) -> u64 {
+        self.0
+            .lock()
+            .map(|h| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(0.99)
+                }
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Default for LagTracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RowSink for LagTracker {
+    fn row(&mut self, r: &RunRow) {
+        if let (Some(l), Ok(mut h)) = (r.lag_ns(), self.0.lock()) {
+            let _ = h.record(l / 1000);
+        }
+    }
+}
+
+/// What the recorder did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecorderStats {
+    pub rows: u64,
+    /// Rows the store writer did not take (it stopped): counted, and said at the end.
+    pub not_stored: u64,
+}
+
+/// How often the recorder takes the rows waiting in its channel.
+pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
+/// Runs until every sender of `rx` is gone and every row is taken, or until `give_up`
+/// turns true (invocations abandoned after the grace period still hold senders): then
+/// it takes the rows already sent and ends.
+pub async fn run(
+    mut rx: mpsc::Receiver<RunRow>,
+    mut sinks: Vec<Box<dyn RowSink>>,
+    writer: Option<mpsc::Sender<RunRow>>,
+    give_up: watch::Receiver<bool>,
+    on_row: impl Fn(&RunRow) + Send,
+) -> (RecorderStats, Vec<Box<dyn RowSink>>) {
+    let mut st = RecorderStats::default();
+    let mut tick = tokio::time::interval(DRAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // Read before draining: what was sent before the give-up is taken.
+        let gave_up = *give_up.borrow();
+        // `try_recv` registers no waker: senders do not wake this task.
+        let closed = loop {
+            match rx.try_recv() {
+                Ok(row) => {
+                    for s in sinks.iter_mut() {
+                        s.row(&row);
+                    }
+                    on_row(&row);
+                    st.rows += 1;
+                    if let Some(w) = &writer
+                        && w.send(row).await.is_err()
+                    {
+                        st.not_stored += 1;
+                    }
+                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        if closed || gave_up {
+            return (st, sinks);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faasload_results::store::RunRow;
+
+    struct Count(Arc<Mutex<Vec<u64>>>);
+    impl RowSink for Count {
+        fn row(&mut self, r: &RunRow) {
+            self.0.lock().unwrap().push(r.seq);
+        }
+    }
+
+    fn row(seq: u64) -> RunRow {
+        RunRow {
+            seq,
+            user: "u".into(),
+            namespace: "u".into(),
+            function: "f".into(),
+            action: "f".into(),
+            input: None,
+            input_bytes: None,
+            params: serde_json::Map::new(),
+            intended_ns: seq,
+            sent_ns: Some(seq),
+            answered_ns: Some(seq + 1),
+            queue_ns: 0,
+            run_start_epoch_ms: 0,
+            class: faasload_protocol::OutcomeClass::Success,
+            http_status: Some(200),
+            error: None,
+            polls: 0,
+            retries: 0,
+            record: None,
+            monitor: faasload_results::store::MonitorReading::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_row_of_every_sender_reaches_the_sinks_and_the_writer_in_order() {
+        let (tx, rx) = mpsc::channel(64);
+        let (wtx, mut wrx) = mpsc::channel(16);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (_keep, give_up) = watch::channel(false);
+        let rec = tokio::spawn(run(
+            rx,
+            vec![Box::new(Count(seen.clone()))],
+            Some(wtx),
+            give_up,
+            |_| {},
+        ));
+        // More rows than both channels hold: senders wait for room, nothing is dropped.
+        let senders: Vec<_> = (0..4u64)
+            .map(|k| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0..500u64 {
+                        tx.send(row(k * 1000 + i)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let written = tokio::spawn(async move {
+            let mut v = Vec::new();
+            while let Some(r) = wrx.recv().await {
+                v.push(r.seq);
+            }
+            v
+        });
+        for s in senders {
+            s.await.unwrap();
+        }
+        let (st, _) = rec.await.unwrap();
+        assert_eq!(st.rows, 2000);
+        assert_eq!(st.not_stored, 0);
+        let written = written.await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen, written,
+            "sinks and writer saw the rows in the same order"
+        );
+        for k in 0..4u64 {
+            let mine: Vec<u64> = seen.iter().copied().filter(|s| s / 1000 == k).collect();
+            assert_eq!(mine, (k * 1000..k * 1000 + 500).collect::<Vec<_>>());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn giving_up_takes_the_rows_already_sent_though_senders_remain() {
+        let (tx, rx) = mpsc::channel(64);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop, give_up) = watch::channel(false);
+        let rec = tokio::spawn(run(
+            rx,
+            vec![Box::new(Count(seen.clone()))],
+            None,
+            give_up,
+            |_| {},
+        ));
+        for i in 0..40 {
+            tx.send(row(i)).await.unwrap();
+        }
+        // `tx` stays alive (an abandoned invocation's): only the give-up ends the task.
+        stop.send(true).unwrap();
+        let (st, _) = tokio::time::timeout(Duration::from_secs(5), rec)
+            .await
+            .expect("the recorder did not end on give-up")
+            .unwrap();
+        assert_eq!(st.rows, 40);
+        assert_eq!(*seen.lock().unwrap(), (0..40).collect::<Vec<_>>());
+        drop(tx);
+    }
+}

@@ -1,0 +1,710 @@
+//! The monitor's shared state: the container table (with each container's ring of
+//! samples and open activations), the finished-activation store, and the counters the
+//! monitor keeps about itself. Sampler, event reader and socket handlers all go through
+//! here; locks are short and never held across I/O to clients.
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use faasload_common::CgroupStats;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::config::{Backend, MonitorConfig};
+use super::discovery::{Found, Matcher};
+use super::ebpf::Kernel;
+use faasload_cgroup::{CgroupReader, Counters, Layout, inode};
+use faasload_os::clock::{EpochMap, epoch_ns, mono_ns};
+
+/// One sample of a container. `NONE` marks a value this host or cgroup lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Epoch nanoseconds.
+    pub t_ns: u64,
+    /// Cumulative CPU time (ns): eBPF on-CPU time, or cgroupfs usage.
+    pub cpu_ns: u64,
+    /// Memory charged (bytes).
+    pub mem_bytes: u64,
+    /// FaaSLoad's memory metric: rss + mapped_file (bytes).
+    pub rss_mapped: u64,
+}
+
+/// Marker for a missing value in a [`Sample`].
+pub const NONE: u64 = u64::MAX;
+
+fn opt(v: u64) -> Option<u64> {
+    (v != NONE).then_some(v)
+}
+
+impl Sample {
+    pub fn cpu(&self) -> Option<u64> {
+        opt(self.cpu_ns)
+    }
+    pub fn mem(&self) -> Option<u64> {
+        opt(self.mem_bytes)
+    }
+    pub fn rss_mapped(&self) -> Option<u64> {
+        opt(self.rss_mapped)
+    }
+}
+
+/// Life-cycle state of a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Life {
+    Running,
+    Paused,
+    Removed,
+}
+
+/// A snapshot of all counters at an activation boundary.
+#[derive(Clone, Copy, Debug)]
+pub struct Snap {
+    pub t_ns: u64,
+    pub ebpf: Option<CgroupStats>,
+    pub cg: Counters,
+}
+
+/// An activation between its start and end notifications.
+#[derive(Clone, Debug)]
+struct Open {
+    start: Snap,
+    peak_reset: bool,
+}
+
+/// One container and everything the monitor knows of it.
+pub struct Container {
+    pub id: String,
+    pub kind: String,
+    pub rel: PathBuf,
+    pub reader: CgroupReader,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    cpu_ids: Vec<u64>,
+    ring: VecDeque<Sample>,
+    life: Life,
+    created_ns: u64,
+    removed_ns: Option<u64>,
+    open: HashMap<String, Open>,
+}
+
+impl Container {
+    /// Its mutable part (a poisoned lock is still usable: the data stays consistent).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Serializable view of a container.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerView {
+    pub id: String,
+    pub kind: String,
+    pub cgroup: String,
+    pub cgroup_ids: Vec<u64>,
+    pub state: Life,
+    pub discovered: f64,
+    pub removed: Option<f64>,
+    pub samples: usize,
+    pub open_activations: usize,
+}
+
+/// OS-level counters of an activation.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct OsCounters {
+    pub nvcsw: Option<u64>,
+    pub nivcsw: Option<u64>,
+    pub wakeups: Option<u64>,
+    pub migrations: Option<u64>,
+    pub pgfault: Option<u64>,
+    pub pgmajfault: Option<u64>,
+}
+
+/// Hardware counters (cycles, instructions, cache misses), or why they are unavailable.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hardware {
+    pub available: bool,
+    pub reason: Option<String>,
+}
+
+/// What the monitor measured for one activation.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub activation_id: String,
+    pub container: String,
+    /// Epoch seconds of the start and end notifications.
+    pub start: f64,
+    pub end: f64,
+    pub cpu_ns: Option<u64>,
+    pub cpu_user_ns: Option<u64>,
+    pub cpu_sys_ns: Option<u64>,
+    pub mem_peak_bytes: Option<u64>,
+    /// `counter` (the cgroup's own peak since the start) or `samples`.
+    pub mem_peak_source: &'static str,
+    pub mem_avg_bytes: Option<u64>,
+    pub samples: usize,
+    pub counters: OsCounters,
+    pub hardware: Hardware,
+    pub backend: Backend,
+    pub oom_killed: bool,
+}
+
+/// Bounded store of finished activations (oldest dropped first, counted).
+#[derive(Default)]
+struct Activations {
+    by_id: HashMap<String, Arc<Summary>>,
+    order: VecDeque<String>,
+}
+
+/// Counters about the monitor itself.
+#[derive(Default, Debug)]
+pub struct SelfStats {
+    pub samples: AtomicU64,
+    pub sample_ticks: AtomicU64,
+    pub late_ticks: AtomicU64,
+    pub activations: AtomicU64,
+    pub activations_dropped: AtomicU64,
+    pub unknown_container: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub refused_clients: AtomicU64,
+    pub events: AtomicU64,
+    pub events_undecodable: AtomicU64,
+    pub stream_lagged: AtomicU64,
+}
+
+/// Messages of the subscription stream.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamMsg {
+    Container {
+        event: &'static str,
+        id: String,
+        kind: String,
+        time: f64,
+    },
+    Sample {
+        id: String,
+        date: f64,
+        cpu_ns: Option<u64>,
+        memory: Option<u64>,
+        rss_mapped: Option<u64>,
+    },
+    Activation {
+        summary: Arc<Summary>,
+    },
+}
+
+/// Everything shared between the monitor's tasks.
+pub struct Monitor {
+    pub cfg: MonitorConfig,
+    pub layout: Layout,
+    pub kernel: Option<Kernel>,
+    pub matcher: Matcher,
+    pub epoch: EpochMap,
+    pub stats: SelfStats,
+    pub stream: broadcast::Sender<StreamMsg>,
+    pub hardware: Hardware,
+    pub started_ns: u64,
+    /// Container names (Docker API, kubelet, or cgroup).
+    pub names: super::attribution::Names,
+    containers: RwLock<HashMap<String, Arc<Container>>>,
+    by_cgroup: RwLock<HashMap<u64, String>>,
+    activations: Mutex<Activations>,
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+impl Monitor {
+    /// Creates the state; `kernel` is None for the cgroupfs backend.
+    pub fn new(
+        cfg: MonitorConfig,
+        layout: Layout,
+        kernel: Option<Kernel>,
+    ) -> anyhow::Result<Monitor> {
+        let matcher = Matcher::new(&cfg.patterns)?;
+        let (stream, _) = broadcast::channel(4096);
+        let kubelet = match &cfg.kubelet_url {
+            Some(u) => Some(super::kubernetes::Kubelet::new(
+                u,
+                cfg.kubelet_token_file.as_deref(),
+                cfg.kubelet_insecure_tls,
+            )?),
+            None => None,
+        };
+        let names = super::attribution::Names::new(cfg.docker_socket.as_deref(), kubelet);
+        Ok(Monitor {
+            hardware: super::hw::detect(),
+            cfg,
+            layout,
+            kernel,
+            matcher,
+            epoch: EpochMap::now(),
+            stats: SelfStats::default(),
+            stream,
+            started_ns: epoch_ns(),
+            names,
+            containers: RwLock::new(HashMap::new()),
+            by_cgroup: RwLock::new(HashMap::new()),
+            activations: Mutex::new(Activations::default()),
+        })
+    }
+
+    /// Live containers and those in their grace period.
+    pub fn containers(&self) -> Vec<Arc<Container>> {
+        self.containers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// One container by id (or by the unique container whose id starts with `id`, like docker).
+    pub fn container(&self, id: &str) -> Option<Arc<Container>> {
+        let t = self.containers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = t.get(id) {
+            return Some(c.clone());
+        }
+        if id.len() >= 12 {
+            let mut it = t.values().filter(|c| c.id.starts_with(id));
+            if let (Some(c), None) = (it.next(), it.next()) {
+                return Some(c.clone());
+            }
+        }
+        None
+    }
+
+    /// Container owning CPU cgroup `id`.
+    pub fn by_cgroup(&self, id: u64) -> Option<Arc<Container>> {
+        let name = self
+            .by_cgroup
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()?;
+        self.container(&name)
+    }
+
+    /// Registers a discovered container (idempotent); returns true if it is new.
+    pub fn add(&self, f: &Found, subs: &[PathBuf]) -> bool {
+        let root = self.layout.cpu_root().to_path_buf();
+        let mut ids = Vec::new();
+        if let Ok(i) = inode(&root.join(&f.rel)) {
+            ids.push(i);
+        }
+        for s in subs {
+            if let Ok(i) = inode(&root.join(s)) {
+                ids.push(i);
+            }
+        }
+        {
+            let t = self.containers.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = t.get(&f.id) {
+                let mut inner = c.lock();
+                if inner.life != Life::Removed {
+                    for i in &ids {
+                        if !inner.cpu_ids.contains(i) {
+                            inner.cpu_ids.push(*i);
+                            self.index_cgroup(*i, &f.id);
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
+        if ids.is_empty() {
+            return false;
+        }
+        let c = Arc::new(Container {
+            id: f.id.clone(),
+            kind: f.kind.clone(),
+            rel: f.rel.clone(),
+            reader: CgroupReader::open(&self.layout, &f.rel),
+            inner: Mutex::new(Inner {
+                cpu_ids: ids.clone(),
+                ring: VecDeque::new(),
+                life: Life::Running,
+                created_ns: epoch_ns(),
+                removed_ns: None,
+                open: HashMap::new(),
+            }),
+        });
+        for i in &ids {
+            self.index_cgroup(*i, &f.id);
+            if let Some(k) = &self.kernel {
+                k.watch(*i);
+            }
+        }
+        // A first sample now, so a window starting right after discovery has a base.
+        let first = self.sample_of(&c, &ids);
+        c.lock().ring.push_back(first);
+        self.containers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(f.id.clone(), c);
+        tracing::info!(id = %f.id, kind = %f.kind, cgroup = %f.rel.display(), "container discovered");
+        let _ = self.stream.send(StreamMsg::Container {
+            event: "discovered",
+            id: f.id.clone(),
+            kind: f.kind.clone(),
+            time: secs(epoch_ns()),
+        });
+        true
+    }
+
+    fn index_cgroup(&self, id: u64, name: &str) {
+        self.by_cgroup
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, name.to_string());
+    }
+
+    /// Adds a child cgroup (relative path) to the container that contains it, if any.
+    pub fn add_child(&self, rel: &Path, cgroup_id: u64) {
+        let t = self.containers.read().unwrap_or_else(|e| e.into_inner());
+        for c in t.values() {
+            if rel.starts_with(&c.rel) && rel != c.rel {
+                let mut inner = c.lock();
+                if !inner.cpu_ids.contains(&cgroup_id) {
+                    inner.cpu_ids.push(cgroup_id);
+                    drop(inner);
+                    self.index_cgroup(cgroup_id, &c.id);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Marks a container removed (it answers queries during the grace period).
+    pub fn remove(&self, id: &str) {
+        let Some(c) = self.container(id) else { return };
+        let mut inner = c.lock();
+        if inner.life == Life::Removed {
+            return;
+        }
+        // A last sample, so the end of its life is in the ring.
+        if c.reader.exists() {
+            let s = self.sample_of(&c, &inner.cpu_ids);
+            inner.ring.push_back(s);
+        }
+        inner.life = Life::Removed;
+        inner.removed_ns = Some(epoch_ns());
+        drop(inner);
+        tracing::info!(id = %c.id, "container removed");
+        let _ = self.stream.send(StreamMsg::Container {
+            event: "removed",
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            time: secs(epoch_ns()),
+        });
+    }
+
+    /// Sets paused/running (from notifications or the freezer).
+    pub fn set_paused(&self, id: &str, paused: bool) -> bool {
+        let Some(c) = self.container(id) else {
+            return false;
+        };
+        let mut inner = c.lock();
+        if inner.life != Life::Removed {
+            inner.life = if paused { Life::Paused } else { Life::Running };
+        }
+        drop(inner);
+        let _ = self.stream.send(StreamMsg::Container {
+            event: if paused { "paused" } else { "resumed" },
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            time: secs(epoch_ns()),
+        });
+        true
+    }
+
+    /// Drops containers whose grace period is over; returns how many.
+    pub fn expire(&self) -> usize {
+        let grace = (self.cfg.grace_s * 1e9) as u64;
+        let now = epoch_ns();
+        let gone: Vec<Arc<Container>> = self
+            .containers()
+            .into_iter()
+            .filter(|c| {
+                let i = c.lock();
+                i.removed_ns.is_some_and(|r| now.saturating_sub(r) >= grace)
+            })
+            .collect();
+        for c in &gone {
+            let ids = c.lock().cpu_ids.clone();
+            self.containers
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&c.id);
+            let mut bc = self.by_cgroup.write().unwrap_or_else(|e| e.into_inner());
+            for i in ids {
+                if bc.get(&i) == Some(&c.id) {
+                    bc.remove(&i);
+                    if let Some(k) = &self.kernel {
+                        k.forget(i);
+                    }
+                }
+            }
+        }
+        gone.len()
+    }
+
+    /// Reads one sample of container `c` now.
+    pub fn sample_of(&self, c: &Container, cpu_ids: &[u64]) -> Sample {
+        let (cg_cpu, mem, rss_mapped) = c.reader.read_sample(self.kernel.is_none());
+        let cpu = match &self.kernel {
+            Some(k) => Some(k.cgroup_stats(cpu_ids).cpu_ns),
+            None => cg_cpu,
+        };
+        Sample {
+            t_ns: epoch_ns(),
+            cpu_ns: cpu.unwrap_or(NONE),
+            mem_bytes: mem.unwrap_or(NONE),
+            rss_mapped: rss_mapped.unwrap_or(NONE),
+        }
+    }
+
+    /// Takes one sample of every live container (called by the sampler every tick).
+    pub fn sample_all(&self) {
+        let max_age = (self.cfg.max_age_s * 1e9) as u64;
+        let subscribed = self.stream.receiver_count() > 0;
+        for c in self.containers() {
+            let ids = {
+                let i = c.lock();
+                if i.life == Life::Removed {
+                    continue;
+                }
+                i.cpu_ids.clone()
+            };
+            let s = self.sample_of(&c, &ids);
+            let mut i = c.lock();
+            i.ring.push_back(s);
+            while i
+                .ring
+                .front()
+                .is_some_and(|f| s.t_ns.saturating_sub(f.t_ns) > max_age)
+            {
+                i.ring.pop_front();
+            }
+            drop(i);
+            self.stats.samples.fetch_add(1, Ordering::Relaxed);
+            if subscribed {
+                let _ = self.stream.send(StreamMsg::Sample {
+                    id: c.id.clone(),
+                    date: secs(s.t_ns),
+                    cpu_ns: s.cpu(),
+                    memory: s.mem(),
+                    rss_mapped: s.rss_mapped(),
+                });
+            }
+        }
+    }
+
+    /// Samples of container `c` with epoch-ns time in `[from, to]`.
+    pub fn samples(&self, c: &Container, from: u64, to: u64) -> Vec<Sample> {
+        let i = c.lock();
+        i.ring
+            .iter()
+            .filter(|s| s.t_ns >= from && s.t_ns <= to)
+            .copied()
+            .collect()
+    }
+
+    /// The last sample at or before `t` (the cgroupfs backend's view of an instant).
+    fn sample_before(&self, c: &Container, t: u64) -> Option<Sample> {
+        let i = c.lock();
+        i.ring.iter().rev().find(|s| s.t_ns <= t).copied()
+    }
+
+    /// Serializable view of a container.
+    pub fn view(&self, c: &Container) -> ContainerView {
+        let i = c.lock();
+        ContainerView {
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            cgroup: c.rel.display().to_string(),
+            cgroup_ids: i.cpu_ids.clone(),
+            state: i.life,
+            discovered: secs(i.created_ns),
+            removed: i.removed_ns.map(secs),
+            samples: i.ring.len(),
+            open_activations: i.open.len(),
+        }
+    }
+
+    /// Counters at an activation boundary. The cgroupfs backend reads nothing there: it
+    /// is a pure poller (like the original FaaSLoad) and answers from its samples.
+    fn snap(&self, c: &Container, ids: &[u64]) -> Snap {
+        match &self.kernel {
+            Some(k) => Snap {
+                t_ns: epoch_ns(),
+                ebpf: Some(k.cgroup_stats(ids)),
+                cg: c.reader.read(),
+            },
+            None => Snap {
+                t_ns: epoch_ns(),
+                ebpf: None,
+                cg: Counters::default(),
+            },
+        }
+    }
+
+    /// Pushes a boundary reading into the ring (eBPF backend only: a poller has none).
+    fn push_boundary(&self, c: &Container, s: &Snap) {
+        let Some(e) = s.ebpf else { return };
+        let mut i = c.lock();
+        i.ring.push_back(Sample {
+            t_ns: s.t_ns,
+            cpu_ns: e.cpu_ns,
+            mem_bytes: s.cg.mem_bytes.unwrap_or(NONE),
+            rss_mapped: s.cg.mem_rss_mapped.unwrap_or(NONE),
+        });
+    }
+
+    /// An activation starts in container `c`.
+    pub fn activation_start(&self, c: &Container, activation_id: &str) {
+        let ids = c.lock().cpu_ids.clone();
+        let polling = self.kernel.is_none();
+        let peak_reset = !polling && self.cfg.reset_peak && c.reader.reset_peak();
+        let start = self.snap(c, &ids);
+        self.push_boundary(c, &start);
+        let mut i = c.lock();
+        i.open
+            .insert(activation_id.to_string(), Open { start, peak_reset });
+    }
+
+    /// An activation ends in container `c`; returns its summary (None if its start was
+    /// never seen).
+    pub fn activation_end(&self, c: &Container, activation_id: &str) -> Option<Arc<Summary>> {
+        let (ids, open) = {
+            let mut i = c.lock();
+            (i.cpu_ids.clone(), i.open.remove(activation_id))
+        };
+        let open = open?;
+        let end = self.snap(c, &ids);
+        self.push_boundary(c, &end);
+        let s = self.summarize(c, activation_id, &open, &end);
+        let s = Arc::new(s);
+        self.store(s.clone());
+        Some(s)
+    }
+
+    fn summarize(&self, c: &Container, activation_id: &str, open: &Open, end: &Snap) -> Summary {
+        let st = &open.start;
+        let d = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
+        let window = self.samples(c, st.t_ns, end.t_ns);
+        let mems: Vec<u64> = window.iter().filter_map(Sample::mem).collect();
+        let mem_avg = (!mems.is_empty()).then(|| mems.iter().sum::<u64>() / mems.len() as u64);
+        let sampled_peak = mems.iter().copied().max();
+        let (mem_peak, source) = match (open.peak_reset, end.cg.mem_peak) {
+            (true, Some(p)) => (Some(p.max(sampled_peak.unwrap_or(0))), "counter"),
+            _ => (sampled_peak, "samples"),
+        };
+        let (cpu, ebpf_counters) = match self.cfg.backend {
+            Backend::Ebpf => (
+                d(st.ebpf.map(|e| e.cpu_ns), end.ebpf.map(|e| e.cpu_ns)),
+                st.ebpf.zip(end.ebpf),
+            ),
+            Backend::Cgroupfs => {
+                // Polling only: what the samples at the sampling interval tell.
+                let a = self.sample_before(c, st.t_ns).and_then(|s| s.cpu());
+                let b = self.sample_before(c, end.t_ns).and_then(|s| s.cpu());
+                (d(a, b), None)
+            }
+        };
+        let counters = OsCounters {
+            nvcsw: ebpf_counters.map(|(a, b)| b.nvcsw.saturating_sub(a.nvcsw)),
+            nivcsw: ebpf_counters.map(|(a, b)| b.nivcsw.saturating_sub(a.nivcsw)),
+            wakeups: ebpf_counters.map(|(a, b)| b.wakeups.saturating_sub(a.wakeups)),
+            migrations: ebpf_counters.map(|(a, b)| b.migrations.saturating_sub(a.migrations)),
+            pgfault: d(st.cg.pgfault, end.cg.pgfault),
+            pgmajfault: d(st.cg.pgmajfault, end.cg.pgmajfault),
+        };
+        self.stats.activations.fetch_add(1, Ordering::Relaxed);
+        Summary {
+            activation_id: activation_id.to_string(),
+            container: c.id.clone(),
+            start: secs(st.t_ns),
+            end: secs(end.t_ns),
+            cpu_ns: cpu,
+            cpu_user_ns: d(st.cg.cpu_user_ns, end.cg.cpu_user_ns),
+            cpu_sys_ns: d(st.cg.cpu_sys_ns, end.cg.cpu_sys_ns),
+            mem_peak_bytes: mem_peak,
+            mem_peak_source: source,
+            mem_avg_bytes: mem_avg,
+            samples: window.len(),
+            counters,
+            hardware: self.hardware.clone(),
+            backend: self.cfg.backend,
+            oom_killed: d(st.cg.oom_kills, end.cg.oom_kills).is_some_and(|n| n > 0),
+        }
+    }
+
+    fn store(&self, s: Arc<Summary>) {
+        let mut a = self.activations.lock().unwrap_or_else(|e| e.into_inner());
+        if a.by_id.insert(s.activation_id.clone(), s.clone()).is_none() {
+            a.order.push_back(s.activation_id.clone());
+        }
+        while a.order.len() > self.cfg.max_activations {
+            if let Some(old) = a.order.pop_front() {
+                a.by_id.remove(&old);
+                self.stats
+                    .activations_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        drop(a);
+        if self.stream.receiver_count() > 0 {
+            let _ = self.stream.send(StreamMsg::Activation { summary: s });
+        }
+    }
+
+    /// A finished activation by id.
+    pub fn activation(&self, id: &str) -> Option<Arc<Summary>> {
+        self.activations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .get(id)
+            .cloned()
+    }
+
+    /// Is activation `id` started and not yet ended somewhere?
+    pub fn is_open(&self, id: &str) -> bool {
+        self.containers()
+            .iter()
+            .any(|c| c.lock().open.contains_key(id))
+    }
+
+    /// Finds containers now present in the cgroup tree; returns how many were new.
+    pub fn rescan(&self) -> usize {
+        let root = self.layout.cpu_root().to_path_buf();
+        let found = self.matcher.scan(&root);
+        let mut new = 0;
+        let present: std::collections::HashSet<String> =
+            found.iter().map(|(f, _)| f.id.clone()).collect();
+        for (f, subs) in &found {
+            if self.add(f, subs) {
+                new += 1;
+            }
+        }
+        // Containers whose cgroup vanished without an event (cgroupfs backend, drops).
+        for c in self.containers() {
+            let live = c.lock().life != Life::Removed;
+            if live && !present.contains(&c.id) && !c.reader.exists() {
+                self.remove(&c.id);
+            }
+        }
+        new
+    }
+
+    /// Monotonic now, for callers that align with kernel timestamps.
+    pub fn mono_now(&self) -> u64 {
+        mono_ns()
+    }
+}
