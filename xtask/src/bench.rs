@@ -104,6 +104,11 @@ const SUITES: &[(&str, &str, Suite)] = &[
     ),
 ];
 
+/// The suites' names, in the order a full run measures them.
+pub fn suite_names() -> impl Iterator<Item = &'static str> {
+    SUITES.iter().map(|(name, _, _)| *name)
+}
+
 /// Runs the named suites (all when none is named).
 pub fn run(ws: &Workspace, names: &[String], opts: &Options) -> Result<()> {
     let selected: Vec<&(&str, &str, Suite)> = if names.is_empty() {

@@ -36,7 +36,8 @@ enum Command {
     /// builds the monitor crate, whose build script builds and embeds them.
     BuildEbpf,
     /// Benchmarks, side by side with a peer in the same run; writes BENCHMARKS.md
-    /// (needs root). Suites: platform. All suites when none is named.
+    /// (needs root). Suites: platform, loader, monitor-overhead, monitor-precision,
+    /// monitor-query, trace-ingest. All suites when none is named.
     Bench {
         /// Suites to run (default: all).
         suites: Vec<String>,
@@ -48,8 +49,10 @@ enum Command {
         #[arg(long, requires = "quick")]
         dev_build: bool,
     },
-    /// The demo: builds everything, then runs the monitor against a sample workload and
-    /// prints what it saw next to the cgroups' own counters (needs root).
+    /// The README's first command: installs the eBPF toolchain pieces, builds the release
+    /// binary, then replays config/demo-trace.yaml on the embedded platform with the
+    /// monitor (`faasload load --embedded`), prints the latency report and stores every
+    /// invocation in faasload-results.db (needs root).
     Demo,
     /// Installs the function suite's dependencies (libMagickWand, Wand in functions/.venv,
     /// sharp in functions/nodejs/node_modules); quick when they are there.
@@ -105,6 +108,30 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("xtask: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `cargo xtask bench --help` names every suite there is (its list is written by hand).
+    #[test]
+    fn bench_help_names_every_suite() {
+        let cmd = Cli::command();
+        let bench = cmd.find_subcommand("bench").expect("a bench subcommand");
+        let help = bench
+            .get_about()
+            .expect("bench has a help text")
+            .to_string();
+        for name in crate::bench::suite_names() {
+            assert!(
+                help.contains(name),
+                "`bench --help` does not name the suite {name}: {help}"
+            );
         }
     }
 }

@@ -21,7 +21,10 @@ type Ensure = fn(&Workspace) -> Result<()>;
 const STEPS: &[(&str, Ensure)] = &[
     ("running as root", ensure_root),
     ("kernel BTF", ensure_kernel_btf),
-    ("eBPF toolchain (nightly rust-src, bpf-linker)", ensure_ebpf_toolchain),
+    (
+        "eBPF toolchain (nightly rust-src, bpf-linker)",
+        ensure_ebpf_toolchain,
+    ),
     ("workspace build", ensure_workspace_built),
     ("PostgreSQL test server", ensure_postgres),
     ("MariaDB test server", ensure_mariadb),

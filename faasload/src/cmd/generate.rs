@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cmd::target::{TargetArgs, backend, endpoints, http_options, monitor_socket, runtime};
+use crate::embedded::Embedded;
 use faasload_generator::checkpoint::{self, Checkpoint, VERSION};
 use faasload_generator::config::{GenConfig, Pacing, parse_config};
 use faasload_generator::plan::{Planner, total, variant_name};
 use faasload_generator::session::{self, Session, SessionOptions};
-use crate::cmd::load::{TargetArgs, backend, endpoints, http_options, monitor_socket, runtime};
-use crate::embedded::Embedded;
 use faasload_loader::openwhisk::{OpenWhiskOptions, deploy_all};
 use faasload_results::store::{FunctionMeta, LoadMeta, LoadStatus, Store, redact};
 use faasload_trace::catalog::FunctionCatalog;

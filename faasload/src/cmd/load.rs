@@ -7,50 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::target::{TargetArgs, backend, endpoints, http_options, monitor_socket, runtime};
 use crate::embedded::Embedded;
+use faasload_loader::openwhisk::http::RetryOptions;
+use faasload_loader::openwhisk::{OpenWhiskOptions, deploy_all};
 use faasload_loader::recorder::RowSink;
 use faasload_loader::run::{ReplayOptions, replay};
-use faasload_loader::openwhisk::generic::{GenericHttp, GenericOptions};
-use faasload_loader::openwhisk::http::{HttpOptions, RetryOptions};
-use faasload_loader::openwhisk::{
-    Backend, Endpoint, OpenWhisk, OpenWhiskOptions, deploy_all, resolve_endpoint,
-};
 use faasload_results::report::Report;
 use faasload_results::store::{FunctionMeta, LoadMeta, LoadStatus, RunRow, Store};
 use faasload_trace::Trace;
-
-/// Which kind of platform the loader drives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PlatformKind {
-    /// OpenWhisk's REST API (real deployments and the embedded platform).
-    Openwhisk,
-    /// Plain HTTP functions, one URL per function (Knative, OpenFaaS, ...).
-    Http,
-}
-
-/// Where the platform is and how to talk to it (shared by `load` and `deploy`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct TargetArgs {
-    /// Start the embedded platform and the monitor for this run (root), deploy, replay,
-    /// report, and clean up.
-    #[arg(long)]
-    pub embedded: bool,
-    /// Platform kind.
-    #[arg(long, value_enum, default_value = "openwhisk")]
-    pub platform: PlatformKind,
-    /// API host for users without their own (else `__OW_API_HOST`, then ~/.wskprops).
-    #[arg(long)]
-    pub api_host: Option<String>,
-    /// `uuid:key` for users without their own (else `__OW_API_KEY`, then ~/.wskprops).
-    #[arg(long, env = "FAASLOAD_AUTH", hide_env_values = true)]
-    pub auth: Option<String>,
-    /// Accept any TLS certificate (self-signed test deployments).
-    #[arg(long)]
-    pub insecure: bool,
-    /// For `--platform http`: URL template, e.g. `{api_host}/function/{action}`.
-    #[arg(long)]
-    pub url_template: Option<String>,
-}
 
 /// Arguments of `faasload load`.
 #[derive(clap::Args, Debug)]
@@ -132,86 +97,6 @@ pub struct ReportArgs {
     pub load: Option<i64>,
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-pub(crate) fn http_options(t: &TargetArgs, request_timeout: Duration) -> HttpOptions {
-    HttpOptions {
-        insecure: t.insecure,
-        request_timeout,
-        ..HttpOptions::default()
-    }
-}
-
-/// The endpoints of every user (trace order).
-pub(crate) fn endpoints(
-    trace: &Trace,
-    t: &TargetArgs,
-    emb: Option<&Embedded>,
-) -> Result<Vec<Endpoint>> {
-    trace
-        .users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| match emb {
-            Some(e) => Ok(Endpoint {
-                api_host: e.api_host.clone(),
-                auth: e.auths[i].clone(),
-                namespace: u.namespace.clone(),
-            }),
-            None => resolve_endpoint(
-                u.api_host.as_deref().or(t.api_host.as_deref()),
-                u.auth.as_deref().or(t.auth.as_deref()),
-                Some(&u.namespace),
-            )
-            .with_context(|| format!("{}: user {}", trace.origin, u.name)),
-        })
-        .collect()
-}
-
-pub(crate) fn backend(t: &TargetArgs, ow: OpenWhiskOptions) -> Result<Arc<dyn Backend>> {
-    Ok(match t.platform {
-        PlatformKind::Openwhisk => Arc::new(OpenWhisk::new(ow)?),
-        PlatformKind::Http => Arc::new(GenericHttp::new(GenericOptions {
-            http: ow.http,
-            retries: ow.retries,
-            template: t.url_template.clone(),
-            ..GenericOptions::default()
-        })?),
-    })
-}
-
-/// The monitor's query socket to ask: none when disabled, the embedded monitor's, the
-/// given one, else the default path when it exists (with a warning when it does not).
-pub(crate) fn monitor_socket(
-    disabled: bool,
-    given: Option<&PathBuf>,
-    emb: Option<&Embedded>,
-) -> Option<PathBuf> {
-    if disabled {
-        return None;
-    }
-    if let Some(e) = emb {
-        return e.query_socket.clone();
-    }
-    let p = given
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("/run/faasload/query.sock"));
-    if given.is_some() || p.exists() {
-        Some(p)
-    } else {
-        tracing::warn!(
-            "no monitor socket at {}: rows will have no CPU/memory (--monitor-socket to set one)",
-            p.display()
-        );
-        None
-    }
-}
-
 /// `faasload deploy`.
 pub fn deploy(a: DeployArgs) -> Result<()> {
     let trace = faasload_trace::load(&a.trace)?;
@@ -232,7 +117,10 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
 
 /// `faasload report`.
 pub fn report(a: ReportArgs) -> Result<()> {
-    print!("{}", faasload_results::report::report_cli(&a.store, a.load)?);
+    print!(
+        "{}",
+        faasload_results::report::report_cli(&a.store, a.load)?
+    );
     Ok(())
 }
 

@@ -7,5 +7,6 @@ pub(crate) mod monitor;
 #[cfg(feature = "monitor")]
 pub(crate) mod monitor_check;
 pub(crate) mod platform;
+pub(crate) mod target;
 pub(crate) mod trace;
 pub(crate) mod workload;

@@ -1,8 +1,8 @@
 //! `faasload monitor` command line: reads the config file and applies flag overrides.
 use std::path::PathBuf;
 
-use faasload_monitor::config::{Backend, MonitorConfig};
 use faasload_cgroup::Version;
+use faasload_monitor::config::{Backend, MonitorConfig};
 
 /// Arguments of `faasload monitor`.
 #[derive(clap::Args, Debug)]

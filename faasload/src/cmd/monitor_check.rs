@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use faasload_monitor::config::Backend;
 use faasload_cgroup::{CgroupReader, Layout, OwnedCgroup};
+use faasload_monitor::config::Backend;
 
 /// Arguments of `faasload monitor-check`.
 #[derive(clap::Args, Debug)]

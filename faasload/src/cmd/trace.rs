@@ -277,4 +277,3 @@ fn convert_cmd(c: ConvertCmd) -> Result<()> {
     }
     Ok(())
 }
-
