@@ -103,8 +103,29 @@ fn daemonset_gives_the_monitor_what_it_needs() {
     };
     let cm = find("ConfigMap");
     let cfg = cm["data"]["monitor.yml"].as_str().unwrap();
-    let cfg = faasload_monitor::config::MonitorConfig::parse(cfg, "ConfigMap monitor.yml")
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The monitor itself validates the ConfigMap's file and prints what it would run with.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("monitor.yml");
+    std::fs::write(&file, cfg).unwrap();
+    let out = std::process::Command::new(faasload_tests::bin())
+        .args(["monitor", "--check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the ConfigMap's monitor.yml is refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: serde_json::Value = yaml_serde::from_slice(&out.stdout).unwrap();
+    let socket = |key: &str| {
+        PathBuf::from(
+            cfg[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key} in the effective configuration")),
+        )
+    };
+    let (query_socket, notify_socket) = (socket("query_socket"), socket("notify_socket"));
     let ds = find("DaemonSet");
     let spec = &ds["spec"]["template"]["spec"];
     assert_eq!(spec["nodeSelector"]["openwhisk-role"], "invoker");
@@ -138,8 +159,8 @@ fn daemonset_gives_the_monitor_what_it_needs() {
         assert_eq!(host_of(vol), Some(want));
     }
     // The sockets the config names live in a host directory (for the node's loader).
-    let sock_dir = cfg.query_socket.parent().unwrap();
-    assert_eq!(cfg.notify_socket.parent().unwrap(), sock_dir);
+    let sock_dir = query_socket.parent().unwrap();
+    assert_eq!(notify_socket.parent().unwrap(), sock_dir);
     let (vol, _) = mounts
         .iter()
         .find(|(_, p)| Path::new(p) == sock_dir)

@@ -118,7 +118,7 @@ pub fn run(ws: &Workspace, names: &[String], opts: &Options) -> Result<()> {
             .iter()
             .map(|n| {
                 SUITES.iter().find(|(s, _, _)| s == n).with_context(|| {
-                    let known: Vec<&str> = SUITES.iter().map(|(s, _, _)| *s).collect();
+                    let known: Vec<&str> = suite_names().collect();
                     format!("unknown suite {n:?} (known: {})", known.join(", "))
                 })
             })

@@ -12,6 +12,7 @@ mod ebpf;
 mod functions;
 mod images;
 mod pyarrow;
+mod stable;
 mod test;
 mod workspace;
 
@@ -72,6 +73,9 @@ enum Command {
         #[arg(value_parser = ["start", "stop"])]
         action: String,
     },
+    /// The `cargo xtask test` step alone that checks every crate but the monitor on the
+    /// stable toolchain with the nightly and bpf-linker hidden.
+    CheckStable,
     /// The project's test command: installs and builds everything the tests need, then
     /// runs `cargo test --workspace` (needs root: cgroups and eBPF).
     Test {
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::BuildEbpf => ebpf::build(&ws),
         Command::Test { args } => test::run(&ws, &args),
+        Command::CheckStable => stable::check_without_nightly(&ws),
         Command::Images { docker_host } => images::build(
             &ws,
             &docker_host

@@ -22,6 +22,10 @@ const STEPS: &[(&str, Ensure)] = &[
     ("running as root", ensure_root),
     ("kernel BTF", ensure_kernel_btf),
     (
+        "stable alone: every crate but the monitor checks without nightly or bpf-linker",
+        crate::stable::check_without_nightly,
+    ),
+    (
         "eBPF toolchain (nightly rust-src, bpf-linker)",
         ensure_ebpf_toolchain,
     ),

@@ -29,7 +29,7 @@ impl std::fmt::Display for Backend {
 
 /// A cgroup layout recognised as containers: a regex on the cgroup path relative to the
 /// hierarchy root (no leading slash), with a named group `id` giving the container id.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pattern {
     /// Label of the layout (`docker`, `kubernetes`, `faasload`, ...).
@@ -39,7 +39,7 @@ pub struct Pattern {
 }
 
 /// The whole configuration.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
     /// `ebpf` (default) or `cgroupfs`.

@@ -1,6 +1,8 @@
 //! `faasload monitor` command line: reads the config file and applies flag overrides.
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use faasload_cgroup::Version;
 use faasload_monitor::config::{Backend, MonitorConfig};
 
@@ -31,6 +33,10 @@ pub struct MonitorArgs {
     /// Turn on the kernel's BPF run-time statistics (small cost per program run).
     #[arg(long)]
     pub bpf_stats: bool,
+    /// Validate the configuration (file and flags), print the effective configuration as
+    /// YAML and exit without starting (needs no root), e.g. before a unit starts.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 fn parse_version(s: &str) -> Result<Version, String> {
@@ -69,5 +75,12 @@ pub fn run(a: MonitorArgs) -> anyhow::Result<()> {
         cfg.bpf_stats = true;
     }
     cfg.validate()?;
+    if a.check_config {
+        print!(
+            "{}",
+            yaml_serde::to_string(&cfg).context("printing the configuration")?
+        );
+        return Ok(());
+    }
     faasload_monitor::daemon::run(cfg)
 }
