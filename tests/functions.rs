@@ -170,10 +170,9 @@ fn every_suite_function_runs_on_generated_inputs() {
     let p = start(root);
     let names: Vec<&str> = cases().iter().map(|c| c.0).collect();
     // The catalog maps every suite function.
-    let cat = faasload_trace::catalog::FunctionCatalog::load(
-        functions().join("../config/traces/catalog.yaml"),
-    )
-    .unwrap();
+    let cat =
+        faasload_trace::FunctionCatalog::load(functions().join("../config/traces/catalog.yaml"))
+            .unwrap();
     for n in &names {
         assert!(cat.get(n).is_some(), "{n} is not in the catalog");
     }

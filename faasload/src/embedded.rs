@@ -16,7 +16,7 @@ use faasload_trace::Trace;
 const MAX_INVOKER_ID: u32 = 63;
 
 /// The running embedded platform and monitor.
-pub struct Embedded {
+pub(crate) struct Embedded {
     platform: Option<PlatformHandle>,
     monitor: Option<Child>,
     dir: PathBuf,
@@ -58,7 +58,7 @@ fn new_auth(ns: &str, salt: u64) -> String {
 
 impl Embedded {
     /// Starts the monitor (if `monitor`) and the platform for `trace`'s users.
-    pub async fn start(trace: &Trace, monitor: bool) -> Result<Embedded> {
+    pub(crate) async fn start(trace: &Trace, monitor: bool) -> Result<Embedded> {
         // SAFETY: no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             bail!(
@@ -154,7 +154,7 @@ impl Embedded {
     }
 
     /// Stops the platform (containers and cgroups removed) and the monitor.
-    pub async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         let mut first: Option<anyhow::Error> = None;
         if let Some(p) = self.platform.take()
             && let Err(err) = p.shutdown().await
@@ -244,7 +244,7 @@ fn stop_child(mut c: Child) {
 /// Points `cfg`'s runtimes at the suite's libraries when they are installed and the
 /// runtimes are the defaults, and sets the store from `FAASLOAD_STORE_DIR` when the config
 /// has none. Returns whether the suite was found.
-pub fn configure_platform(cfg: &mut PlatformConfig) -> bool {
+pub(crate) fn configure_platform(cfg: &mut PlatformConfig) -> bool {
     if cfg.store_dir.is_none()
         && let Some(d) = std::env::var_os("FAASLOAD_STORE_DIR").filter(|d| !d.is_empty())
     {

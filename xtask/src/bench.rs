@@ -27,7 +27,7 @@ use crate::cmd::{self, step};
 use crate::workspace::Workspace;
 
 /// Options shared by all suites.
-pub struct Options {
+pub(crate) struct Options {
     /// Short run for the smoke test (well under a minute per suite).
     pub quick: bool,
     /// Measure the unoptimised `target/debug/faasload` (built by `cargo build`) instead
@@ -38,7 +38,7 @@ pub struct Options {
 
 impl Options {
     /// The faasload binary the suites measure: release, or the debug one for the smoke test.
-    pub fn faasload(&self, ws: &Workspace) -> Result<std::path::PathBuf> {
+    pub(crate) fn faasload(&self, ws: &Workspace) -> Result<std::path::PathBuf> {
         if !self.dev_build {
             return crate::demo::release_faasload(ws);
         }
@@ -105,12 +105,12 @@ const SUITES: &[(&str, &str, Suite)] = &[
 ];
 
 /// The suites' names, in the order a full run measures them.
-pub fn suite_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn suite_names() -> impl Iterator<Item = &'static str> {
     SUITES.iter().map(|(name, _, _)| *name)
 }
 
 /// Runs the named suites (all when none is named).
-pub fn run(ws: &Workspace, names: &[String], opts: &Options) -> Result<()> {
+pub(crate) fn run(ws: &Workspace, names: &[String], opts: &Options) -> Result<()> {
     let selected: Vec<&(&str, &str, Suite)> = if names.is_empty() {
         SUITES.iter().collect()
     } else {

@@ -24,7 +24,7 @@ const TOOLCHAIN_ENV: &[&str] = &[
 /// `CARGO_MANIFEST_DIR`, ...) are removed: build scripts that watch them (ring's does)
 /// would otherwise see them change between a build run from xtask and one run from a
 /// shell, and rebuild half the dependency tree every time.
-pub fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut c = Command::new(cargo);
     for (k, _) in std::env::vars_os() {
@@ -47,7 +47,7 @@ pub fn cargo() -> Command {
 
 /// A rustup-proxied tool (`cargo`, `rustc`) pinned to `+toolchain`, with the outer
 /// toolchain's environment removed.
-pub fn toolchain(tool: &str, toolchain: &str) -> Command {
+pub(crate) fn toolchain(tool: &str, toolchain: &str) -> Command {
     let mut c = Command::new(tool);
     c.arg(format!("+{toolchain}"));
     for var in TOOLCHAIN_ENV {
@@ -69,7 +69,7 @@ fn describe(c: &Command) -> String {
 }
 
 /// Echoes and runs `c` with inherited output; an error if it cannot start or fails.
-pub fn run(c: &mut Command) -> Result<()> {
+pub(crate) fn run(c: &mut Command) -> Result<()> {
     let what = describe(c);
     println!("    $ {what}");
     let status = c
@@ -82,7 +82,7 @@ pub fn run(c: &mut Command) -> Result<()> {
 }
 
 /// Runs `c` quietly and returns its stdout (trimmed); an error, with stderr, if it fails.
-pub fn output(c: &mut Command) -> Result<String> {
+pub(crate) fn output(c: &mut Command) -> Result<String> {
     let what = describe(c);
     let out = c
         .output()
@@ -100,7 +100,7 @@ pub fn output(c: &mut Command) -> Result<String> {
 }
 
 /// Runs one named step, printing its name, and its duration when it succeeds.
-pub fn step<T>(name: impl AsRef<OsStr>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn step<T>(name: impl AsRef<OsStr>, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let name = name.as_ref().to_string_lossy();
     println!("==> {name}");
     let start = Instant::now();
@@ -110,11 +110,12 @@ pub fn step<T>(name: impl AsRef<OsStr>, f: impl FnOnce() -> Result<T>) -> Result
 }
 
 /// Bytes available to an unprivileged writer on the filesystem holding `path`.
-pub fn disk_free(path: &std::path::Path) -> Option<u64> {
+pub(crate) fn disk_free(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }

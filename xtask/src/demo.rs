@@ -10,7 +10,7 @@ use crate::cmd::{self, step};
 use crate::ebpf;
 use crate::workspace::Workspace;
 
-pub fn run(ws: &Workspace) -> Result<()> {
+pub(crate) fn run(ws: &Workspace) -> Result<()> {
     let bin = release_faasload(ws)?;
     let trace = ws.root.join("config").join("demo-trace.yaml");
     step("faasload load config/demo-trace.yaml --embedded", || {
@@ -32,7 +32,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
 }
 
 /// Builds the kernel programs and the release `faasload` binary; returns its path.
-pub fn release_faasload(ws: &Workspace) -> Result<std::path::PathBuf> {
+pub(crate) fn release_faasload(ws: &Workspace) -> Result<std::path::PathBuf> {
     step("eBPF toolchain (nightly rust-src, bpf-linker)", || {
         ebpf::install()
     })?;

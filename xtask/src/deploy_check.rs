@@ -13,7 +13,7 @@ use crate::cmd;
 use crate::workspace::Workspace;
 
 /// Where `kubernetes-validate` is installed (the test's default path).
-pub const KV_VENV: &str = "/var/lib/faasload-test/kubernetes-validate";
+pub(crate) const KV_VENV: &str = "/var/lib/faasload-test/kubernetes-validate";
 /// Pinned version (its schemas cover Kubernetes up to 1.37).
 const KV_VERSION: &str = "1.37.0";
 
@@ -35,7 +35,7 @@ fn have(prog: &str) -> bool {
 }
 
 /// `systemd-analyze` for `systemd-analyze verify`.
-pub fn ensure_systemd_analyze(_: &Workspace) -> Result<()> {
+pub(crate) fn ensure_systemd_analyze(_: &Workspace) -> Result<()> {
     if !have("systemd-analyze") {
         apt_install(&["systemd"])?;
     }
@@ -43,7 +43,7 @@ pub fn ensure_systemd_analyze(_: &Workspace) -> Result<()> {
 }
 
 /// `kubernetes-validate` in a virtualenv at [`KV_VENV`], at the pinned version.
-pub fn ensure_kubernetes_validate(_: &Workspace) -> Result<()> {
+pub(crate) fn ensure_kubernetes_validate(_: &Workspace) -> Result<()> {
     let venv = Path::new(KV_VENV);
     let bin = venv.join("bin/kubernetes-validate");
     let ok = Command::new(&bin).arg("--version").output().is_ok_and(|o| {

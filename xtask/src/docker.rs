@@ -15,7 +15,7 @@ use crate::cmd;
 use crate::test::{apt_install, export, wait_until};
 use crate::workspace::Workspace;
 
-pub const HOST: &str = "unix:///run/faasload-test/docker.sock";
+pub(crate) const HOST: &str = "unix:///run/faasload-test/docker.sock";
 /// The daemon's run directory: socket, pid file, exec root (removed by [`stop`]).
 const RUN_DIR: &str = "/run/faasload-test";
 const SOCKET: &str = "/run/faasload-test/docker.sock";
@@ -39,7 +39,7 @@ fn answers() -> bool {
 
 /// `ensure_docker`: docker.io installed, the private daemon answering, images built;
 /// exports `FAASLOAD_TEST_DOCKER_HOST`.
-pub fn ensure(ws: &Workspace) -> Result<()> {
+pub(crate) fn ensure(ws: &Workspace) -> Result<()> {
     if !Path::new("/usr/sbin/dockerd").is_file() || which("docker").is_none() {
         apt_install(&["docker.io", "debootstrap"])?;
     }
@@ -114,7 +114,7 @@ fn which(prog: &str) -> Option<std::path::PathBuf> {
 /// the data root), stops the daemon by the pid in its pid file, removes its run directory,
 /// its empty `docker` cgroups (unless another dockerd runs on this host) and its bridge,
 /// then fails if any of it is left.
-pub fn stop() -> Result<()> {
+pub(crate) fn stop() -> Result<()> {
     if answers() {
         let ids = cmd::output(Command::new("docker").args(["-H", HOST, "ps", "-aq"]))?;
         let ids: Vec<&str> = ids.split_whitespace().collect();

@@ -27,7 +27,7 @@ const STAMP: &str = "/opt/llvm-rust-nightly/bpf-linker.stamp";
 
 /// Installs what the monitor's build script needs (nightly rust-src, bpf-linker in
 /// cargo's bin directory, where the build script looks).
-pub fn install() -> Result<()> {
+pub(crate) fn install() -> Result<()> {
     step("nightly toolchain with rust-src", ensure_rust_src)?;
     step(
         format!("bpf-linker {BPF_LINKER_VERSION}"),
@@ -38,7 +38,7 @@ pub fn install() -> Result<()> {
 
 /// `cargo xtask build-ebpf`: installs the pieces, then builds the monitor crate (its
 /// build script builds the kernel programs and fails with the compiler's output).
-pub fn build(ws: &Workspace) -> Result<()> {
+pub(crate) fn build(ws: &Workspace) -> Result<()> {
     install()?;
     step("kernel programs (cargo build -p faasload-monitor)", || {
         cmd::run(

@@ -40,7 +40,7 @@ fn magickwand_present() -> bool {
         .is_ok_and(|o| o.contains("libMagickWand-6.Q16.so"))
 }
 
-pub fn ensure(ws: &Workspace) -> Result<()> {
+pub(crate) fn ensure(ws: &Workspace) -> Result<()> {
     let functions = ws.root.join("functions");
     if !magickwand_present() {
         apt_install(&[MAGICKWAND_DEB])?;

@@ -124,7 +124,7 @@ fn docker(host: &str) -> Command {
 }
 
 /// Builds every image missing or out of date on the daemon at `host`.
-pub fn build(ws: &Workspace, host: &str) -> Result<()> {
+pub(crate) fn build(ws: &Workspace, host: &str) -> Result<()> {
     let mirror = mirror();
     let suite = suite();
     if !Path::new("/usr/sbin/debootstrap").is_file() {

@@ -11,7 +11,7 @@ use crate::cmd;
 use crate::workspace::Workspace;
 
 /// Where the virtualenv lives.
-pub const VENV: &str = "/var/lib/faasload-test/pyarrow-venv";
+pub(crate) const VENV: &str = "/var/lib/faasload-test/pyarrow-venv";
 /// What the tests import.
 const PACKAGES: &[&str] = &["pyarrow>=14", "pandas>=2"];
 
@@ -34,7 +34,7 @@ fn ready(python: &Path) -> bool {
 }
 
 /// pyarrow and pandas in [`VENV`]; exports `FAASLOAD_TEST_PYARROW_PYTHON`.
-pub fn ensure(_: &Workspace) -> Result<()> {
+pub(crate) fn ensure(_: &Workspace) -> Result<()> {
     let venv = Path::new(VENV);
     let python = venv.join("bin/python");
     if !ready(&python) {

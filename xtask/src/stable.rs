@@ -17,7 +17,7 @@ use crate::workspace::Workspace;
 /// Directories of the base system that hold no Rust toolchain.
 const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
-pub fn check_without_nightly(ws: &Workspace) -> Result<()> {
+pub(crate) fn check_without_nightly(ws: &Workspace) -> Result<()> {
     let sysroot = cmd::output(cmd::toolchain("rustc", "stable").args(["--print", "sysroot"]))?;
     let stable_bin = Path::new(&sysroot).join("bin");
     let empty_home = ws.target_dir.join("stable-alone").join("rustup-home");

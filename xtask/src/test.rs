@@ -69,7 +69,7 @@ fn report_disk(ws: &Workspace) -> Option<u64> {
     Some(free)
 }
 
-pub fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
+pub(crate) fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
     if report_disk(ws).is_some_and(|f| f < DISK_WARN) {
         println!(
             "    warning: less than {} GiB free; a fresh run may fill the disk",

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// Paths every command needs, resolved once.
-pub struct Workspace {
+pub(crate) struct Workspace {
     /// The main workspace's root (the parent of `xtask/`).
     pub root: PathBuf,
     /// The shared target directory (`CARGO_TARGET_DIR` if set, else `<root>/target`).
@@ -11,7 +11,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn locate() -> Self {
+    pub(crate) fn locate() -> Self {
         // `cargo run` sets CARGO_MANIFEST_DIR for the program too: prefer it, so a binary
         // built from another checkout sharing this target directory still works here.
         let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
@@ -32,7 +32,7 @@ impl Workspace {
     }
 
     /// The faasload binary built by `cargo build` (debug profile).
-    pub fn faasload_bin(&self) -> PathBuf {
+    pub(crate) fn faasload_bin(&self) -> PathBuf {
         self.target_dir.join("debug").join("faasload")
     }
 }

@@ -46,7 +46,7 @@ struct Slot {
 }
 
 /// How long missing counter files are looked for again.
-pub const RETRY_OPEN: Duration = Duration::from_secs(3);
+pub(crate) const RETRY_OPEN: Duration = Duration::from_secs(3);
 
 impl Slot {
     fn new(path: Option<PathBuf>, write: bool) -> Slot {

@@ -3,10 +3,10 @@
 //! `file:line:col` before anything runs.
 use serde_json::Value;
 
-use faasload_trace::error::TraceError;
-use faasload_trace::seed::DEFAULT_SEED;
-use faasload_trace::spec::{InputSpec, ParamSpec};
-use faasload_trace::yaml_pos::{YPath, locate};
+use faasload_trace::DEFAULT_SEED;
+use faasload_trace::TraceError;
+use faasload_trace::{InputSpec, ParamSpec};
+use faasload_trace::{YPath, locate};
 
 /// How runs are spaced.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,8 +7,8 @@ use rand_pcg::Pcg64;
 use serde_json::{Map, Value};
 
 use super::config::{GenConfig, GenFunction};
-use faasload_trace::seed::stream_rngs;
-use faasload_trace::spec::{InputSpec, draw_params};
+use faasload_trace::stream_rngs;
+use faasload_trace::{InputSpec, draw_params};
 
 /// One run of the sweep.
 #[derive(Clone, Debug, PartialEq)]

@@ -18,7 +18,7 @@ fn word(rng: &mut Pcg64) -> String {
 }
 
 /// A square matrix, 32..=160 rows, values in [-1, 1), comma-separated rows.
-pub fn matrix(rng: &mut Pcg64) -> Vec<u8> {
+pub(crate) fn matrix(rng: &mut Pcg64) -> Vec<u8> {
     let n = rng.random_range(32..=160usize);
     let mut s = String::with_capacity(n * n * 10);
     for _ in 0..n {
@@ -34,7 +34,7 @@ pub fn matrix(rng: &mut Pcg64) -> Vec<u8> {
 }
 
 /// Lines of 3..15 pseudo-words, 50 KB .. 2 MB in all.
-pub fn text(rng: &mut Pcg64) -> Vec<u8> {
+pub(crate) fn text(rng: &mut Pcg64) -> Vec<u8> {
     let target = rng.random_range(50_000..2_000_000usize);
     let mut s = String::with_capacity(target + 128);
     while s.len() < target {
@@ -68,7 +68,7 @@ fn record(rng: &mut Pcg64, id: usize) -> Value {
 }
 
 /// A document `{"generated": ..., "records": [...]}` of 20 KB .. 1 MB.
-pub fn json(rng: &mut Pcg64) -> Result<Vec<u8>> {
+pub(crate) fn json(rng: &mut Pcg64) -> Result<Vec<u8>> {
     let target = rng.random_range(20_000..1_000_000usize);
     let mut records = Vec::new();
     let mut size = 0;

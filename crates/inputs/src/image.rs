@@ -7,7 +7,7 @@ use rand::RngExt;
 use rand_pcg::Pcg64;
 
 /// Sizes drawn from (small to full HD), as in a photo collection.
-pub const SIZES: [(u32, u32); 6] = [
+pub(crate) const SIZES: [(u32, u32); 6] = [
     (320, 240),
     (640, 480),
     (800, 600),
@@ -47,7 +47,7 @@ enum Shape {
 }
 
 /// One scene.
-pub fn scene(rng: &mut Pcg64) -> RgbImage {
+pub(crate) fn scene(rng: &mut Pcg64) -> RgbImage {
     let (w, h) = SIZES[rng.random_range(0..SIZES.len())];
     let (wf, hf) = (w as f32, h as f32);
     let top = color(rng);
@@ -117,7 +117,7 @@ pub fn scene(rng: &mut Pcg64) -> RgbImage {
     img
 }
 
-pub fn jpeg(img: &RgbImage) -> Result<Vec<u8>> {
+pub(crate) fn jpeg(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
         .write_image(
@@ -130,7 +130,7 @@ pub fn jpeg(img: &RgbImage) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn png(img: &RgbImage) -> Result<Vec<u8>> {
+pub(crate) fn png(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
         .write_image(

@@ -4,8 +4,8 @@
 //! so an original trace's `INPUT` column (`image/17.jpg`) finds them. Each file's content
 //! depends only on (seed, kind, N): the same seed gives byte-identical files, and asking
 //! for more files of a kind keeps the first ones.
-pub mod data;
-pub mod image;
+mod data;
+mod image;
 pub mod suite;
 
 use std::path::{Path, PathBuf};

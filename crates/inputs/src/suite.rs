@@ -5,7 +5,6 @@
 //! process) becomes the platform's object store.
 use std::path::{Path, PathBuf};
 
-
 /// The suite's install paths under a `functions/` directory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SuitePaths {
@@ -33,10 +32,8 @@ impl SuitePaths {
 
     /// The repository's (found from the current directory or the build's source tree).
     pub fn locate() -> Option<SuitePaths> {
-        let store_py = faasload_trace::resolve::repo_file(
-            Path::new("."),
-            "functions/python/lib/faasload_store.py",
-        )?;
+        let store_py =
+            faasload_trace::repo_file(Path::new("."), "functions/python/lib/faasload_store.py")?;
         let functions = store_py.parent()?.parent()?.parent()?;
         SuitePaths::under(functions)
     }
@@ -48,7 +45,9 @@ const SCAN_MAX: u64 = 10_000_000;
 const GENERATE_MAX: usize = 10_000;
 
 /// The inputs a trace names (`kind/N.ext` with a known kind), as (kind, N).
-pub fn named_inputs(trace: &faasload_trace::Trace) -> std::collections::BTreeSet<(super::Kind, u32)> {
+pub(crate) fn named_inputs(
+    trace: &faasload_trace::Trace,
+) -> std::collections::BTreeSet<(super::Kind, u32)> {
     let mut set = std::collections::BTreeSet::new();
     if trace.total.is_none_or(|t| t > SCAN_MAX) {
         return set;
@@ -67,7 +66,7 @@ pub fn named_inputs(trace: &faasload_trace::Trace) -> std::collections::BTreeSet
 
 /// `image/17.jpg` -> (Image, 17) when the container is a kind and the name `<N>.<ext>`
 /// with one of its extensions.
-pub fn parse_input(input: &str) -> Option<(super::Kind, u32)> {
+pub(crate) fn parse_input(input: &str) -> Option<(super::Kind, u32)> {
     let (cont, name) = input.split_once('/')?;
     let kind = super::Kind::parse(cont)?;
     let (n, ext) = name.split_once('.')?;
@@ -79,7 +78,10 @@ pub fn parse_input(input: &str) -> Option<(super::Kind, u32)> {
 
 /// For a one-command replay without a store: `dir/store` with the inputs the trace names,
 /// generated with the default seed ([`super::DEFAULT_SEED`]). None when it names none.
-pub fn generated_store(trace: &faasload_trace::Trace, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+pub fn generated_store(
+    trace: &faasload_trace::Trace,
+    dir: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
     use anyhow::Context;
     let wanted = named_inputs(trace);
     if wanted.is_empty() {
@@ -116,8 +118,8 @@ mod tests {
     fn a_sample_trace_gets_its_inputs() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../config/traces/faasload-sample");
-        let catalog = faasload_trace::catalog::FunctionCatalog::for_dir(&dir).unwrap();
-        let trace = faasload_trace::faasload_dir::load_faasload_dir(&dir, &catalog).unwrap();
+        let catalog = faasload_trace::FunctionCatalog::for_dir(&dir).unwrap();
+        let trace = faasload_trace::load_faasload_dir(&dir, &catalog).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let store = generated_store(&trace, tmp.path()).unwrap().unwrap();
         for n in 1..=3 {

@@ -44,12 +44,12 @@ impl EpochMap {
     }
 
     /// Epoch nanoseconds of monotonic instant `mono`.
-    pub fn to_epoch(&self, mono: u64) -> u64 {
+    pub(crate) fn to_epoch(&self, mono: u64) -> u64 {
         (mono as i128 + self.offset_ns).max(0) as u64
     }
 
     /// Monotonic nanoseconds of epoch instant `epoch`.
-    pub fn to_mono(&self, epoch: u64) -> u64 {
+    pub(crate) fn to_mono(&self, epoch: u64) -> u64 {
         (epoch as i128 - self.offset_ns).max(0) as u64
     }
 }

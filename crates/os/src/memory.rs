@@ -46,13 +46,15 @@ pub fn restore_thp_in_child() {
 }
 
 /// THP is off for the calling process.
-pub fn thp_disabled() -> bool {
+#[cfg(test)]
+fn thp_disabled() -> bool {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
 }
 
 /// mimalloc's current purge delay (ms; -1: never).
-pub fn purge_delay_ms() -> std::ffi::c_long {
+#[cfg(test)]
+fn purge_delay_ms() -> std::ffi::c_long {
     // SAFETY: reads an allocator option.
     unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
@@ -82,17 +84,22 @@ mod tests {
             steady();
             let ok = purge_delay_ms() == -1 && thp_disabled();
             // A grandchild, as a platform's action would be spawned.
+            // SAFETY: as above, in the child.
             let g = unsafe { libc::fork() };
             if g == 0 {
                 restore_thp_in_child();
+                // SAFETY: ends the grandchild without running the test harness's code.
                 unsafe { libc::_exit(if thp_disabled() { 1 } else { 0 }) };
             }
             let mut st = 0;
+            // SAFETY: waits for our own child, `st` is a valid out-parameter.
             unsafe { libc::waitpid(g, &mut st, 0) };
             let child_ok = libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
+            // SAFETY: ends the child without running the test harness's code.
             unsafe { libc::_exit(if ok && child_ok { 0 } else { 1 }) };
         }
         let mut st = 0;
+        // SAFETY: waits for our own child, `st` is a valid out-parameter.
         unsafe { libc::waitpid(pid, &mut st, 0) };
         assert!(
             libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,

@@ -174,7 +174,7 @@ fn loggam(x: f64) -> f64 {
         -5.952380952380952e-04,
         8.417508417508418e-04,
         -1.917526917526918e-03,
-        6.410256410256410e-03,
+        6.410_256_410_256_41e-3,
         -2.955065359477124e-02,
         1.796443723688307e-01,
         -1.39243221690590e+00,
@@ -198,7 +198,7 @@ fn loggam(x: f64) -> f64 {
 }
 
 /// A Poisson(lambda) draw: multiplication method below 10, Hörmann's PTRS above.
-pub fn poisson(lambda: f64, rng: &mut Pcg64) -> u64 {
+pub(crate) fn poisson(lambda: f64, rng: &mut Pcg64) -> u64 {
     if lambda.is_nan() || lambda <= 0.0 || !lambda.is_finite() {
         return 0;
     }

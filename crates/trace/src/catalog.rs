@@ -19,9 +19,9 @@ use super::resolve::{repo_file, resolve_code};
 use super::yaml_pos::{YPath, locate};
 
 /// Where the default catalog is, relative to the repository.
-pub const DEFAULT_CATALOG: &str = "config/traces/catalog.yaml";
+pub(crate) const DEFAULT_CATALOG: &str = "config/traces/catalog.yaml";
 /// The catalog file a trace directory may carry to override the default.
-pub const DIR_CATALOG: &str = "catalog.yaml";
+pub(crate) const DIR_CATALOG: &str = "catalog.yaml";
 
 const DEFAULT_TIMEOUT_MS: u32 = 60_000;
 

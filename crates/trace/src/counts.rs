@@ -129,7 +129,7 @@ pub struct BinCounts {
 
 /// The generation state of a [`BinCounts`] stream (the counts stay where they are).
 #[derive(Clone, Debug)]
-pub struct CountCursor {
+pub(crate) struct CountCursor {
     rng: Pcg64,
     phase: f64,
     pos: usize,
@@ -146,7 +146,7 @@ fn open_unit(rng: &mut Pcg64) -> f64 {
 
 impl CountCursor {
     /// A cursor at the start; the first draw is the stream's phase.
-    pub fn new(mut rng: Pcg64) -> CountCursor {
+    pub(crate) fn new(mut rng: Pcg64) -> CountCursor {
         let phase = rng.random::<f64>();
         CountCursor {
             rng,
@@ -161,7 +161,7 @@ impl CountCursor {
     }
 
     /// The next arrival instant (ns from the run's start) of `s`.
-    pub fn next(&mut self, s: &BinCounts) -> Option<u64> {
+    pub(crate) fn next(&mut self, s: &BinCounts) -> Option<u64> {
         while self.k >= self.n {
             let (bin, n) = s.counts.next_nonzero(&mut self.pos)?;
             self.bin_start = s.start_ns + u64::from(bin) * s.bin_ns;
@@ -203,14 +203,14 @@ impl CountCursor {
 
 /// Counts scaled by `factor` with cumulative rounding: the running total after each bin
 /// is `round(factor x original running total)`, so no count is lost to rounding.
-pub struct Scaler {
+pub(crate) struct Scaler {
     factor: f64,
     orig: u64,
     out: u64,
 }
 
 impl Scaler {
-    pub fn new(factor: f64) -> Scaler {
+    pub(crate) fn new(factor: f64) -> Scaler {
         Scaler {
             factor,
             orig: 0,
@@ -219,7 +219,7 @@ impl Scaler {
     }
 
     /// The scaled count of the next bin.
-    pub fn scale(&mut self, c: u64) -> u64 {
+    pub(crate) fn scale(&mut self, c: u64) -> u64 {
         if self.factor == 1.0 {
             return c;
         }

@@ -9,7 +9,7 @@ use super::error::{Errors, TraceError};
 
 /// One row of a counts file.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CountsRow {
+pub(crate) struct CountsRow {
     pub line: usize,
     pub user: String,
     pub function: String,
@@ -18,7 +18,7 @@ pub struct CountsRow {
 }
 
 /// Writes one row (`counts` in increasing bin order; zero counts are skipped).
-pub fn write_row(
+pub(crate) fn write_row(
     w: &mut impl Write,
     user: &str,
     function: &str,
@@ -63,7 +63,7 @@ fn fmt_u64(buf: &mut [u8; 20], mut v: u64) -> &[u8] {
 }
 
 /// Reads every row, calling `row` for each; defects are collected as `file:line:col`.
-pub fn read_rows(
+pub(crate) fn read_rows(
     r: impl BufRead,
     file: &str,
     mut row: impl FnMut(CountsRow),

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// At most this many errors are collected from one trace before loading stops.
-pub const MAX_ERRORS: usize = 50;
+pub(crate) const MAX_ERRORS: usize = 50;
 
 /// What is wrong with a trace, and where.
 #[derive(Debug, thiserror::Error)]
@@ -85,21 +85,26 @@ impl TraceError {
 pub(crate) struct Errors(pub Vec<TraceError>);
 
 impl Errors {
-    pub fn push(&mut self, e: TraceError) {
+    pub(crate) fn push(&mut self, e: TraceError) {
         if self.0.len() < MAX_ERRORS {
             self.0.push(e);
         }
     }
     /// Whether no more errors will be kept.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.0.len() >= MAX_ERRORS
     }
     /// `Err` with everything collected, if anything was.
-    pub fn into_result(self) -> Result<(), TraceError> {
+    pub(crate) fn into_result(self) -> Result<(), TraceError> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(TraceError::from_list(self.0))
+            Err(self.into_error())
         }
+    }
+
+    /// All the defects as one error (to be called when there is at least one).
+    pub(crate) fn into_error(self) -> TraceError {
+        TraceError::from_list(self.0)
     }
 }

@@ -216,7 +216,7 @@ fn io_err(p: &Path, e: std::io::Error) -> TraceError {
 /// DURATION is the span of the file's invocations from the start and AVGIAT their mean
 /// gap, both in minutes). Returns the files written. Users with `-` in their name, and
 /// values with tabs or newlines, cannot be written.
-pub fn write_faasload_dir(
+pub(crate) fn write_faasload_dir(
     trace: &Trace,
     dir: impl AsRef<Path>,
 ) -> Result<Vec<PathBuf>, TraceError> {

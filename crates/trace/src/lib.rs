@@ -1,36 +1,38 @@
 //! Traces: the model the loader replays (users, functions, invocations in time order),
 //! read from faasload's YAML format or the original FaaSLoad TSV directory, validated
 //! before anything is sent (errors say file:line:col).
-pub mod arrival;
-pub mod catalog;
+mod arrival;
+mod catalog;
 pub mod convert;
-pub mod counts;
-pub mod counts_file;
-pub mod error;
-pub mod faasload_dir;
-pub mod model;
-pub mod resolve;
-pub mod schedule;
-pub mod seed;
-pub mod spec;
+mod counts;
+mod counts_file;
+mod error;
+mod faasload_dir;
+mod model;
+mod resolve;
+mod schedule;
+mod seed;
+mod spec;
 pub mod stats;
 pub mod synth;
-pub mod tsv;
-pub mod writer;
-pub mod yaml;
-pub mod yaml_pos;
+mod tsv;
+mod writer;
+mod yaml;
+mod yaml_pos;
 
 use std::path::Path;
 
-pub use arrival::{Arrival, Law};
-pub use catalog::{CatalogEntry, FunctionCatalog};
+pub use catalog::FunctionCatalog;
+pub use counts::CountLaw;
 pub use error::TraceError;
-pub use faasload_dir::{load_faasload_dir, write_faasload_dir};
+pub use faasload_dir::{load_faasload_dir, read_faasload_dir, write_faasload_parts};
 pub use model::{Function, Invocation, Trace, User};
-pub use schedule::{Explicit, Stream, StreamKind};
-pub use seed::DEFAULT_SEED;
-pub use spec::{InputSpec, ParamSpec};
-pub use yaml::{load_yaml, parse_yaml};
+pub use resolve::repo_file;
+pub use seed::{DEFAULT_SEED, stream_rngs};
+pub use spec::{InputSpec, ParamSpec, draw_params};
+pub use writer::write_yaml;
+pub use yaml::{load_yaml, load_yaml_parts};
+pub use yaml_pos::{YPath, locate};
 
 /// Loads a trace: a directory is an original FaaSLoad trace directory (actions resolved
 /// by its own `catalog.yaml`, else `config/traces/catalog.yaml`), a file is a YAML trace.
@@ -51,7 +53,9 @@ mod tests {
     use super::*;
 
     fn repo(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel)
     }
 
     #[test]

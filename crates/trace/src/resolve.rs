@@ -36,7 +36,7 @@ pub fn repo_file(base: &Path, rel: &str) -> Option<PathBuf> {
 /// Resolves an action's code file: absolute, else relative to `base` (the trace's or
 /// catalog's directory), else under the repository's `functions/`. It must be a
 /// readable file.
-pub fn resolve_code(code: &str, base: &Path) -> Result<PathBuf, String> {
+pub(crate) fn resolve_code(code: &str, base: &Path) -> Result<PathBuf, String> {
     if code.is_empty() {
         return Err("empty code path".into());
     }

@@ -159,7 +159,7 @@ pub enum InputSpec {
 }
 
 /// The usual file extension of an input kind (as in the original's dataset generator).
-pub fn default_ext(kind: &str) -> Option<&'static str> {
+pub(crate) fn default_ext(kind: &str) -> Option<&'static str> {
     match kind {
         "image" => Some("jpg"),
         "audio" => Some("wav"),

@@ -22,7 +22,7 @@ pub struct StatsArgs {
 
 /// What `stats` reports.
 #[derive(Debug, Default, Serialize, PartialEq)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub invocations: u64,
     pub span_s: f64,
     pub per_user: Vec<(String, u64)>,
@@ -37,7 +37,7 @@ pub struct Stats {
 }
 
 /// Walks `trace` once.
-pub fn compute(trace: &super::Trace, rows: usize) -> Stats {
+pub(crate) fn compute(trace: &super::Trace, rows: usize) -> Stats {
     let mut per_user = vec![0u64; trace.users.len()];
     let mut per_function = vec![0u64; trace.functions.len()];
     let dur_ms: Vec<Option<f64>> = trace
@@ -124,7 +124,7 @@ pub fn run(a: StatsArgs) -> Result<()> {
         println!("  ... {} more", s.per_function.len() - 50);
     }
     println!("rate (invocations/s, {} s per row):", s.bucket_s);
-    let max = s.rate.iter().cloned().fold(0.0, f64::max);
+    let max = s.rate.iter().copied().fold(0.0, f64::max);
     for (i, r) in s.rate.iter().enumerate() {
         let w = if max > 0.0 {
             (r / max * 50.0).round() as usize

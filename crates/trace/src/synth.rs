@@ -60,8 +60,11 @@ pub struct SynthArgs {
     pub param: Vec<String>,
 }
 
+/// Rows of a counts file: (user index, function index, invocations).
+type CountRows = Vec<(u32, u32, u64)>;
+
 /// Builds the trace parts (and the counts rows of conditional streams).
-pub fn build(a: &SynthArgs, base: &Path) -> Result<(Parts, Vec<(u32, u32, u64)>)> {
+pub(crate) fn build(a: &SynthArgs, base: &Path) -> Result<(Parts, CountRows)> {
     if !(a.mean_iat.is_finite() && a.mean_iat > 0.0) {
         bail!("--mean-iat must be a positive number of seconds");
     }
@@ -169,7 +172,11 @@ pub fn run(a: SynthArgs) -> Result<()> {
         }
         w.flush()?;
         Some(CountsRef {
-            file: p.file_name().unwrap().to_string_lossy().into_owned(),
+            file: p
+                .file_name()
+                .with_context(|| format!("{} has no file name", p.display()))?
+                .to_string_lossy()
+                .into_owned(),
             bin: a.span,
             law: CountLaw::Poisson,
             start: 0.0,

@@ -11,7 +11,7 @@ use super::error::{Errors, TraceError};
 /// The parts of a trace file's name: `USER-ACTION-MEMORY-DURATION-AVGIAT` (memory MB,
 /// duration and mean inter-arrival time in minutes). USER has no `-`; ACTION may.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TsvName {
+pub(crate) struct TsvName {
     pub user: String,
     pub action: String,
     pub memory: String,
@@ -21,7 +21,7 @@ pub struct TsvName {
 
 impl TsvName {
     /// Splits a file name; the memory must be an integer number of MB.
-    pub fn parse(name: &str) -> Result<TsvName, String> {
+    pub(crate) fn parse(name: &str) -> Result<TsvName, String> {
         let bad = || format!("'{name}' is not named USER-ACTION-MEMORY-DURATION-AVGIAT");
         let mut right = name.rsplitn(4, '-');
         let avgiat = right.next().ok_or_else(bad)?;
@@ -50,7 +50,7 @@ impl TsvName {
     }
 
     /// The memory limit in MB (checked by [`TsvName::parse`]).
-    pub fn memory_mb(&self) -> u32 {
+    pub(crate) fn memory_mb(&self) -> u32 {
         self.memory.parse().unwrap_or(0)
     }
 }
@@ -67,7 +67,7 @@ impl std::fmt::Display for TsvName {
 
 /// One line, fields as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TsvLine {
+pub(crate) struct TsvLine {
     pub wait: String,
     pub input: String,
     /// `name:value` fields split at the first `:`.
@@ -76,7 +76,7 @@ pub struct TsvLine {
 
 /// A whole trace file, as text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TsvFile {
+pub(crate) struct TsvFile {
     pub name: TsvName,
     pub lines: Vec<TsvLine>,
     /// Whether the last line ends with a newline.
@@ -85,7 +85,7 @@ pub struct TsvFile {
 
 impl TsvFile {
     /// Reads and checks a trace file (every defect, up to the error bound).
-    pub fn read(path: &Path) -> Result<TsvFile, TraceError> {
+    pub(crate) fn read(path: &Path) -> Result<TsvFile, TraceError> {
         let label = path.display().to_string();
         let file_name = path
             .file_name()
@@ -103,7 +103,8 @@ impl TsvFile {
     }
 
     /// The file's text.
-    pub fn to_text(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         for (i, l) in self.lines.iter().enumerate() {
             if i > 0 {
@@ -127,7 +128,7 @@ impl TsvFile {
 }
 
 /// Splits and checks the lines of a trace file; `label` names it in errors.
-pub fn parse_lines(text: &str, label: &str) -> Result<(Vec<TsvLine>, bool), TraceError> {
+pub(crate) fn parse_lines(text: &str, label: &str) -> Result<(Vec<TsvLine>, bool), TraceError> {
     let mut errors = Errors::default();
     let final_newline = text.ends_with('\n');
     let body = text.strip_suffix('\n').unwrap_or(text);
@@ -193,7 +194,7 @@ pub fn parse_lines(text: &str, label: &str) -> Result<(Vec<TsvLine>, bool), Trac
 }
 
 /// WAIT (seconds, fractional allowed) in nanoseconds; decimal forms are exact to the ns.
-pub fn parse_wait_ns(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_wait_ns(s: &str) -> Result<u64, String> {
     let bad = || format!("WAIT must be a finite number of seconds >= 0, not '{s}'");
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
@@ -224,7 +225,7 @@ pub fn parse_wait_ns(s: &str) -> Result<u64, String> {
 }
 
 /// A wait in ns as WAIT: whole seconds as an integer, else the shortest decimal.
-pub fn format_wait(ns: u64) -> String {
+pub(crate) fn format_wait(ns: u64) -> String {
     let (s, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
     if frac == 0 {
         return s.to_string();
@@ -234,7 +235,7 @@ pub fn format_wait(ns: u64) -> String {
 }
 
 /// A parameter value: an integer or a finite float when it reads as one, else a string.
-pub fn parse_value(s: &str) -> Value {
+pub(crate) fn parse_value(s: &str) -> Value {
     if let Ok(i) = s.parse::<i64>() {
         return Value::from(i);
     }
@@ -248,7 +249,7 @@ pub fn parse_value(s: &str) -> Value {
 }
 
 /// A parameter value as written in a trace file (no tab or newline allowed).
-pub fn format_value(v: &Value) -> Result<String, String> {
+pub(crate) fn format_value(v: &Value) -> Result<String, String> {
     let s = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),

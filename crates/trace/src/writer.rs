@@ -113,7 +113,7 @@ struct OutInvocation<'a> {
 
 /// A code path as a trace names it: relative to the repository's `functions/` when it
 /// is there (portable), else as resolved.
-pub fn code_name(f: &Function) -> String {
+pub(crate) fn code_name(f: &Function) -> String {
     let s = f.code.display().to_string();
     match s.rfind("/functions/") {
         Some(i) => s[i + "/functions/".len()..].to_string(),
@@ -122,7 +122,7 @@ pub fn code_name(f: &Function) -> String {
 }
 
 /// A spec as the YAML format writes it.
-pub fn spec_value(p: &ParamSpec) -> Value {
+pub(crate) fn spec_value(p: &ParamSpec) -> Value {
     match p {
         ParamSpec::Fixed(v) => v.clone(),
         ParamSpec::RangeInt { min, max } => {
@@ -145,7 +145,7 @@ fn inputs_value(i: &InputSpec) -> Value {
 }
 
 /// The YAML text of `parts` (per-bin streams are referenced through `counts`).
-pub fn to_yaml(parts: &Parts, counts: Option<&CountsRef>) -> Result<String, TraceError> {
+pub(crate) fn to_yaml(parts: &Parts, counts: Option<&CountsRef>) -> Result<String, TraceError> {
     let mut streams = Vec::new();
     // Per-bin streams share one `counts:` section, so they must share their parameters.
     let mut counts_params: Option<&Vec<(String, ParamSpec)>> = None;

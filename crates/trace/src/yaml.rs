@@ -52,7 +52,7 @@ use super::spec::{InputSpec, ParamSpec, default_ext};
 use super::yaml_pos::{YPath, locate};
 
 /// The longest span a trace may cover (seconds from the start): about 115 days.
-pub const MAX_SPAN_S: f64 = 1e7;
+pub(crate) const MAX_SPAN_S: f64 = 1e7;
 
 const DEFAULT_MEMORY_MB: u32 = 256;
 const DEFAULT_TIMEOUT_MS: u32 = 60_000;
@@ -172,7 +172,8 @@ pub fn load_yaml(path: impl AsRef<Path>) -> Result<Trace, TraceError> {
 
 /// Parses and validates a YAML trace held in `text`; `file` names it in messages and
 /// relative code paths are resolved from `base`.
-pub fn parse_yaml(text: &str, file: &str, base: &Path) -> Result<Trace, TraceError> {
+#[cfg(test)]
+pub(crate) fn parse_yaml(text: &str, file: &str, base: &Path) -> Result<Trace, TraceError> {
     Ok(parse_yaml_parts(text, file, base)?.into_trace())
 }
 
@@ -189,7 +190,7 @@ pub fn load_yaml_parts(path: impl AsRef<Path>) -> Result<Parts, TraceError> {
 }
 
 /// Parses and validates a YAML trace into its parts.
-pub fn parse_yaml_parts(text: &str, file: &str, base: &Path) -> Result<Parts, TraceError> {
+pub(crate) fn parse_yaml_parts(text: &str, file: &str, base: &Path) -> Result<Parts, TraceError> {
     let raw: RawTrace = yaml_serde::from_str(text).map_err(|e| syntax_error(file, &e))?;
     let mut d = Defects::default();
     let root = YPath::root();
@@ -320,7 +321,7 @@ pub fn parse_yaml_parts(text: &str, file: &str, base: &Path) -> Result<Parts, Tr
         for e in file_errors.0 {
             errors.push(e);
         }
-        return Err(errors.into_result().unwrap_err());
+        return Err(errors.into_error());
     }
     Ok(Parts {
         origin: file.to_string(),
@@ -332,7 +333,10 @@ pub fn parse_yaml_parts(text: &str, file: &str, base: &Path) -> Result<Parts, Tr
 }
 
 /// The streams of a `counts:` file: one per row, naming a user and function of the trace.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parser's state, threaded through one step of it"
+)]
 fn counts_streams(
     d: &mut Defects,
     file_errors: &mut Errors,

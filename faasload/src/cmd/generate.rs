@@ -19,7 +19,7 @@ use faasload_generator::plan::{Planner, total, variant_name};
 use faasload_generator::session::{self, Session, SessionOptions};
 use faasload_loader::openwhisk::{OpenWhiskOptions, deploy_all};
 use faasload_results::store::{FunctionMeta, LoadMeta, LoadStatus, Store, redact};
-use faasload_trace::catalog::FunctionCatalog;
+use faasload_trace::FunctionCatalog;
 use faasload_trace::{Function, Invocation, Trace, User};
 
 /// Namespace of the generation on the embedded platform.
@@ -27,7 +27,7 @@ const EMBEDDED_NAMESPACE: &str = "faasload-gen";
 
 /// Arguments of `faasload generate`.
 #[derive(clap::Args, Debug)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Generator configuration (see config/generator.yaml).
     pub config: PathBuf,
     #[command(flatten)]
@@ -143,8 +143,8 @@ fn variant_trace(
                     .inputs
                     .as_ref()
                     .map(|i| match i {
-                        faasload_trace::spec::InputSpec::Numbered { kind, .. } => kind.clone(),
-                        faasload_trace::spec::InputSpec::List(_) => String::new(),
+                        faasload_trace::InputSpec::Numbered { kind, .. } => kind.clone(),
+                        faasload_trace::InputSpec::List(_) => String::new(),
                     })
                     .filter(|k| !k.is_empty())
                     .or_else(|| e.input_kind.clone()),
@@ -189,8 +189,8 @@ fn input_sizes(cfg: &Arc<GenConfig>, dir: Option<&Path>) -> HashMap<String, u64>
     for f in &cfg.functions {
         let Some(spec) = &f.inputs else { continue };
         let n = match spec {
-            faasload_trace::spec::InputSpec::Numbered { count, .. } => *count,
-            faasload_trace::spec::InputSpec::List(v) => v.len() as u64,
+            faasload_trace::InputSpec::Numbered { count, .. } => *count,
+            faasload_trace::InputSpec::List(v) => v.len() as u64,
         };
         for i in 0..n {
             if let Some(name) = spec.name(i)
@@ -216,7 +216,7 @@ fn state_dir(a: &GenerateArgs) -> PathBuf {
 }
 
 /// `faasload generate`.
-pub fn run(a: GenerateArgs) -> Result<()> {
+pub(crate) fn run(a: GenerateArgs) -> Result<()> {
     // Every defect of the config is reported before anything starts.
     let (cfg, catalog) = load_config(&a)?;
     runtime()?.block_on(generate(a, Arc::new(cfg), catalog))

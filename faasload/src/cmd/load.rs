@@ -19,7 +19,7 @@ use faasload_trace::Trace;
 
 /// Arguments of `faasload load`.
 #[derive(clap::Args, Debug)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// Trace: a YAML file or an original FaaSLoad trace directory.
     pub trace: PathBuf,
     #[command(flatten)]
@@ -79,7 +79,7 @@ pub struct LoadArgs {
 
 /// Arguments of `faasload deploy`.
 #[derive(clap::Args, Debug)]
-pub struct DeployArgs {
+pub(crate) struct DeployArgs {
     /// Trace whose actions to create or update in each user's namespace.
     pub trace: PathBuf,
     #[command(flatten)]
@@ -88,7 +88,7 @@ pub struct DeployArgs {
 
 /// Arguments of `faasload report`.
 #[derive(clap::Args, Debug)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Results store URL (as given to `faasload load --store`).
     #[arg(default_value = "sqlite://faasload-results.db")]
     pub store: String,
@@ -98,7 +98,7 @@ pub struct ReportArgs {
 }
 
 /// `faasload deploy`.
-pub fn deploy(a: DeployArgs) -> Result<()> {
+pub(crate) fn deploy(a: DeployArgs) -> Result<()> {
     let trace = faasload_trace::load(&a.trace)?;
     runtime()?.block_on(async {
         let eps = endpoints(&trace, &a.target, None)?;
@@ -116,7 +116,7 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
 }
 
 /// `faasload report`.
-pub fn report(a: ReportArgs) -> Result<()> {
+pub(crate) fn report(a: ReportArgs) -> Result<()> {
     print!(
         "{}",
         faasload_results::report::report_cli(&a.store, a.load)?
@@ -136,7 +136,7 @@ impl RowSink for SharedReport {
 }
 
 /// `faasload load`.
-pub fn load(a: LoadArgs) -> Result<()> {
+pub(crate) fn load(a: LoadArgs) -> Result<()> {
     // Everything about the trace is checked before anything is started or sent.
     let trace = Arc::new(faasload_trace::load(&a.trace)?);
     if a.dry_run {

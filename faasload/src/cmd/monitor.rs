@@ -8,7 +8,7 @@ use faasload_monitor::config::{Backend, MonitorConfig};
 
 /// Arguments of `faasload monitor`.
 #[derive(clap::Args, Debug)]
-pub struct MonitorArgs {
+pub(crate) struct MonitorArgs {
     /// Configuration file (YAML); default: built-in defaults (see config/monitor.yml).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
@@ -48,7 +48,7 @@ fn parse_version(s: &str) -> Result<Version, String> {
 }
 
 /// Runs the monitor.
-pub fn run(a: MonitorArgs) -> anyhow::Result<()> {
+pub(crate) fn run(a: MonitorArgs) -> anyhow::Result<()> {
     let mut cfg = match &a.config {
         Some(p) => MonitorConfig::load(p)?,
         None => MonitorConfig::default(),

@@ -17,7 +17,7 @@ use faasload_monitor::config::Backend;
 
 /// Arguments of `faasload monitor-check`.
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Backend of the monitor under check.
     #[arg(long, value_enum, default_value = "ebpf")]
     pub backend: Backend,
@@ -43,7 +43,7 @@ fn request(sock: &Path, req: &Value) -> Result<Value> {
 }
 
 /// Runs the check.
-pub fn run(a: CheckArgs) -> Result<()> {
+pub(crate) fn run(a: CheckArgs) -> Result<()> {
     // SAFETY: no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("monitor-check needs root (cgroups, eBPF): run it with sudo");

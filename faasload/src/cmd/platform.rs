@@ -9,7 +9,7 @@ use faasload_platform::config::PlatformConfig;
 
 /// Arguments of `faasload platform`.
 #[derive(clap::Args, Debug)]
-pub struct PlatformArgs {
+pub(crate) struct PlatformArgs {
     /// Configuration file (YAML); defaults apply without one.
     #[arg(long, short, env = "FAASLOAD_PLATFORM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -28,7 +28,7 @@ pub struct PlatformArgs {
 }
 
 /// Runs the platform until interrupted.
-pub fn run(a: PlatformArgs) -> anyhow::Result<()> {
+pub(crate) fn run(a: PlatformArgs) -> anyhow::Result<()> {
     let mut cfg = match &a.config {
         Some(p) => PlatformConfig::load(p)?,
         None => PlatformConfig::default(),

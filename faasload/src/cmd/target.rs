@@ -17,7 +17,7 @@ use faasload_trace::Trace;
 
 /// Which kind of platform the loader drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PlatformKind {
+pub(crate) enum PlatformKind {
     /// OpenWhisk's REST API (real deployments and the embedded platform).
     Openwhisk,
     /// Plain HTTP functions, one URL per function (Knative, OpenFaaS, ...).
@@ -26,7 +26,7 @@ pub enum PlatformKind {
 
 /// Where the platform is and how to talk to it (shared by `load` and `deploy`).
 #[derive(clap::Args, Debug, Clone)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Start the embedded platform and the monitor for this run (root), deploy, replay,
     /// report, and clean up.
     #[arg(long)]

@@ -5,18 +5,18 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use faasload_trace::catalog::FunctionCatalog;
+use faasload_trace::CountLaw;
+use faasload_trace::DEFAULT_SEED;
+use faasload_trace::FunctionCatalog;
 use faasload_trace::convert::{self, Mapping, OnBadRow, Summary};
-use faasload_trace::counts::CountLaw;
-use faasload_trace::faasload_dir::{read_faasload_dir, write_faasload_parts};
-use faasload_trace::seed::DEFAULT_SEED;
+use faasload_trace::load_yaml_parts;
 use faasload_trace::stats;
 use faasload_trace::synth;
-use faasload_trace::writer::write_yaml;
-use faasload_trace::yaml::load_yaml_parts;
+use faasload_trace::write_yaml;
+use faasload_trace::{read_faasload_dir, write_faasload_parts};
 
 #[derive(Args)]
-pub struct TraceArgs {
+pub(crate) struct TraceArgs {
     #[command(subcommand)]
     cmd: TraceCmd,
 }
@@ -37,7 +37,7 @@ enum TraceCmd {
 }
 
 #[derive(Args)]
-pub struct Common {
+pub(crate) struct Common {
     /// Output YAML trace (per-bin counts go beside it, in `NAME.counts.tsv`).
     #[arg(short, long)]
     out: PathBuf,
@@ -156,7 +156,7 @@ struct YamlToTsvArgs {
 }
 
 #[derive(Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// YAML trace or original FaaSLoad directory.
     trace: PathBuf,
 }
@@ -192,7 +192,7 @@ fn report(s: &Summary) {
     );
 }
 
-pub fn run(a: TraceArgs) -> Result<()> {
+pub(crate) fn run(a: TraceArgs) -> Result<()> {
     match a.cmd {
         TraceCmd::Convert(c) => convert_cmd(c),
         TraceCmd::Synth(s) => synth::run(s),

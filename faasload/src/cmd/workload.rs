@@ -11,7 +11,7 @@ use std::io::{BufRead, Write};
 
 /// Arguments of `faasload workload`.
 #[derive(clap::Args, Debug)]
-pub struct WorkloadArgs {
+pub(crate) struct WorkloadArgs {
     /// Run one `cpu <ms>` command and exit instead of reading stdin.
     #[arg(long)]
     pub cpu_ms: Option<f64>,
@@ -21,7 +21,7 @@ pub struct WorkloadArgs {
 }
 
 /// Total CPU time (user + system) of this process in nanoseconds.
-pub fn self_cpu_ns() -> u64 {
+pub(crate) fn self_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -32,7 +32,7 @@ pub fn self_cpu_ns() -> u64 {
 }
 
 /// Busy-loops until this process has used `ns` more CPU time; returns the time used.
-pub fn burn(ns: u64) -> u64 {
+pub(crate) fn burn(ns: u64) -> u64 {
     let start = self_cpu_ns();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     loop {
@@ -50,7 +50,7 @@ pub fn burn(ns: u64) -> u64 {
 }
 
 /// Runs the workload.
-pub fn run(args: WorkloadArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: WorkloadArgs) -> anyhow::Result<()> {
     if let Some(ms) = args.cpu_ms {
         for _ in 0..args.repeat {
             burn((ms * 1e6) as u64);

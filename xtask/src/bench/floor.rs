@@ -14,14 +14,14 @@ use anyhow::{Context, Result};
 const RECORD: &str = r#"{"namespace":"guest","name":"noop","version":"0.0.1","subject":"guest","activationId":"0123456789abcdef0123456789abcdef","start":1700000000000,"end":1700000000000,"duration":0,"statusCode":0,"response":{"status":"success","statusCode":0,"success":true,"result":{},"size":2},"logs":[],"annotations":[{"key":"path","value":"guest/noop"},{"key":"waitTime","value":0},{"key":"kind","value":"python:3"},{"key":"timeout","value":false},{"key":"limits","value":{"concurrency":1,"logs":10,"memory":128,"timeout":60000}}],"publish":false}"#;
 
 /// The running server; stopped (and its accept thread joined) on drop.
-pub struct FloorServer {
+pub(super) struct FloorServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
 
 impl FloorServer {
-    pub fn start() -> Result<Self> {
+    pub(super) fn start() -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").context("bind the floor server")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -45,7 +45,7 @@ impl FloorServer {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(super) fn addr(&self) -> SocketAddr {
         self.addr
     }
 }

@@ -58,7 +58,7 @@ struct Sizes {
     reps: u32,
 }
 
-pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
+pub(super) fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let sizes = if opts.quick {
         Sizes {
             rates: &[1000],
@@ -511,6 +511,10 @@ pub(super) fn run_measured(
     let child = c.spawn().with_context(|| format!("cannot start {what}"))?;
     let pid = child.id() as libc::pid_t;
     // The child is reaped below by wait4, not by `Child`.
+    #[expect(
+        clippy::mem_forget,
+        reason = "wait4 reaps the child (for its rusage); Child must not touch the pid again"
+    )]
     std::mem::forget(child);
     let deadline = Instant::now() + timeout;
     let mut status: libc::c_int = 0;

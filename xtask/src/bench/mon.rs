@@ -27,10 +27,10 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// While alive, Ctrl-C sets a flag (see [`check_interrupt`]) instead of killing xtask, so
 /// that the suite's clean-up runs. Children in the terminal's process group still get the
 /// signal and exit; the suite then fails and cleans up.
-pub struct SigintGuard;
+pub(super) struct SigintGuard;
 
 impl SigintGuard {
-    pub fn install() -> SigintGuard {
+    pub(super) fn install() -> SigintGuard {
         INTERRUPTED.store(false, Ordering::SeqCst);
         // SAFETY: the handler only stores to an atomic (async-signal-safe).
         unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
@@ -46,7 +46,7 @@ impl Drop for SigintGuard {
 }
 
 /// An error once Ctrl-C was pressed.
-pub fn check_interrupt() -> Result<()> {
+pub(super) fn check_interrupt() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted (Ctrl-C); cleaning up");
     }
@@ -56,7 +56,7 @@ pub fn check_interrupt() -> Result<()> {
 /// The cgroup hierarchies in use, as the monitor chooses them (v1 when the `cpu`
 /// controller is on v1).
 #[derive(Clone, Debug)]
-pub struct Hierarchies {
+pub(super) struct Hierarchies {
     pub v2: bool,
     /// v1: directories of the `cpu`, `cpuacct` and `memory` hierarchies (deduplicated);
     /// v2: the unified root.
@@ -66,7 +66,7 @@ pub struct Hierarchies {
 }
 
 impl Hierarchies {
-    pub fn detect() -> Result<Hierarchies> {
+    pub(super) fn detect() -> Result<Hierarchies> {
         let text =
             std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
         let (mut cpu, mut cpuacct, mut memory, mut v2) = (None, None, None, None);
@@ -119,14 +119,14 @@ impl Hierarchies {
         })
     }
 
-    pub fn version(&self) -> &'static str {
+    pub(super) fn version(&self) -> &'static str {
         if self.v2 { "v2" } else { "v1" }
     }
 }
 
 /// This suite's subtree `faasload/mbench-<pid>` and its container cgroups; all removed
 /// (their processes, which are ours, killed) on drop.
-pub struct Tree {
+pub(super) struct Tree {
     pub h: Hierarchies,
     /// `faasload/mbench-<pid>`, relative to the roots.
     pub rel: String,
@@ -134,7 +134,7 @@ pub struct Tree {
 }
 
 impl Tree {
-    pub fn create() -> Result<Tree> {
+    pub(super) fn create() -> Result<Tree> {
         let h = Hierarchies::detect()?;
         let rel = format!("faasload/mbench-{}", std::process::id());
         for r in &h.roots {
@@ -160,12 +160,12 @@ impl Tree {
     }
 
     /// The regex the monitor is configured with to recognise this tree's containers.
-    pub fn pattern(&self) -> String {
+    pub(super) fn pattern(&self) -> String {
         format!("^{}/(?P<id>c[0-9]+)$", self.rel)
     }
 
     /// Creates container cgroup `name` in every hierarchy.
-    pub fn add_container(&mut self, name: &str) -> Result<()> {
+    pub(super) fn add_container(&mut self, name: &str) -> Result<()> {
         for r in &self.h.roots {
             let d = r.join(&self.rel).join(name);
             std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
@@ -175,7 +175,7 @@ impl Tree {
     }
 
     /// Moves `pid` (a process this suite started) into container `name`.
-    pub fn add_pid(&self, name: &str, pid: u32) -> Result<()> {
+    pub(super) fn add_pid(&self, name: &str, pid: u32) -> Result<()> {
         for r in &self.h.roots {
             let f = r.join(&self.rel).join(name).join("cgroup.procs");
             std::fs::write(&f, pid.to_string())
@@ -185,7 +185,7 @@ impl Tree {
     }
 
     /// The cgroup's own counters of container `name`, files kept open.
-    pub fn counters(&self, name: &str) -> Result<Counters> {
+    pub(super) fn counters(&self, name: &str) -> Result<Counters> {
         let dir = |r: &Path| r.join(&self.rel).join(name);
         let (cpu, peak) = if self.h.v2 {
             (
@@ -213,7 +213,7 @@ impl Tree {
     }
 
     /// The CPU and current-memory counter files of container `name`.
-    pub fn counter_paths(&self, name: &str) -> (PathBuf, PathBuf) {
+    pub(super) fn counter_paths(&self, name: &str) -> (PathBuf, PathBuf) {
         let dir = |r: &Path| r.join(&self.rel).join(name);
         if self.h.v2 {
             (
@@ -286,7 +286,7 @@ fn rmdir_retry(d: &Path) {
 }
 
 /// Leftover cgroup directories of this suite's tree (should be none after drop).
-pub fn leftovers(h: &Hierarchies, rel: &str) -> Vec<PathBuf> {
+pub(super) fn leftovers(h: &Hierarchies, rel: &str) -> Vec<PathBuf> {
     h.roots
         .iter()
         .map(|r| r.join(rel))
@@ -295,7 +295,7 @@ pub fn leftovers(h: &Hierarchies, rel: &str) -> Vec<PathBuf> {
 }
 
 /// Open counter files of one container cgroup (the reference the monitor is judged by).
-pub struct Counters {
+pub(super) struct Counters {
     v2: bool,
     cpu: File,
     peak: File,
@@ -303,7 +303,7 @@ pub struct Counters {
 
 impl Counters {
     /// Cumulative CPU time (ns): v1 `cpuacct.usage`, v2 `cpu.stat usage_usec` × 1000.
-    pub fn cpu_ns(&self) -> Result<u64> {
+    pub(super) fn cpu_ns(&self) -> Result<u64> {
         let mut buf = [0u8; 4096];
         let n = self
             .cpu
@@ -322,7 +322,7 @@ impl Counters {
     }
 
     /// Resets the peak-memory counter (v1: the cgroup's; v2: this file's view).
-    pub fn reset_peak(&self) -> Result<()> {
+    pub(super) fn reset_peak(&self) -> Result<()> {
         self.peak
             .write_at(if self.v2 { b"reset\n" } else { b"0\n" }, 0)
             .context("reset the memory peak")?;
@@ -330,7 +330,7 @@ impl Counters {
     }
 
     /// Peak memory (bytes) since the last reset.
-    pub fn peak(&self) -> Result<u64> {
+    pub(super) fn peak(&self) -> Result<u64> {
         let mut buf = [0u8; 64];
         let n = self
             .peak
@@ -345,7 +345,7 @@ impl Counters {
 }
 
 /// A `faasload monitor` daemon under test, SIGTERMed (and waited for) on drop.
-pub struct Monitor {
+pub(super) struct Monitor {
     child: Option<Child>,
     pub notify: PathBuf,
     pub query: PathBuf,
@@ -354,7 +354,7 @@ pub struct Monitor {
 
 /// How a monitor is configured.
 #[derive(Clone, Debug)]
-pub struct MonitorSpec {
+pub(super) struct MonitorSpec {
     /// `ebpf` or `cgroupfs`.
     pub backend: &'static str,
     pub interval_ms: f64,
@@ -362,7 +362,7 @@ pub struct MonitorSpec {
 }
 
 impl MonitorSpec {
-    pub fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         let mut s = if self.backend == "ebpf" {
             format!(
                 "eBPF monitor (memory sampled every {})",
@@ -378,7 +378,7 @@ impl MonitorSpec {
     }
 }
 
-pub fn fmt_interval(ms: f64) -> String {
+pub(super) fn fmt_interval(ms: f64) -> String {
     if ms >= 1000.0 {
         format!("{} s", ms / 1000.0)
     } else {
@@ -388,7 +388,7 @@ pub fn fmt_interval(ms: f64) -> String {
 
 impl Monitor {
     /// Starts `bin monitor` for every container of `tree`.
-    pub fn start(
+    pub(super) fn start(
         bin: &Path,
         dir: &Path,
         tag: &str,
@@ -400,7 +400,7 @@ impl Monitor {
 
     /// Starts `bin monitor` with a config written to `dir/<tag>.yml` recognising the
     /// cgroups that `pattern` matches, and waits for `hello`.
-    pub fn start_with_pattern(
+    pub(super) fn start_with_pattern(
         bin: &Path,
         dir: &Path,
         tag: &str,
@@ -470,12 +470,12 @@ impl Monitor {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Tells the monitor about a container (it rescans if needed) and checks it is found.
-    pub fn announce(&self, name: &str) -> Result<()> {
+    pub(super) fn announce(&self, name: &str) -> Result<()> {
         let a = request(
             &self.notify,
             &json!({"action": "run", "container": name, "ack": true}),
@@ -487,7 +487,7 @@ impl Monitor {
     }
 
     /// SIGTERM and wait (SIGKILL after 20 s); an error unless it exited cleanly.
-    pub fn stop(&mut self) -> Result<()> {
+    pub(super) fn stop(&mut self) -> Result<()> {
         let Some(mut c) = self.child.take() else {
             return Ok(());
         };
@@ -520,7 +520,7 @@ impl Drop for Monitor {
 }
 
 /// One request on a fresh connection, one JSON line back.
-pub fn request(sock: &Path, req: &Value) -> Result<Value> {
+pub(super) fn request(sock: &Path, req: &Value) -> Result<Value> {
     let mut s = UnixStream::connect(sock).with_context(|| format!("connect {}", sock.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     writeln!(s, "{req}")?;
@@ -530,20 +530,20 @@ pub fn request(sock: &Path, req: &Value) -> Result<Value> {
 }
 
 /// A persistent connection for many requests (one JSON line each way).
-pub struct Conn {
+pub(super) struct Conn {
     w: UnixStream,
     r: BufReader<UnixStream>,
 }
 
 impl Conn {
-    pub fn open(sock: &Path) -> Result<Conn> {
+    pub(super) fn open(sock: &Path) -> Result<Conn> {
         let w = UnixStream::connect(sock).with_context(|| format!("connect {}", sock.display()))?;
         w.set_read_timeout(Some(Duration::from_secs(30)))?;
         let r = BufReader::new(w.try_clone()?);
         Ok(Conn { w, r })
     }
 
-    pub fn ask(&mut self, req: &Value) -> Result<Value> {
+    pub(super) fn ask(&mut self, req: &Value) -> Result<Value> {
         writeln!(self.w, "{req}")?;
         let mut line = String::new();
         self.r.read_line(&mut line)?;
@@ -552,7 +552,7 @@ impl Conn {
 }
 
 /// CPU time (ns) of every thread of process `pid` (schedstat, exact), 0 if it is gone.
-pub fn process_cpu_ns(pid: u32) -> u64 {
+pub(super) fn process_cpu_ns(pid: u32) -> u64 {
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
@@ -564,14 +564,14 @@ pub fn process_cpu_ns(pid: u32) -> u64 {
 
 /// An idle `faasload workload` process (commands on stdin, one JSON answer per line),
 /// killed on drop.
-pub struct Workload {
+pub(super) struct Workload {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
 
 impl Workload {
-    pub fn spawn(bin: &Path) -> Result<Workload> {
+    pub(super) fn spawn(bin: &Path) -> Result<Workload> {
         let mut child = Command::new(bin)
             .arg("workload")
             .stdin(Stdio::piped())
@@ -587,12 +587,12 @@ impl Workload {
         })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Runs one command (`cpu <ms>`, `mem <MiB>`, `free`), returns its answer.
-    pub fn cmd(&mut self, c: &str) -> Result<Value> {
+    pub(super) fn cmd(&mut self, c: &str) -> Result<Value> {
         writeln!(self.stdin, "{c}")?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
@@ -613,12 +613,12 @@ impl Drop for Workload {
 }
 
 /// A temporary directory, removed on drop.
-pub struct TempDir {
+pub(super) struct TempDir {
     pub path: PathBuf,
 }
 
 impl TempDir {
-    pub fn create(tag: &str) -> Result<TempDir> {
+    pub(super) fn create(tag: &str) -> Result<TempDir> {
         let path = std::env::temp_dir().join(format!("faasload-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
@@ -633,7 +633,7 @@ impl Drop for TempDir {
 }
 
 /// The q-quantile (0..=1, nearest rank) of `v` (sorted in place); NaN when empty.
-pub fn quantile(v: &mut [f64], q: f64) -> f64 {
+pub(super) fn quantile(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -642,11 +642,11 @@ pub fn quantile(v: &mut [f64], q: f64) -> f64 {
     v[i]
 }
 
-pub fn median(v: &[f64]) -> f64 {
+pub(super) fn median(v: &[f64]) -> f64 {
     quantile(&mut v.to_vec(), 0.5)
 }
 
-pub fn min_max(v: &[f64]) -> (f64, f64) {
+pub(super) fn min_max(v: &[f64]) -> (f64, f64) {
     v.iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
             (a.min(x), b.max(x))
@@ -654,7 +654,7 @@ pub fn min_max(v: &[f64]) -> (f64, f64) {
 }
 
 /// Seconds since the epoch (the monitor's clock for windows).
-pub fn epoch_s() -> f64 {
+pub(super) fn epoch_s() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

@@ -94,7 +94,7 @@ struct RunResult {
 const BURST_MS: f64 = 0.5;
 const SLEEP_US: u64 = 100;
 
-pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
+pub(super) fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let (rounds, target_s) = if opts.quick { (1, 1.0) } else { (3, 2.0) };
     let ns = [10usize, 100];
     let bin = opts.faasload(ws)?;

@@ -44,7 +44,7 @@ struct Act {
     peak: u64,
 }
 
-pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
+pub(super) fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let bin = opts.faasload(ws)?;
     let _sig = mon::SigintGuard::install();
     let tmp = mon::TempDir::create("mbench-precision")?;

@@ -33,7 +33,7 @@ struct RowResult {
     monitor_cpu_pct: Option<f64>,
 }
 
-pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
+pub(super) fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let bin = opts.faasload(ws)?;
     let _sig = mon::SigintGuard::install();
     let tmp = mon::TempDir::create("mbench-query")?;

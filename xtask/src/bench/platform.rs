@@ -36,7 +36,7 @@ struct Sizes {
     cold: u32,
 }
 
-pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
+pub(super) fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let sizes = if opts.quick {
         Sizes {
             n: 200,

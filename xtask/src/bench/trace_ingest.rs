@@ -47,7 +47,7 @@ struct Sample {
     rss_mib: f64,
 }
 
-pub fn run(ws: &Workspace, opts: &Options) -> Result<String> {
+pub(super) fn run(ws: &Workspace, opts: &Options) -> Result<String> {
     let sizes = if opts.quick {
         Sizes {
             rows: 5_000,

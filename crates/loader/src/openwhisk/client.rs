@@ -21,8 +21,8 @@ use super::http::{
 };
 use super::record::{ActivationRecord, Outcome, OutcomeClass};
 use super::{Backend, BoxFut, Endpoint};
-use faasload_trace::{Function, User};
 use faasload_os::clock::mono_ns;
+use faasload_trace::{Function, User};
 
 /// How records are obtained after a 202 (blocking wait exceeded, or non-blocking mode).
 #[derive(Clone, Debug)]

@@ -18,8 +18,8 @@ use super::client::basic_auth;
 use super::http::{ClientError, HttpOptions, RetryOptions, build_client, error_message, timed};
 use super::record::{Outcome, OutcomeClass};
 use super::{Backend, BoxFut, Endpoint};
-use faasload_trace::{Function, User};
 use faasload_os::clock::mono_ns;
+use faasload_trace::{Function, User};
 
 /// Settings of the generic HTTP backend.
 #[derive(Clone, Debug, Default)]

@@ -26,7 +26,7 @@ pub enum OnBadRow {
 }
 
 /// Malformed rows met so far, under the user's policy.
-pub struct BadRows {
+pub(crate) struct BadRows {
     pub policy: OnBadRow,
     pub skipped: u64,
     /// The first reports (file:line: message).
@@ -37,7 +37,7 @@ pub struct BadRows {
 const SHOW: usize = 20;
 
 impl BadRows {
-    pub fn new(policy: OnBadRow) -> BadRows {
+    pub(crate) fn new(policy: OnBadRow) -> BadRows {
         BadRows {
             policy,
             skipped: 0,
@@ -46,7 +46,7 @@ impl BadRows {
     }
 
     /// A malformed row: an error under `fail`, else counted and reported.
-    pub fn bad(&mut self, file: &str, line: u64, msg: &str) -> Result<(), TraceError> {
+    pub(crate) fn bad(&mut self, file: &str, line: u64, msg: &str) -> Result<(), TraceError> {
         match self.policy {
             OnBadRow::Fail => Err(TraceError::at(file, line as usize, 1, msg)),
             OnBadRow::Skip => {
@@ -63,7 +63,7 @@ impl BadRows {
 }
 
 /// A non-negative integer count, or why not.
-pub fn parse_count(field: &[u8]) -> Result<u64, String> {
+pub(crate) fn parse_count(field: &[u8]) -> Result<u64, String> {
     let s = std::str::from_utf8(field).unwrap_or("?").trim();
     if s.starts_with('-') {
         return Err(format!("negative count '{s}'"));
@@ -79,7 +79,7 @@ pub fn parse_count(field: &[u8]) -> Result<u64, String> {
 }
 
 /// A finite number, or why not.
-pub fn parse_number(field: &[u8], what: &str) -> Result<f64, String> {
+pub(crate) fn parse_number(field: &[u8], what: &str) -> Result<f64, String> {
     let s = std::str::from_utf8(field).unwrap_or("?").trim();
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
@@ -90,7 +90,7 @@ pub fn parse_number(field: &[u8], what: &str) -> Result<f64, String> {
 /// One rule of a mapping: trace functions up to these bounds become this function.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// Applies to functions whose mean duration is at most this (ms); none: any.
     pub max_duration_ms: Option<f64>,
     /// Applies to functions with at most this memory (MB); none: any.
@@ -108,13 +108,13 @@ pub struct Rule {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
-    pub rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
 }
 
 /// The default mapping: functions shorter than 2 ms become the no-op action, the others
 /// burn their mean duration of CPU while holding a quarter of their memory
 /// (`functions/python/burn.py`).
-pub const DEFAULT_MAPPING: &str = r#"
+pub(crate) const DEFAULT_MAPPING: &str = r#"
 rules:
   - {max_duration_ms: 2, kind: "python:3", code: python/noop.py}
   - kind: "python:3"
@@ -151,7 +151,7 @@ impl Mapping {
     }
 
     /// The faasload function for a trace function of this duration and memory.
-    pub fn function(
+    pub(crate) fn function(
         &self,
         name: String,
         duration_ms: f64,
@@ -197,7 +197,7 @@ impl Mapping {
 }
 
 /// The counts file written beside a YAML trace: `x.yaml` -> `x.counts.tsv`.
-pub fn counts_path(yaml: &Path) -> PathBuf {
+pub(crate) fn counts_path(yaml: &Path) -> PathBuf {
     let stem = yaml
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -206,7 +206,7 @@ pub fn counts_path(yaml: &Path) -> PathBuf {
 }
 
 /// Memory limits in OpenWhisk's usual range.
-pub fn clamp_memory(mb: f64) -> u32 {
+pub(crate) fn clamp_memory(mb: f64) -> u32 {
     if mb.is_finite() {
         (mb.ceil() as u32).clamp(128, 4096)
     } else {
@@ -215,7 +215,7 @@ pub fn clamp_memory(mb: f64) -> u32 {
 }
 
 /// A short, unique-enough function name from a trace hash.
-pub fn short(hash: &str, n: usize) -> String {
+pub(crate) fn short(hash: &str, n: usize) -> String {
     hash.chars().take(n).collect()
 }
 
@@ -230,7 +230,7 @@ pub struct Output {
 
 impl Output {
     /// The directory the written trace's relative paths are seen from.
-    pub fn base(&self) -> &Path {
+    pub(crate) fn base(&self) -> &Path {
         self.out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -238,7 +238,7 @@ impl Output {
     }
 
     /// Empty parts of the trace written to `out`.
-    pub fn parts(&self) -> Parts {
+    pub(crate) fn parts(&self) -> Parts {
         Parts {
             origin: self.out.display().to_string(),
             users: Vec::new(),
@@ -250,7 +250,7 @@ impl Output {
 }
 
 /// A CSV reader of `path` (header row, rows of any width: widths are checked per row).
-pub fn reader(path: &Path) -> Result<csv::Reader<File>, TraceError> {
+pub(crate) fn reader(path: &Path) -> Result<csv::Reader<File>, TraceError> {
     let f = File::open(path)
         .map_err(|e| TraceError::file(path.display().to_string(), e.to_string()))?;
     Ok(csv::ReaderBuilder::new()
@@ -261,7 +261,7 @@ pub fn reader(path: &Path) -> Result<csv::Reader<File>, TraceError> {
 }
 
 /// A CSV error at its file:line.
-pub fn csv_err(file: &str, e: csv::Error) -> TraceError {
+pub(crate) fn csv_err(file: &str, e: csv::Error) -> TraceError {
     match e.position() {
         Some(p) => TraceError::at(file, p.line() as usize, 1, e.to_string()),
         None => TraceError::file(file, e.to_string()),
