@@ -1,5 +1,5 @@
 //! Synthetic store rows for the end-to-end tests of the results store and of what reads
-//! it (`tests/store.rs`, `tests/export.rs`): row `i` of a load is a pure function of `i`
+//! it (`tests/results/store.rs`, `tests/results/export.rs`): row `i` of a load is a pure function of `i`
 //! (outcome classes, cold starts, monitor readings with samples, parameters of three
 //! types, inputs with sizes), so a test can check any stored or exported value.
 use faasload_protocol::{ActivationRecord, OutcomeClass};

@@ -1,4 +1,4 @@
-//! Prerequisite of the export tests (`tests/export.rs`): pyarrow and pandas from PyPI in a
+//! Prerequisite of the export tests (`tests/results/export.rs`): pyarrow and pandas from PyPI in a
 //! virtualenv of their own, whose interpreter is exported to the tests as
 //! `FAASLOAD_TEST_PYARROW_PYTHON`. Wired into `cargo xtask test` by one line in
 //! `test.rs` STEPS. Idempotent: an existing virtualenv that imports both is kept.

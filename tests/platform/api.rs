@@ -362,7 +362,7 @@ fn records_cold_then_warm_logs_and_activation_queries() {
     assert!(l[0]["response"]["result"].is_object());
     let r = p.call(
         "GET",
-        &format!("{API}/_/activations?since={}&upto={}", start, start),
+        &format!("{API}/_/activations?since={start}&upto={start}"),
         None,
     );
     assert_eq!(r.json().as_array().unwrap().len(), 1);

@@ -220,8 +220,7 @@ fn original_faasload_protocol_byte_for_byte() {
     let end = now();
     // The original loader's query: ms-precision epoch seconds, no newline, reply until EOF.
     let req = format!(
-        r#"{{"container": "orig", "start": {:.3}, "end": {:.3}}}"#,
-        start, end
+        r#"{{"container": "orig", "start": {start:.3}, "end": {end:.3}}}"#
     );
     let out = raw_exchange(&m.query, req.as_bytes(), false).unwrap();
     let text = String::from_utf8(out).unwrap();

@@ -158,7 +158,7 @@ fn azure2019_top_window_scale_and_memory() {
         .iter()
         .map(|(h, c)| (c[60..120].iter().sum::<u64>(), h.as_str()))
         .collect();
-    window.sort_by(|a, b| b.0.cmp(&a.0));
+    window.sort_by_key(|w| std::cmp::Reverse(w.0));
     let want: u64 = window[..2]
         .iter()
         .map(|w| (w.0 as f64 * 0.5).round() as u64)
