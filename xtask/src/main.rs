@@ -11,6 +11,7 @@ mod docker;
 mod ebpf;
 mod functions;
 mod images;
+mod layout;
 mod pyarrow;
 mod stable;
 mod test;

@@ -30,6 +30,10 @@ const STEPS: &[(&str, Ensure)] = &[
         ensure_ebpf_toolchain,
     ),
     ("workspace build", ensure_workspace_built),
+    (
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        clippy_clean,
+    ),
     ("PostgreSQL test server", ensure_postgres),
     ("MariaDB test server", ensure_mariadb),
     (
@@ -153,6 +157,15 @@ fn ensure_workspace_built(ws: &Workspace) -> Result<()> {
         bail!("`cargo build` succeeded but {} is missing", bin.display());
     }
     Ok(())
+}
+
+/// The workspace lints (root `Cargo.toml`) and clippy's defaults, warnings as errors.
+fn clippy_clean(ws: &Workspace) -> Result<()> {
+    cmd::run(
+        cmd::cargo()
+            .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+            .current_dir(&ws.root),
+    )
 }
 
 /// `apt-get update` runs at most once per `cargo xtask test`.
