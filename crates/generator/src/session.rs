@@ -21,9 +21,9 @@ use super::plan::Planner;
 use faasload_loader::invoker::{self, Ctx, Live};
 use faasload_loader::monitor_client::MonitorClient;
 use faasload_loader::openwhisk::{Backend, Endpoint, OutcomeClass};
-use faasload_os::clock::{epoch_ns, mono_ns};
 use faasload_results::store::{RunRow, Store};
 use faasload_trace::{Invocation, Trace};
+use faasload_os::clock::{epoch_ns, mono_ns};
 
 /// Bound on runs launched but not committed under interval pacing (memory).
 const MAX_PENDING: usize = 10_000;

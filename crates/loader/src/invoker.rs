@@ -9,9 +9,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::monitor_client::MonitorClient;
 use crate::openwhisk::{Backend, Endpoint};
-use faasload_os::clock::mono_ns;
 use faasload_results::store::{MonitorReading, RunRow};
 use faasload_trace::{Invocation, Trace};
+use faasload_os::clock::mono_ns;
 
 /// Live counters (for the progress bar and the end summary).
 #[derive(Debug, Default)]

@@ -6,8 +6,8 @@
 //! the network nor the database ever sits on the scheduler's path.
 pub mod dry_run;
 pub mod invoker;
-pub mod monitor_client;
 pub mod openwhisk;
+pub mod monitor_client;
 pub mod recorder;
 pub mod run;
 pub mod scheduler;

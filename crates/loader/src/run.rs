@@ -15,9 +15,9 @@ use super::monitor_client::MonitorClient;
 use super::recorder::{self, LagTracker, RecorderStats, RowSink};
 use super::scheduler::{self, ScheduleStats};
 use crate::openwhisk::{Backend, Endpoint};
-use faasload_os::clock::{epoch_ns, mono_ns};
 use faasload_results::store::RunRow;
 use faasload_trace::Trace;
+use faasload_os::clock::{epoch_ns, mono_ns};
 
 /// How a replay runs.
 #[derive(Clone, Debug)]

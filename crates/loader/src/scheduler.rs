@@ -18,9 +18,9 @@ use tokio::sync::{oneshot, watch};
 use super::invoker::{self, Ctx};
 use super::timer::PreciseTimer;
 use crate::openwhisk::Backend;
+use faasload_trace::{Invocation, Trace};
 use faasload_os::clock::mono_ns;
 use faasload_os::priority::set_thread_nice;
-use faasload_trace::{Invocation, Trace};
 
 /// What the scheduler did.
 #[derive(Clone, Copy, Debug, Default)]

@@ -188,7 +188,9 @@ impl PlatformConfig {
         for p in &self.pool.prewarm {
             match crate::runtime::Kind::parse(&p.kind) {
                 None => return bad(format!("pool.prewarm: unknown kind {:?}", p.kind)),
-                Some(crate::runtime::Kind::Native) if self.backend == BackendKind::Docker => {
+                Some(crate::runtime::Kind::Native)
+                    if self.backend == BackendKind::Docker =>
+                {
                     return bad(format!(
                         "pool.prewarm: kind {:?} has no Docker image",
                         p.kind

@@ -15,12 +15,13 @@ pub mod deploy;
 pub mod generic;
 pub mod http;
 
+
 pub use client::{OpenWhisk, OpenWhiskOptions, PollOptions};
 pub use credentials::{CredentialSources, CredentialsError, endpoints_for_users, resolve_endpoint};
 pub use deploy::{DeployReport, DeployedAction, deploy_all};
-pub use faasload_protocol::record::{self, ActivationRecord, Outcome, OutcomeClass, RecordError};
 pub use generic::{GenericHttp, GenericOptions};
 pub use http::{ClientError, HttpOptions, RetryOptions};
+pub use faasload_protocol::record::{self, ActivationRecord, Outcome, OutcomeClass, RecordError};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -4,8 +4,8 @@
 use serde_json::{Map, json};
 
 use super::*;
-use crate::store::{LoadMeta, LoadStatus, MonitorReading};
 use faasload_protocol::{ActivationRecord, OutcomeClass};
+use crate::store::{LoadMeta, LoadStatus, MonitorReading};
 
 /// A row answered `latency_us` after its intended instant, sent `lag_us` late.
 fn row(user: &str, function: &str, seq: u64, at_s: u64, latency_us: u64, lag_us: u64) -> RunRow {
