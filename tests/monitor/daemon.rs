@@ -219,9 +219,7 @@ fn original_faasload_protocol_byte_for_byte() {
     std::thread::sleep(Duration::from_millis(30));
     let end = now();
     // The original loader's query: ms-precision epoch seconds, no newline, reply until EOF.
-    let req = format!(
-        r#"{{"container": "orig", "start": {start:.3}, "end": {end:.3}}}"#
-    );
+    let req = format!(r#"{{"container": "orig", "start": {start:.3}, "end": {end:.3}}}"#);
     let out = raw_exchange(&m.query, req.as_bytes(), false).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with('['), "{text}");

@@ -2,7 +2,10 @@
 //! the tests run as root (they fail, never skip, otherwise), creates test cgroups under
 //! faasload's own subtree, runs the monitor daemon and the workload process, and talks to
 //! the monitor's sockets.
-#![expect(clippy::unwrap_used, reason = "test support: a failed unwrap is the test failing")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test support: a failed unwrap is the test failing"
+)]
 
 pub mod attribution;
 pub mod behaviours;

@@ -163,7 +163,14 @@ fn ensure_workspace_built(ws: &Workspace) -> Result<()> {
 fn clippy_clean(ws: &Workspace) -> Result<()> {
     cmd::run(
         cmd::cargo()
-            .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+            .args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
             .current_dir(&ws.root),
     )
 }

@@ -31,7 +31,7 @@ pub use resolve::repo_file;
 pub use seed::{DEFAULT_SEED, stream_rngs};
 pub use spec::{InputSpec, ParamSpec, draw_params};
 pub use writer::write_yaml;
-pub use yaml::{load_yaml, load_yaml_parts};
+pub use yaml::{load_yaml, load_yaml_parts, syntax_error};
 pub use yaml_pos::{YPath, locate};
 
 /// Loads a trace: a directory is an original FaaSLoad trace directory (actions resolved

@@ -709,7 +709,7 @@ fn inputs(d: &mut Defects, p: &YPath, v: &Value, function_kind: Option<&str>) ->
 }
 
 /// A YAML syntax or type error, as `file:line:col: message`.
-fn syntax_error(file: &str, e: &yaml_serde::Error) -> TraceError {
+pub fn syntax_error(file: &str, e: &yaml_serde::Error) -> TraceError {
     let msg = e.to_string();
     match e.location() {
         Some(l) => {

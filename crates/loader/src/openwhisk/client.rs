@@ -15,9 +15,10 @@ use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::classify::{classify, retryable};
+use super::classify::classify;
 use super::http::{
-    Answer, ClientError, HttpOptions, RetryOptions, build_client, error_message, timed,
+    Answer, ClientError, Failure, HttpOptions, RetryOptions, answered_outcome, build_client,
+    error_message, send_with_retries, timed,
 };
 use super::record::{ActivationRecord, Outcome, OutcomeClass};
 use super::{Backend, BoxFut, Endpoint};
@@ -340,93 +341,40 @@ impl OpenWhisk {
         params: &Map<String, Value>,
     ) -> Outcome {
         let now = mono_ns();
-        let fail = |class, error: String| Outcome {
-            sent_ns: now,
-            answered_ns: now,
-            http_status: None,
-            class,
-            activation_id: None,
-            record: None,
-            polls: 0,
-            retries: 0,
-            error: Some(error),
-        };
         let t = match self.target(ep, action) {
             Ok(t) => t,
-            Err(e) => return fail(OutcomeClass::ClientError, e.to_string()),
+            Err(e) => {
+                return Failure::before_send(OutcomeClass::ClientError, e.to_string())
+                    .into_outcome(now, now);
+            }
         };
-        let mut body = match serde_json::to_vec(params) {
+        let body = match serde_json::to_vec(params) {
             Ok(b) => b,
-            Err(e) => return fail(OutcomeClass::ProtocolError, format!("parameters: {e}")),
+            Err(e) => {
+                return Failure::before_send(
+                    OutcomeClass::ProtocolError,
+                    format!("parameters: {e}"),
+                )
+                .into_outcome(now, now);
+            }
         };
-        let max = self.opts.retries.max;
-        let mut first_sent = None;
-        let mut attempt = 0;
-        loop {
-            let this_body = if attempt < max {
-                body.clone()
-            } else {
-                std::mem::take(&mut body)
-            };
-            let req = self
-                .client
+        let request = |body: Vec<u8>| {
+            self.client
                 .post(t.invoke.clone())
                 .header(AUTHORIZATION, t.authorization.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .timeout(self.opts.http.request_timeout)
-                .body(this_body);
-            let (sent, answered, res) = timed(req).await;
-            let sent = *first_sent.get_or_insert(sent);
-            let (mut out, wait_hint) = match res {
-                Err(f) => (
-                    Outcome {
-                        sent_ns: sent,
-                        answered_ns: answered,
-                        http_status: f.status,
-                        class: f.class,
-                        activation_id: None,
-                        record: None,
-                        polls: 0,
-                        retries: attempt,
-                        error: Some(f.error),
-                    },
-                    None,
-                ),
-                Ok(a) => {
-                    let hint = a.retry_after;
-                    (self.answer(ep, sent, answered, a, attempt).await, hint)
-                }
-            };
-            if attempt < max && retryable(out.class) {
-                attempt += 1;
-                tokio::time::sleep(self.opts.retries.delay(attempt, wait_hint)).await;
-                continue;
-            }
-            out.retries = attempt;
-            return out;
-        }
+                .body(body)
+        };
+        send_with_retries(&self.opts.retries, body, request, |sent, answered, a| {
+            self.answer(ep, sent, answered, a)
+        })
+        .await
     }
 
     /// Turns an invoke answer into an outcome (polling after a 202 when enabled).
-    async fn answer(
-        &self,
-        ep: &Endpoint,
-        sent: u64,
-        answered: u64,
-        a: Answer,
-        attempt: u32,
-    ) -> Outcome {
-        let mut out = Outcome {
-            sent_ns: sent,
-            answered_ns: answered,
-            http_status: Some(a.status),
-            class: OutcomeClass::ProtocolError,
-            activation_id: None,
-            record: None,
-            polls: 0,
-            retries: attempt,
-            error: None,
-        };
+    async fn answer(&self, ep: &Endpoint, sent: u64, answered: u64, a: Answer) -> Outcome {
+        let mut out = answered_outcome(sent, answered, Some(a.status), OutcomeClass::ProtocolError);
         let record_expected = matches!(a.status, 200..=299 | 500..=599) && a.status != 202;
         if record_expected && let Ok(r) = ActivationRecord::from_slice(&a.body) {
             out.class = classify(a.status, Some(&r));

@@ -13,9 +13,12 @@ use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Map, Value};
 
-use super::classify::{classify_plain_http, retryable};
+use super::classify::classify_plain_http;
 use super::client::basic_auth;
-use super::http::{ClientError, HttpOptions, RetryOptions, build_client, error_message, timed};
+use super::http::{
+    Answer, ClientError, Failure, HttpOptions, RetryOptions, answered_outcome, build_client,
+    error_message, send_with_retries,
+};
 use super::record::{Outcome, OutcomeClass};
 use super::{Backend, BoxFut, Endpoint};
 use faasload_os::clock::mono_ns;
@@ -146,80 +149,50 @@ impl GenericHttp {
         params: &Map<String, Value>,
     ) -> Outcome {
         let now = mono_ns();
-        let fail = |class, error: String| Outcome {
-            sent_ns: now,
-            answered_ns: now,
-            http_status: None,
-            class,
-            activation_id: None,
-            record: None,
-            polls: 0,
-            retries: 0,
-            error: Some(error),
-        };
         let t = match self.target(ep, action) {
             Ok(t) => t,
-            Err(e) => return fail(OutcomeClass::ClientError, e.to_string()),
+            Err(e) => {
+                return Failure::before_send(OutcomeClass::ClientError, e.to_string())
+                    .into_outcome(now, now);
+            }
         };
-        let mut body = match serde_json::to_vec(params) {
+        let body = match serde_json::to_vec(params) {
             Ok(b) => b,
-            Err(e) => return fail(OutcomeClass::ProtocolError, format!("parameters: {e}")),
+            Err(e) => {
+                return Failure::before_send(
+                    OutcomeClass::ProtocolError,
+                    format!("parameters: {e}"),
+                )
+                .into_outcome(now, now);
+            }
         };
-        let max = self.opts.retries.max;
-        let mut first_sent = None;
-        let mut attempt = 0;
-        loop {
-            let this_body = if attempt < max {
-                body.clone()
-            } else {
-                std::mem::take(&mut body)
-            };
-            let mut req = self
+        let request = |body: Vec<u8>| {
+            let req = self
                 .client
                 .post(t.url.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .timeout(self.opts.http.request_timeout)
-                .body(this_body);
-            if let Some(a) = &t.authorization {
-                req = req.header(AUTHORIZATION, a.clone());
+                .body(body);
+            match &t.authorization {
+                Some(a) => req.header(AUTHORIZATION, a.clone()),
+                None => req,
             }
-            let (sent, answered, res) = timed(req).await;
-            let sent = *first_sent.get_or_insert(sent);
-            let mut out = Outcome {
-                sent_ns: sent,
-                answered_ns: answered,
-                http_status: None,
-                class: OutcomeClass::ProtocolError,
-                activation_id: None,
-                record: None,
-                polls: 0,
-                retries: attempt,
-                error: None,
-            };
-            let mut hint = None;
-            match res {
-                Err(f) => {
-                    out.http_status = f.status;
-                    out.class = f.class;
-                    out.error = Some(f.error);
-                }
-                Ok(a) => {
-                    out.http_status = Some(a.status);
-                    out.class = classify_plain_http(a.status);
-                    out.activation_id = a.id().map(str::to_string);
-                    if out.class != OutcomeClass::Success {
-                        out.error = Some(error_message(a.status, &a.body));
-                    }
-                    hint = a.retry_after;
-                }
-            }
-            if attempt < max && retryable(out.class) {
-                attempt += 1;
-                tokio::time::sleep(self.opts.retries.delay(attempt, hint)).await;
-                continue;
-            }
-            return out;
-        }
+        };
+        send_with_retries(&self.opts.retries, body, request, |sent, answered, a| {
+            std::future::ready(plain_outcome(sent, answered, &a))
+        })
+        .await
+    }
+}
+
+/// The outcome of an answer from a platform without records: its class from the HTTP
+/// status, the id header as activation id, the body's message unless a success.
+fn plain_outcome(sent: u64, answered: u64, a: &Answer) -> Outcome {
+    let class = classify_plain_http(a.status);
+    Outcome {
+        activation_id: a.id().map(str::to_string),
+        error: (class != OutcomeClass::Success).then(|| error_message(a.status, &a.body)),
+        ..answered_outcome(sent, answered, Some(a.status), class)
     }
 }
 
@@ -272,6 +245,30 @@ impl Backend for GenericHttp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(status: u16, id: Option<&str>, body: &'static [u8]) -> Answer {
+        Answer {
+            status,
+            id_header: id.map(|s| HeaderValue::from_str(s).unwrap()),
+            retry_after: None,
+            body: bytes::Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn plain_answers_are_classified_by_status_with_the_id_header() {
+        let ok = plain_outcome(1, 2, &answer(201, Some("call-1"), b"{}"));
+        assert_eq!(
+            (ok.sent_ns, ok.answered_ns, ok.http_status, ok.class),
+            (1, 2, Some(201), OutcomeClass::Success)
+        );
+        assert_eq!(ok.activation_id.as_deref(), Some("call-1"));
+        assert_eq!(ok.error, None);
+        let bad = plain_outcome(1, 2, &answer(502, None, b"Bad Gateway"));
+        assert_eq!(bad.class, OutcomeClass::ServerError);
+        assert_eq!(bad.error.as_deref(), Some("HTTP 502: Bad Gateway"));
+        assert_eq!((bad.activation_id, bad.record.is_none()), (None, true));
+    }
 
     #[test]
     fn urls_come_from_the_map_then_the_template() {

@@ -1,13 +1,16 @@
 //! What the OpenWhisk and the generic HTTP backends share: the one `reqwest::Client`
 //! (rustls, certificates verified unless `insecure`, connections reused), timeouts and
-//! the retry policy, and a timed request that never fails: it gives the HTTP status and
-//! body with the monotonic instants around it, or the classified transport error.
+//! the retry policy, a timed request that never fails (it gives the HTTP status and
+//! body with the monotonic instants around it, or the classified transport error), the
+//! invocation's retry loop ([`send_with_retries`]) and the one way an invocation without
+//! an answer becomes an [`Outcome`] ([`Failure::into_outcome`]).
+use std::future::Future;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 
-use super::classify::{classify_transport, error_text};
-use super::record::OutcomeClass;
+use super::classify::{classify_transport, error_text, retryable};
+use super::record::{Outcome, OutcomeClass};
 use faasload_os::clock::mono_ns;
 
 /// Why a client could not be set up.
@@ -129,6 +132,91 @@ pub struct Failure {
     pub error: String,
 }
 
+impl Failure {
+    /// A failure before any request was sent (no target, parameters not serialisable).
+    pub fn before_send(class: OutcomeClass, error: String) -> Failure {
+        Failure {
+            class,
+            status: None,
+            error,
+        }
+    }
+
+    /// The outcome of an invocation that ended with this failure, sent at `sent_ns` and
+    /// given up at `answered_ns` (both the same when nothing was sent).
+    pub fn into_outcome(self, sent_ns: u64, answered_ns: u64) -> Outcome {
+        Outcome {
+            error: Some(self.error),
+            ..answered_outcome(sent_ns, answered_ns, self.status, self.class)
+        }
+    }
+}
+
+/// An outcome of an answer with status `http_status`, of class `class`, without record,
+/// activation id, error, polls or retries yet (the callers fill in what they know).
+pub fn answered_outcome(
+    sent_ns: u64,
+    answered_ns: u64,
+    http_status: Option<u16>,
+    class: OutcomeClass,
+) -> Outcome {
+    Outcome {
+        sent_ns,
+        answered_ns,
+        http_status,
+        class,
+        activation_id: None,
+        record: None,
+        polls: 0,
+        retries: 0,
+        error: None,
+    }
+}
+
+/// Sends an invocation of `body` (each attempt's request built by `request`) until it
+/// gets an outcome that is not [`retryable`] or the retries of `policy` are spent,
+/// waiting [`RetryOptions::delay`] between attempts (a 429's or 503's `Retry-After`
+/// honoured). `judge` turns an HTTP answer into the outcome (given the first attempt's
+/// send instant and this answer's); a transport failure becomes its outcome with
+/// [`Failure::into_outcome`]. The outcome's `sent_ns` is the first attempt's and its
+/// `retries` the number of retries made.
+pub async fn send_with_retries<Fut>(
+    policy: &RetryOptions,
+    mut body: Vec<u8>,
+    request: impl Fn(Vec<u8>) -> reqwest::RequestBuilder,
+    mut judge: impl FnMut(u64, u64, Answer) -> Fut,
+) -> Outcome
+where
+    Fut: Future<Output = Outcome>,
+{
+    let mut first_sent = None;
+    let mut attempt = 0;
+    loop {
+        // The last possible attempt takes the body instead of copying it.
+        let this_body = if attempt < policy.max {
+            body.clone()
+        } else {
+            std::mem::take(&mut body)
+        };
+        let (sent, answered, res) = timed(request(this_body)).await;
+        let sent = *first_sent.get_or_insert(sent);
+        let (mut out, retry_after) = match res {
+            Err(f) => (f.into_outcome(sent, answered), None),
+            Ok(a) => {
+                let hint = a.retry_after;
+                (judge(sent, answered, a).await, hint)
+            }
+        };
+        if attempt < policy.max && retryable(out.class) {
+            attempt += 1;
+            tokio::time::sleep(policy.delay(attempt, retry_after)).await;
+            continue;
+        }
+        out.retries = attempt;
+        return out;
+    }
+}
+
 /// Sends `req` and reads the whole answer; returns the monotonic instants right before
 /// the send and right after the last byte (or the failure).
 pub async fn timed(req: reqwest::RequestBuilder) -> (u64, u64, Result<Answer, Failure>) {
@@ -210,7 +298,142 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::super::classify::classify_plain_http;
     use super::*;
+
+    /// A request the scripted server read: its body and when it arrived (mono ns).
+    struct Seen {
+        body: Vec<u8>,
+        at: u64,
+    }
+
+    /// An HTTP server answering its requests with `statuses` in turn (then 200), each
+    /// with `Retry-After: 0`; one request per connection.
+    async fn scripted(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut statuses = statuses.into_iter();
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut r = BufReader::new(conn);
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).await.unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).await.unwrap();
+                log.lock().unwrap().push(Seen {
+                    body,
+                    at: mono_ns(),
+                });
+                let status = statuses.next().unwrap_or(200);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nretry-after: 0\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                );
+                r.get_mut().write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        (url, seen)
+    }
+
+    async fn invoke(url: &str, max: u32) -> Outcome {
+        let client = build_client(&HttpOptions::default()).unwrap();
+        let policy = RetryOptions {
+            max,
+            backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        };
+        send_with_retries(
+            &policy,
+            b"{\"n\":1}".to_vec(),
+            |body| client.post(url).body(body),
+            |sent, answered, a| {
+                std::future::ready(answered_outcome(
+                    sent,
+                    answered,
+                    Some(a.status),
+                    classify_plain_http(a.status),
+                ))
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn retries_resend_the_body_until_an_answer_that_is_not_retryable() {
+        let (url, seen) = scripted(vec![503, 429]).await;
+        let out = invoke(&url, 3).await;
+        assert_eq!(
+            (out.class, out.http_status, out.retries),
+            (OutcomeClass::Success, Some(200), 2)
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(seen.iter().all(|s| s.body == b"{\"n\":1}"));
+        // The outcome's send instant is the first attempt's, its answer the last's.
+        assert!(out.sent_ns <= seen[0].at && out.answered_ns >= seen[2].at);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_when_spent_or_not_retryable() {
+        let (url, seen) = scripted(vec![503, 503, 503]).await;
+        let out = invoke(&url, 1).await;
+        assert_eq!(
+            (out.class, out.http_status, out.retries),
+            (OutcomeClass::ServerError, Some(503), 1)
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        let (url, seen) = scripted(vec![400]).await;
+        let out = invoke(&url, 3).await;
+        assert_eq!((out.class, out.retries), (OutcomeClass::ClientError, 0));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transport_failure_is_a_failed_outcome_and_retried() {
+        // A port nobody listens on: bound then dropped.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = invoke(&format!("http://127.0.0.1:{port}/"), 2).await;
+        assert_eq!(
+            (out.class, out.http_status, out.retries),
+            (OutcomeClass::Refused, None, 2)
+        );
+        assert!(out.error.is_some() && out.record.is_none() && out.activation_id.is_none());
+        assert!(out.sent_ns <= out.answered_ns);
+    }
+
+    #[test]
+    fn a_failure_before_sending_has_no_status_and_one_instant() {
+        let out =
+            Failure::before_send(OutcomeClass::ClientError, "no URL".into()).into_outcome(7, 7);
+        assert_eq!(
+            (out.sent_ns, out.answered_ns, out.http_status, out.class),
+            (7, 7, None, OutcomeClass::ClientError)
+        );
+        assert_eq!((out.polls, out.retries), (0, 0));
+        assert_eq!(out.error.as_deref(), Some("no URL"));
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

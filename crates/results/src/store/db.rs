@@ -233,11 +233,11 @@ pub fn sql(d: Dialect, q: &str) -> String {
     out
 }
 
-/// Column `i` of `row`, decoded, with the column's position in the error.
-pub fn get<'r, R, T>(row: &'r R, i: usize, what: &str) -> Result<T, StoreError>
+/// Column `i` (a position or a name) of `row`, decoded, with the column in the error.
+pub fn get<'r, R, I, T>(row: &'r R, i: I, what: &str) -> Result<T, StoreError>
 where
     R: Row,
-    usize: ColumnIndex<R>,
+    I: ColumnIndex<R> + std::fmt::Display + Copy,
     T: Decode<'r, R::Database> + Type<R::Database>,
 {
     row.try_get(i)

@@ -5,8 +5,8 @@
 //! database.
 //!
 //! ```no_run
-//! # async fn f(rows: Vec<faasload::store::RunRow>) -> Result<(), faasload::store::StoreError> {
-//! use faasload::store::{LoadMeta, LoadStatus, Store};
+//! # async fn f(rows: Vec<faasload_results::store::RunRow>) -> Result<(), faasload_results::store::StoreError> {
+//! use faasload_results::store::{LoadMeta, LoadStatus, Store};
 //! let store = Store::open("sqlite://results.db").await?;
 //! let load = store.begin_load(&LoadMeta::new("trace.yaml", 1_700_000_000_000)).await?;
 //! let (tx, writer) = store.writer(load, std::time::Duration::from_secs(1));
@@ -23,6 +23,9 @@ mod read;
 pub mod row;
 pub mod schema;
 mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use db::redact;
 pub use read::{LoadInfo, ResourceRow, StoredRow};

@@ -1,10 +1,12 @@
 //! Reading a load back: its rows with their parameters and resources (for reports and
-//! exports), and the list of loads.
+//! exports), and the list of loads. Every column is read by name (the `runs` SELECT list
+//! comes from [`RUN_COLUMNS`]), so the order of a SELECT list cannot shift values.
 use std::collections::HashMap;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Row, Type};
 
 use super::db::{self, Pool, on_pool, sql};
+use super::schema::{ColumnType, Dialect, RUN_COLUMNS};
 use super::{FunctionMeta, LoadStatus, StoreError};
 
 /// One load (a replay), from `loads`.
@@ -97,10 +99,11 @@ pub struct StoredRow {
 }
 
 pub(super) async fn loads(pool: &Pool) -> Result<Vec<LoadInfo>, StoreError> {
-    let q = "SELECT l.id, l.origin, l.seed, l.start_epoch_ms, l.end_epoch_ms, l.status, \
-             l.planned, \
-             (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id), \
-             (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id AND r.failed = ?) \
+    let q = "SELECT l.id AS id, l.origin AS origin, l.seed AS seed, \
+             l.start_epoch_ms AS start_epoch_ms, l.end_epoch_ms AS end_epoch_ms, \
+             l.status AS status, l.planned AS planned, \
+             (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id) AS rows_now, \
+             (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id AND r.failed = ?) AS failed_now \
              FROM loads l ORDER BY l.id";
     let q = sql(pool.dialect(), q);
     let what = "loads";
@@ -112,26 +115,26 @@ pub(super) async fn loads(pool: &Pool) -> Result<Vec<LoadInfo>, StoreError> {
             .map_err(|e| StoreError::db("listing loads", e))?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let id: i64 = db::get(r, 0, what)?;
-            let status: String = db::get(r, 5, what)?;
-            let seed: Option<String> = db::get(r, 2, what)?;
+            let id: i64 = db::get(r, "id", what)?;
+            let status: String = db::get(r, "status", what)?;
+            let seed: Option<String> = db::get(r, "seed", what)?;
             out.push(LoadInfo {
                 id,
-                origin: db::get(r, 1, what)?,
+                origin: db::get(r, "origin", what)?,
                 seed: match seed {
                     None => None,
                     Some(s) => Some(s.parse().map_err(|_| {
                         StoreError::Invalid(format!("load {id}: seed {s:?} is not a u64"))
                     })?),
                 },
-                start_epoch_ms: db::get(r, 3, what)?,
-                end_epoch_ms: db::get(r, 4, what)?,
+                start_epoch_ms: db::get(r, "start_epoch_ms", what)?,
+                end_epoch_ms: db::get(r, "end_epoch_ms", what)?,
                 status: LoadStatus::parse(&status).ok_or_else(|| {
                     StoreError::Invalid(format!("load {id}: unknown status {status:?}"))
                 })?,
-                planned: db::get(r, 6, what)?,
-                rows: db::get(r, 7, what)?,
-                failed: db::get(r, 8, what)?,
+                planned: db::get(r, "planned", what)?,
+                rows: db::get(r, "rows_now", what)?,
+                failed: db::get(r, "failed_now", what)?,
             });
         }
         Ok(out)
@@ -151,17 +154,97 @@ pub(super) async fn functions(pool: &Pool) -> Result<Vec<FunctionMeta>, StoreErr
         for r in &rows {
             // An original FaaSLoad table may hold a function without a name: no run of
             // faasload's can point to it.
-            let name: Option<String> = db::get(r, 0, w)?;
+            let name: Option<String> = db::get(r, "name", w)?;
             let Some(name) = name else { continue };
             out.push(FunctionMeta {
                 name,
-                runtime: db::get(r, 1, w)?,
-                image: db::get(r, 2, w)?,
-                parameters: db::get(r, 3, w)?,
-                input_kind: db::get(r, 4, w)?,
+                runtime: db::get(r, "runtime", w)?,
+                image: db::get(r, "image", w)?,
+                parameters: db::get(r, "parameters", w)?,
+                input_kind: db::get(r, "input_kind", w)?,
             });
         }
         Ok::<_, StoreError>(out)
+    })
+}
+
+/// The SELECT list of the runs of a load: every [`RUN_COLUMNS`] column under its own
+/// name (the ETL times cast: an original FaaSLoad table may hold them as integers), the
+/// run's `id` and its function's name as `function_name`.
+fn run_select_list(d: Dialect) -> String {
+    let mut cols = vec![
+        "r.id AS id".to_string(),
+        "f.name AS function_name".to_string(),
+    ];
+    cols.extend(RUN_COLUMNS.iter().map(|c| match c.ty {
+        ColumnType::Double => format!("CAST(r.{n} AS {}) AS {n}", d.double(), n = c.name),
+        _ => format!("r.{n} AS {n}", n = c.name),
+    }));
+    cols.join(", ")
+}
+
+/// A row of [`run_select_list`], read by column name (its parameters and resources
+/// empty).
+fn stored_row<'r, R>(r: &'r R) -> Result<StoredRow, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let w = "runs";
+    Ok(StoredRow {
+        id: db::get(r, "id", w)?,
+        load_id: db::get(r, "load_id", w)?,
+        seq: db::get(r, "seq", w)?,
+        user: db::get(r, "user_name", w)?,
+        namespace: db::get(r, "namespace", w)?,
+        function: db::get(r, "function_name", w)?,
+        action: db::get(r, "action", w)?,
+        input: db::get(r, "input", w)?,
+        activation_id: db::get(r, "activation_id", w)?,
+        failed: db::get(r, "failed", w)?,
+        start_ms: db::get(r, "start_ms", w)?,
+        end_ms: db::get(r, "end_ms", w)?,
+        wait_ms: db::get(r, "wait_ms", w)?,
+        init_ms: db::get(r, "init_ms", w)?,
+        outputsize: db::get(r, "outputsize", w)?,
+        extract_ms: db::get(r, "extract_ms", w)?,
+        transform_ms: db::get(r, "transform_ms", w)?,
+        load_ms: db::get(r, "load_ms", w)?,
+        intended_epoch_ns: db::get(r, "intended_epoch_ns", w)?,
+        sent_epoch_ns: db::get(r, "sent_epoch_ns", w)?,
+        answered_epoch_ns: db::get(r, "answered_epoch_ns", w)?,
+        queue_ns: db::get(r, "queue_ns", w)?,
+        lag_ns: db::get(r, "lag_ns", w)?,
+        latency_ns: db::get(r, "latency_ns", w)?,
+        duration_ms: db::get(r, "duration_ms", w)?,
+        http_status: db::get(r, "http_status", w)?,
+        class: db::get(r, "class", w)?,
+        status: db::get(r, "status", w)?,
+        error: db::get(r, "error", w)?,
+        cold: db::get(r, "cold", w)?,
+        memory_mb: db::get(r, "memory_mb", w)?,
+        container: db::get(r, "container", w)?,
+        cpu_user_ns: db::get(r, "cpu_user_ns", w)?,
+        cpu_sys_ns: db::get(r, "cpu_sys_ns", w)?,
+        cpu_ns: db::get(r, "cpu_ns", w)?,
+        mem_peak_bytes: db::get(r, "mem_peak_bytes", w)?,
+        mem_avg_bytes: db::get(r, "mem_avg_bytes", w)?,
+        nvcsw: db::get(r, "nvcsw", w)?,
+        nivcsw: db::get(r, "nivcsw", w)?,
+        wakeups: db::get(r, "wakeups", w)?,
+        migrations: db::get(r, "migrations", w)?,
+        pgfault: db::get(r, "pgfault", w)?,
+        pgmajfault: db::get(r, "pgmajfault", w)?,
+        monitor_missing: db::get(r, "monitor_missing", w)?,
+        polls: db::get(r, "polls", w)?,
+        retries: db::get(r, "retries", w)?,
+        input_bytes: db::get(r, "input_bytes", w)?,
+        params: Vec::new(),
+        resources: Vec::new(),
     })
 }
 
@@ -186,25 +269,14 @@ pub(super) async fn rows_page(
         ""
     };
     let limit_sql = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-    // The ETL times are cast: an original FaaSLoad table may hold them as integers.
-    let dbl = d.double();
     let q_runs = sql(
         d,
         &format!(
-            "SELECT r.id, r.load_id, r.seq, r.user_name, r.namespace, f.name, r.action, r.input, \
-         r.activation_id, r.failed, r.start_ms, r.end_ms, r.wait_ms, r.init_ms, r.outputsize, \
-         CAST(r.extract_ms AS {dbl}), CAST(r.transform_ms AS {dbl}), CAST(r.load_ms AS {dbl}), \
-         r.intended_epoch_ns, r.sent_epoch_ns, \
-         r.answered_epoch_ns, r.queue_ns, r.lag_ns, r.latency_ns, r.duration_ms, \
-         r.http_status, r.class, r.status, r.error, r.cold, r.memory_mb, r.container, \
-         r.cpu_user_ns, r.cpu_sys_ns, r.cpu_ns, r.mem_peak_bytes, r.mem_avg_bytes, r.nvcsw, \
-         r.nivcsw, r.wakeups, r.migrations, r.pgfault, r.pgmajfault, r.monitor_missing, \
-         r.polls, r.retries, r.input_bytes \
-         FROM runs r JOIN functions f ON r.function = f.id \
-         WHERE r.load_id = ?{lower} ORDER BY r.seq, r.id{limit_sql}"
+            "SELECT {} FROM runs r JOIN functions f ON r.function = f.id \
+             WHERE r.load_id = ?{lower} ORDER BY r.seq, r.id{limit_sql}",
+            run_select_list(d)
         ),
     );
-    let w = "runs";
     let mut out: Vec<StoredRow> = on_pool!(pool, p => {
         let mut q = sqlx::query(AssertSqlSafe(q_runs)).bind(load_id);
         if let Some((seq, id)) = after {
@@ -214,61 +286,7 @@ pub(super) async fn rows_page(
             .fetch_all(p)
             .await
             .map_err(|e| StoreError::db(format!("reading the runs of load {load_id}"), e))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(StoredRow {
-                id: db::get(r, 0, w)?,
-                load_id: db::get(r, 1, w)?,
-                seq: db::get(r, 2, w)?,
-                user: db::get(r, 3, w)?,
-                namespace: db::get(r, 4, w)?,
-                function: db::get(r, 5, w)?,
-                action: db::get(r, 6, w)?,
-                input: db::get(r, 7, w)?,
-                activation_id: db::get(r, 8, w)?,
-                failed: db::get(r, 9, w)?,
-                start_ms: db::get(r, 10, w)?,
-                end_ms: db::get(r, 11, w)?,
-                wait_ms: db::get(r, 12, w)?,
-                init_ms: db::get(r, 13, w)?,
-                outputsize: db::get(r, 14, w)?,
-                extract_ms: db::get(r, 15, w)?,
-                transform_ms: db::get(r, 16, w)?,
-                load_ms: db::get(r, 17, w)?,
-                intended_epoch_ns: db::get(r, 18, w)?,
-                sent_epoch_ns: db::get(r, 19, w)?,
-                answered_epoch_ns: db::get(r, 20, w)?,
-                queue_ns: db::get(r, 21, w)?,
-                lag_ns: db::get(r, 22, w)?,
-                latency_ns: db::get(r, 23, w)?,
-                duration_ms: db::get(r, 24, w)?,
-                http_status: db::get(r, 25, w)?,
-                class: db::get(r, 26, w)?,
-                status: db::get(r, 27, w)?,
-                error: db::get(r, 28, w)?,
-                cold: db::get(r, 29, w)?,
-                memory_mb: db::get(r, 30, w)?,
-                container: db::get(r, 31, w)?,
-                cpu_user_ns: db::get(r, 32, w)?,
-                cpu_sys_ns: db::get(r, 33, w)?,
-                cpu_ns: db::get(r, 34, w)?,
-                mem_peak_bytes: db::get(r, 35, w)?,
-                mem_avg_bytes: db::get(r, 36, w)?,
-                nvcsw: db::get(r, 37, w)?,
-                nivcsw: db::get(r, 38, w)?,
-                wakeups: db::get(r, 39, w)?,
-                migrations: db::get(r, 40, w)?,
-                pgfault: db::get(r, 41, w)?,
-                pgmajfault: db::get(r, 42, w)?,
-                monitor_missing: db::get(r, 43, w)?,
-                polls: db::get(r, 44, w)?,
-                retries: db::get(r, 45, w)?,
-                input_bytes: db::get(r, 46, w)?,
-                params: Vec::new(),
-                resources: Vec::new(),
-            });
-        }
-        Ok::<_, StoreError>(out)
+        rows.iter().map(stored_row).collect::<Result<Vec<_>, StoreError>>()
     })?;
     // The parameters and resources of this page's runs: between `after` and its last run.
     let upper = match (limit, out.last()) {
@@ -284,14 +302,16 @@ pub(super) async fn rows_page(
     let q_params = sql(
         d,
         &format!(
-            "SELECT p.run, p.name, p.value FROM parameters p JOIN runs r ON p.run = r.id \
+            "SELECT p.run AS run, p.name AS name, p.value AS value \
+             FROM parameters p JOIN runs r ON p.run = r.id \
              WHERE r.load_id = ?{lower}{upper_sql} ORDER BY p.id"
         ),
     );
     let q_res = sql(
         d,
         &format!(
-            "SELECT s.run, s.timestamp_ms, s.memory_B, s.proc_mCPU, s.cpu_ns \
+            "SELECT s.run AS run, s.timestamp_ms AS timestamp_ms, s.memory_B AS memory_b, \
+             s.proc_mCPU AS proc_mcpu, s.cpu_ns AS cpu_ns \
              FROM resources s JOIN runs r ON s.run = r.id \
              WHERE r.load_id = ?{lower}{upper_sql} ORDER BY s.id"
         ),
@@ -307,9 +327,9 @@ pub(super) async fn rows_page(
             .await
             .map_err(|e| StoreError::db(format!("reading the parameters of load {load_id}"), e))?;
         for r in &rows {
-            let run: i64 = db::get(r, 0, "parameters")?;
-            let name: String = db::get(r, 1, "parameters")?;
-            let value: Option<String> = db::get(r, 2, "parameters")?;
+            let run: i64 = db::get(r, "run", "parameters")?;
+            let name: String = db::get(r, "name", "parameters")?;
+            let value: Option<String> = db::get(r, "value", "parameters")?;
             if let Some(&i) = index.get(&run) {
                 out[i].params.push((name, value.unwrap_or_default()));
             }
@@ -323,12 +343,12 @@ pub(super) async fn rows_page(
             .await
             .map_err(|e| StoreError::db(format!("reading the resources of load {load_id}"), e))?;
         for r in &rows {
-            let run: i64 = db::get(r, 0, "resources")?;
+            let run: i64 = db::get(r, "run", "resources")?;
             let res = ResourceRow {
-                timestamp_ms: db::get(r, 1, "resources")?,
-                memory_b: db::get(r, 2, "resources")?,
-                proc_mcpu: db::get(r, 3, "resources")?,
-                cpu_ns: db::get(r, 4, "resources")?,
+                timestamp_ms: db::get(r, "timestamp_ms", "resources")?,
+                memory_b: db::get(r, "memory_b", "resources")?,
+                proc_mcpu: db::get(r, "proc_mcpu", "resources")?,
+                cpu_ns: db::get(r, "cpu_ns", "resources")?,
             };
             if let Some(&i) = index.get(&run) {
                 out[i].resources.push(res);
@@ -349,15 +369,15 @@ pub(super) async fn for_each_parameter(
     use futures_util::TryStreamExt;
     let q = sql(
         pool.dialect(),
-        "SELECT p.name, p.value FROM parameters p JOIN runs r ON p.run = r.id \
-         WHERE r.load_id = ?",
+        "SELECT p.name AS name, p.value AS value FROM parameters p \
+         JOIN runs r ON p.run = r.id WHERE r.load_id = ?",
     );
     let what = || format!("reading the parameters of load {load_id}");
     on_pool!(pool, p => {
         let mut rows = sqlx::query(AssertSqlSafe(q)).bind(load_id).fetch(p);
         while let Some(r) = rows.try_next().await.map_err(|e| StoreError::db(what(), e))? {
-            let name: String = db::get(&r, 0, "parameters")?;
-            let value: Option<String> = db::get(&r, 1, "parameters")?;
+            let name: String = db::get(&r, "name", "parameters")?;
+            let value: Option<String> = db::get(&r, "value", "parameters")?;
             f(&name, value.as_deref());
         }
         Ok::<(), StoreError>(())

@@ -16,8 +16,16 @@
 //!   the activation's window (as the original monitor answered it); `resources.cpu_ns`
 //!   (added) is the container's raw cumulative CPU counter in ns.
 //!
-//! Column names are read back by position, so the mixed-case original names (`memory_B`,
-//! `proc_mCPU`, which PostgreSQL folds to lower case) need no quoting anywhere.
+//! The columns of `runs` are described once, in [`RUN_COLUMNS`]: the table, the columns
+//! added to an original database, the writer's INSERT and the reader's SELECT come from
+//! it. Columns are read back by name; the mixed-case original names (`memory_B`,
+//! `proc_mCPU`, which PostgreSQL folds to lower case) are read under lower-case aliases,
+//! so they need no quoting anywhere.
+use serde_json::Value;
+
+use super::db::{Val, big};
+use super::row::{MonitorReading, RunRow};
+use faasload_protocol::{ActivationRecord, OutcomeClass};
 
 /// The SQL dialect of a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +74,6 @@ impl Dialect {
 /// The statements that create whatever is missing (each is idempotent).
 pub fn statements(d: Dialect) -> Vec<String> {
     let id = d.id();
-    let dbl = d.double();
     let txt = d.text();
     let opts = d.table_options();
     // Inline index syntax is MySQL's; the others get `CREATE INDEX IF NOT EXISTS`.
@@ -105,53 +112,13 @@ pub fn statements(d: Dialect) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS runs (
   id {id},
-  function BIGINT NOT NULL REFERENCES functions(id),
-  namespace VARCHAR(255) NOT NULL,
-  activation_id VARCHAR(64),
-  failed BOOLEAN NOT NULL,
-  start_ms BIGINT,
-  end_ms BIGINT,
-  wait_ms BIGINT,
-  init_ms BIGINT,
-  outputsize BIGINT,
-  extract_ms {dbl},
-  transform_ms {dbl},
-  load_ms {dbl},
-  load_id BIGINT NOT NULL REFERENCES loads(id),
-  seq BIGINT NOT NULL,
-  user_name VARCHAR(255) NOT NULL,
-  action VARCHAR(255) NOT NULL,
-  input {txt},
-  intended_epoch_ns BIGINT NOT NULL,
-  sent_epoch_ns BIGINT,
-  answered_epoch_ns BIGINT,
-  queue_ns BIGINT NOT NULL,
-  lag_ns BIGINT,
-  latency_ns BIGINT,
-  duration_ms BIGINT,
-  http_status BIGINT,
-  class VARCHAR(32) NOT NULL,
-  status VARCHAR(64),
-  error {txt},
-  cold BOOLEAN,
-  memory_mb BIGINT,
-  container VARCHAR(255),
-  cpu_user_ns BIGINT,
-  cpu_sys_ns BIGINT,
-  cpu_ns BIGINT,
-  mem_peak_bytes BIGINT,
-  mem_avg_bytes BIGINT,
-  nvcsw BIGINT,
-  nivcsw BIGINT,
-  wakeups BIGINT,
-  migrations BIGINT,
-  pgfault BIGINT,
-  pgmajfault BIGINT,
-  monitor_missing {txt},
-  polls BIGINT NOT NULL,
-  retries BIGINT NOT NULL,
-  input_bytes BIGINT{}
+{}{}
 ){opts}",
+            RUN_COLUMNS
+                .iter()
+                .map(|c| format!("  {}", c.definition(d)))
+                .collect::<Vec<_>>()
+                .join(",\n"),
             inline("INDEX runs_load_seq (load_id, seq)")
         ),
         format!(
@@ -183,90 +150,294 @@ pub fn statements(d: Dialect) -> Vec<String> {
     s
 }
 
-/// Columns of `runs` written by the writer, in insertion order (all but `id`).
-pub const RUN_COLUMNS: &[&str] = &[
-    "function",
-    "namespace",
-    "activation_id",
-    "failed",
-    "start_ms",
-    "end_ms",
-    "wait_ms",
-    "init_ms",
-    "outputsize",
-    "extract_ms",
-    "transform_ms",
-    "load_ms",
-    "load_id",
-    "seq",
-    "user_name",
-    "action",
-    "input",
-    "intended_epoch_ns",
-    "sent_epoch_ns",
-    "answered_epoch_ns",
-    "queue_ns",
-    "lag_ns",
-    "latency_ns",
-    "duration_ms",
-    "http_status",
-    "class",
-    "status",
-    "error",
-    "cold",
-    "memory_mb",
-    "container",
-    "cpu_user_ns",
-    "cpu_sys_ns",
-    "cpu_ns",
-    "mem_peak_bytes",
-    "mem_avg_bytes",
-    "nvcsw",
-    "nivcsw",
-    "wakeups",
-    "migrations",
-    "pgfault",
-    "pgmajfault",
-    "monitor_missing",
-    "polls",
-    "retries",
-    "input_bytes",
-];
+/// The SQL type of a `runs` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    BigInt,
+    /// [`Dialect::double`].
+    Double,
+    Boolean,
+    /// `VARCHAR(n)`.
+    Varchar(u16),
+    /// [`Dialect::text`].
+    Text,
+}
 
-/// Columns of the original `runs` (the rest of [`RUN_COLUMNS`] is faasload's).
-const ORIGINAL_RUN_COLUMNS: &[&str] = &[
-    "function",
-    "namespace",
-    "activation_id",
-    "failed",
-    "start_ms",
-    "end_ms",
-    "wait_ms",
-    "init_ms",
-    "outputsize",
-    "extract_ms",
-    "transform_ms",
-    "load_ms",
-];
+impl ColumnType {
+    fn sql(self, d: Dialect) -> String {
+        match self {
+            ColumnType::BigInt => "BIGINT".into(),
+            ColumnType::Double => d.double().into(),
+            ColumnType::Boolean => "BOOLEAN".into(),
+            ColumnType::Varchar(n) => format!("VARCHAR({n})"),
+            ColumnType::Text => d.text().into(),
+        }
+    }
+}
+
+/// One column of `runs` (all but `id`): the one description the schema, the writer's
+/// INSERT (and the value it writes), the reader's SELECT and the export's nullability
+/// come from.
+pub struct RunColumn {
+    pub name: &'static str,
+    pub ty: ColumnType,
+    /// `NOT NULL` in a table faasload creates.
+    pub not_null: bool,
+    /// The table whose `id` this column references.
+    pub references: Option<&'static str>,
+    /// A column of the original FaaSLoad table; the others are faasload's, added to an
+    /// original database by `ALTER TABLE`.
+    pub original: bool,
+    /// The value written for a run.
+    pub(crate) value: fn(&RunSource<'_>) -> Val,
+}
+
+impl RunColumn {
+    const fn new(name: &'static str, ty: ColumnType, value: fn(&RunSource<'_>) -> Val) -> Self {
+        RunColumn {
+            name,
+            ty,
+            not_null: false,
+            references: None,
+            original: false,
+            value,
+        }
+    }
+
+    const fn not_null(mut self) -> Self {
+        self.not_null = true;
+        self
+    }
+
+    const fn references(mut self, table: &'static str) -> Self {
+        self.references = Some(table);
+        self
+    }
+
+    const fn original(mut self) -> Self {
+        self.original = true;
+        self
+    }
+
+    /// The column's definition in `CREATE TABLE runs`.
+    fn definition(&self, d: Dialect) -> String {
+        let mut s = format!("{} {}", self.name, self.ty.sql(d));
+        if self.not_null {
+            s.push_str(" NOT NULL");
+        }
+        if let Some(t) = self.references {
+            s.push_str(&format!(" REFERENCES {t}(id)"));
+        }
+        s
+    }
+
+    /// Its type when added to an existing table: nullable (the original tool's rows have
+    /// no value), no reference, and text up to 255 characters as faasload always added it.
+    fn added_type(&self, d: Dialect) -> String {
+        match self.ty {
+            ColumnType::Varchar(_) => ColumnType::Varchar(255).sql(d),
+            t => t.sql(d),
+        }
+    }
+}
+
+/// What a `runs` row is computed from: the run, its load and its function's id.
+pub(crate) struct RunSource<'a> {
+    pub(crate) run: &'a RunRow,
+    pub(crate) load_id: i64,
+    pub(crate) function_id: i64,
+}
+
+impl RunSource<'_> {
+    fn record(&self) -> Option<&ActivationRecord> {
+        self.run.record.as_ref()
+    }
+
+    /// The action's result (in the record).
+    fn result(&self, key: &str) -> Option<&Value> {
+        self.record()?.result.get(key)
+    }
+
+    /// `times.<key>` of the action's result (the original ETL times).
+    fn time(&self, key: &str) -> Val {
+        Val::F(num_f(self.result("times").and_then(|t| t.get(key))))
+    }
+
+    /// An instant of the run (ns from its start) as epoch ns.
+    fn epoch(&self, rel: u64) -> i64 {
+        big(self
+            .run
+            .run_start_epoch_ms
+            .saturating_mul(1_000_000)
+            .saturating_add(rel))
+    }
+
+    fn monitor(&self) -> &MonitorReading {
+        &self.run.monitor
+    }
+}
+
+/// A number from JSON (integers, or finite floats rounded).
+fn num_i(v: Option<&Value>) -> Option<i64> {
+    let v = v?;
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && f.abs() < 9.0e18)
+            .map(|f| f.round() as i64)
+    })
+}
+
+fn num_f(v: Option<&Value>) -> Option<f64> {
+    v?.as_f64().filter(|f| f.is_finite())
+}
+
+fn int(v: Option<u64>) -> Val {
+    Val::I(v.map(big))
+}
+
+fn text(v: Option<&str>) -> Val {
+    Val::S(v.map(str::to_string))
+}
+
+/// The columns of `runs` (all but `id`), in table and insertion order: the original
+/// FaaSLoad columns first, then faasload's.
+pub const RUN_COLUMNS: &[RunColumn] = {
+    use ColumnType::{BigInt, Boolean, Double, Text, Varchar};
+    type S<'a> = RunSource<'a>;
+    &[
+        RunColumn::new("function", BigInt, |s: &S| Val::I(Some(s.function_id)))
+            .not_null()
+            .references("functions")
+            .original(),
+        RunColumn::new("namespace", Varchar(255), |s: &S| {
+            Val::S(Some(s.run.namespace.clone()))
+        })
+        .not_null()
+        .original(),
+        RunColumn::new("activation_id", Varchar(64), |s: &S| {
+            text(s.record().map(|x| x.activation_id.as_str()))
+        })
+        .original(),
+        RunColumn::new("failed", Boolean, |s: &S| {
+            Val::B(Some(s.run.class != OutcomeClass::Success))
+        })
+        .not_null()
+        .original(),
+        RunColumn::new("start_ms", BigInt, |s: &S| {
+            int(s.record().map(|x| x.start_ms))
+        })
+        .original(),
+        RunColumn::new("end_ms", BigInt, |s: &S| int(s.record().map(|x| x.end_ms))).original(),
+        RunColumn::new("wait_ms", BigInt, |s: &S| {
+            int(s.record().and_then(|x| x.wait_ms))
+        })
+        .original(),
+        RunColumn::new("init_ms", BigInt, |s: &S| {
+            int(s.record().and_then(|x| x.init_ms))
+        })
+        .original(),
+        RunColumn::new("outputsize", BigInt, |s: &S| {
+            Val::I(num_i(s.result("outputsize")))
+        })
+        .original(),
+        RunColumn::new("extract_ms", Double, |s: &S| s.time("extract")).original(),
+        RunColumn::new("transform_ms", Double, |s: &S| s.time("transform")).original(),
+        RunColumn::new("load_ms", Double, |s: &S| s.time("load")).original(),
+        RunColumn::new("load_id", BigInt, |s: &S| Val::I(Some(s.load_id)))
+            .not_null()
+            .references("loads"),
+        RunColumn::new("seq", BigInt, |s: &S| Val::I(Some(big(s.run.seq)))).not_null(),
+        RunColumn::new("user_name", Varchar(255), |s: &S| {
+            Val::S(Some(s.run.user.clone()))
+        })
+        .not_null(),
+        RunColumn::new("action", Varchar(255), |s: &S| {
+            Val::S(Some(s.run.action.clone()))
+        })
+        .not_null(),
+        RunColumn::new("input", Text, |s: &S| text(s.run.input.as_deref())),
+        RunColumn::new("intended_epoch_ns", BigInt, |s: &S| {
+            Val::I(Some(s.epoch(s.run.intended_ns)))
+        })
+        .not_null(),
+        RunColumn::new("sent_epoch_ns", BigInt, |s: &S| {
+            Val::I(s.run.sent_ns.map(|t| s.epoch(t)))
+        }),
+        RunColumn::new("answered_epoch_ns", BigInt, |s: &S| {
+            Val::I(s.run.answered_ns.map(|t| s.epoch(t)))
+        }),
+        RunColumn::new("queue_ns", BigInt, |s: &S| {
+            Val::I(Some(big(s.run.queue_ns)))
+        })
+        .not_null(),
+        RunColumn::new("lag_ns", BigInt, |s: &S| int(s.run.lag_ns())),
+        RunColumn::new("latency_ns", BigInt, |s: &S| int(s.run.latency_ns())),
+        RunColumn::new("duration_ms", BigInt, |s: &S| {
+            int(s.record().map(|x| x.duration_ms))
+        }),
+        RunColumn::new("http_status", BigInt, |s: &S| {
+            Val::I(s.run.http_status.map(i64::from))
+        }),
+        RunColumn::new("class", Varchar(32), |s: &S| {
+            Val::S(Some(s.run.class.as_str().to_string()))
+        })
+        .not_null(),
+        RunColumn::new("status", Varchar(64), |s: &S| {
+            text(s.record().map(|x| x.status.as_str()))
+        }),
+        RunColumn::new("error", Text, |s: &S| text(s.run.error.as_deref())),
+        RunColumn::new("cold", Boolean, |s: &S| Val::B(s.run.cold())),
+        RunColumn::new("memory_mb", BigInt, |s: &S| {
+            int(s.record().and_then(|x| x.memory_mb))
+        }),
+        RunColumn::new("container", Varchar(255), |s: &S| {
+            text(s.monitor().container.as_deref())
+        }),
+        RunColumn::new("cpu_user_ns", BigInt, |s: &S| int(s.monitor().cpu_user_ns)),
+        RunColumn::new("cpu_sys_ns", BigInt, |s: &S| int(s.monitor().cpu_sys_ns)),
+        RunColumn::new("cpu_ns", BigInt, |s: &S| int(s.monitor().cpu_ns)),
+        RunColumn::new("mem_peak_bytes", BigInt, |s: &S| {
+            int(s.monitor().mem_peak_bytes)
+        }),
+        RunColumn::new("mem_avg_bytes", BigInt, |s: &S| {
+            int(s.monitor().mem_avg_bytes)
+        }),
+        RunColumn::new("nvcsw", BigInt, |s: &S| int(s.monitor().nvcsw)),
+        RunColumn::new("nivcsw", BigInt, |s: &S| int(s.monitor().nivcsw)),
+        RunColumn::new("wakeups", BigInt, |s: &S| int(s.monitor().wakeups)),
+        RunColumn::new("migrations", BigInt, |s: &S| int(s.monitor().migrations)),
+        RunColumn::new("pgfault", BigInt, |s: &S| int(s.monitor().pgfault)),
+        RunColumn::new("pgmajfault", BigInt, |s: &S| int(s.monitor().pgmajfault)),
+        RunColumn::new("monitor_missing", Text, |s: &S| {
+            text(s.monitor().missing.as_deref())
+        }),
+        RunColumn::new("polls", BigInt, |s: &S| {
+            Val::I(Some(i64::from(s.run.polls)))
+        })
+        .not_null(),
+        RunColumn::new("retries", BigInt, |s: &S| {
+            Val::I(Some(i64::from(s.run.retries)))
+        })
+        .not_null(),
+        RunColumn::new("input_bytes", BigInt, |s: &S| int(s.run.input_bytes)),
+    ]
+};
+
+/// The `runs` column named `name`.
+pub fn run_column(name: &str) -> Option<&'static RunColumn> {
+    RUN_COLUMNS.iter().find(|c| c.name == name)
+}
 
 /// The columns faasload adds to the original tables, with their type when added to an
 /// existing table (always nullable: rows of the original tool have no value for them).
 /// An original FaaSLoad database gets them by `ALTER TABLE ... ADD COLUMN`.
-pub fn added_columns(d: Dialect) -> Vec<(&'static str, &'static str, &'static str)> {
-    let mut v: Vec<(&'static str, &'static str, &'static str)> = RUN_COLUMNS
+pub fn added_columns(d: Dialect) -> Vec<(&'static str, &'static str, String)> {
+    let mut v: Vec<(&'static str, &'static str, String)> = RUN_COLUMNS
         .iter()
-        .filter(|c| !ORIGINAL_RUN_COLUMNS.contains(c))
-        .map(|&c| {
-            let ty = match c {
-                "user_name" | "action" | "class" | "status" | "container" => "VARCHAR(255)",
-                "input" | "error" | "monitor_missing" => d.text(),
-                "cold" => "BOOLEAN",
-                _ => "BIGINT",
-            };
-            ("runs", c, ty)
-        })
+        .filter(|c| !c.original)
+        .map(|c| ("runs", c.name, c.added_type(d)))
         .collect();
-    v.push(("resources", "cpu_ns", "BIGINT"));
+    v.push(("resources", "cpu_ns", "BIGINT".into()));
     v
 }
 
@@ -293,10 +464,14 @@ mod tests {
                 assert!(all.contains(c), "{d:?} lacks {c}");
             }
             for (_, c, _) in added_columns(d) {
-                assert!(RUN_COLUMNS.contains(&c) || c == "cpu_ns", "{c}");
+                assert!(run_column(c).is_some() || c == "cpu_ns", "{c}");
             }
             for c in RUN_COLUMNS {
-                assert!(all.contains(&format!("\n  {c} ")), "{d:?} lacks runs.{c}");
+                assert!(
+                    all.contains(&format!("\n  {} ", c.name)),
+                    "{d:?} lacks runs.{}",
+                    c.name
+                );
             }
         }
     }

@@ -11,9 +11,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::db::{self, Pool, Val, big, on_pool, push_val, sql};
-use super::schema::RUN_COLUMNS;
+use super::schema::{RUN_COLUMNS, RunSource};
 use super::{FunctionMeta, RunRow, StoreError};
-use faasload_protocol::OutcomeClass;
 
 /// Capacity of the writer's channel (rows): senders wait when the database falls this
 /// far behind; nothing is dropped.
@@ -187,80 +186,14 @@ async fn function_id(pool: &Pool, name: &str, runtime: Option<&str>) -> Result<i
     )))
 }
 
-/// A number from JSON (integers, or finite floats for `f64` columns).
-fn num_i(v: Option<&Value>) -> Option<i64> {
-    let v = v?;
-    v.as_i64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.is_finite() && f.abs() < 9.0e18)
-            .map(|f| f.round() as i64)
-    })
-}
-
-fn num_f(v: Option<&Value>) -> Option<f64> {
-    v?.as_f64().filter(|f| f.is_finite())
-}
-
 /// The values of one `runs` row, in [`RUN_COLUMNS`] order.
-pub(super) fn run_values(r: &RunRow, load_id: i64, function_id: i64) -> Vec<Val> {
-    let rec = r.record.as_ref();
-    let m = &r.monitor;
-    let result = rec.map(|x| &x.result);
-    let times = result.and_then(|x| x.get("times"));
-    let base_ns = r.run_start_epoch_ms.saturating_mul(1_000_000);
-    let epoch = |rel: u64| big(base_ns.saturating_add(rel));
-    let u = |v: Option<u64>| Val::I(v.map(big));
-    let s = |v: Option<&str>| Val::S(v.map(str::to_string));
-    let vals = vec![
-        Val::I(Some(function_id)),
-        Val::S(Some(r.namespace.clone())),
-        s(rec.map(|x| x.activation_id.as_str())),
-        Val::B(Some(r.class != OutcomeClass::Success)),
-        u(rec.map(|x| x.start_ms)),
-        u(rec.map(|x| x.end_ms)),
-        u(rec.and_then(|x| x.wait_ms)),
-        u(rec.and_then(|x| x.init_ms)),
-        Val::I(num_i(result.and_then(|x| x.get("outputsize")))),
-        Val::F(num_f(times.and_then(|t| t.get("extract")))),
-        Val::F(num_f(times.and_then(|t| t.get("transform")))),
-        Val::F(num_f(times.and_then(|t| t.get("load")))),
-        Val::I(Some(load_id)),
-        Val::I(Some(big(r.seq))),
-        Val::S(Some(r.user.clone())),
-        Val::S(Some(r.action.clone())),
-        s(r.input.as_deref()),
-        Val::I(Some(epoch(r.intended_ns))),
-        Val::I(r.sent_ns.map(epoch)),
-        Val::I(r.answered_ns.map(epoch)),
-        Val::I(Some(big(r.queue_ns))),
-        u(r.lag_ns()),
-        u(r.latency_ns()),
-        u(rec.map(|x| x.duration_ms)),
-        Val::I(r.http_status.map(i64::from)),
-        Val::S(Some(r.class.as_str().to_string())),
-        s(rec.map(|x| x.status.as_str())),
-        s(r.error.as_deref()),
-        Val::B(r.cold()),
-        u(rec.and_then(|x| x.memory_mb)),
-        s(m.container.as_deref()),
-        u(m.cpu_user_ns),
-        u(m.cpu_sys_ns),
-        u(m.cpu_ns),
-        u(m.mem_peak_bytes),
-        u(m.mem_avg_bytes),
-        u(m.nvcsw),
-        u(m.nivcsw),
-        u(m.wakeups),
-        u(m.migrations),
-        u(m.pgfault),
-        u(m.pgmajfault),
-        s(m.missing.as_deref()),
-        Val::I(Some(i64::from(r.polls))),
-        Val::I(Some(i64::from(r.retries))),
-        u(r.input_bytes),
-    ];
-    debug_assert_eq!(vals.len(), RUN_COLUMNS.len());
-    vals
+pub(super) fn run_values(run: &RunRow, load_id: i64, function_id: i64) -> Vec<Val> {
+    let src = RunSource {
+        run,
+        load_id,
+        function_id,
+    };
+    RUN_COLUMNS.iter().map(|c| (c.value)(&src)).collect()
 }
 
 /// A parameter's value as text: strings as they are, anything else as JSON.
@@ -307,7 +240,8 @@ async fn write_batch(
         .iter()
         .map(|r| run_values(r, load_id, functions[&r.function]))
         .collect();
-    let head = format!("INSERT INTO runs ({}) ", RUN_COLUMNS.join(", "));
+    let names: Vec<&str> = RUN_COLUMNS.iter().map(|c| c.name).collect();
+    let head = format!("INSERT INTO runs ({}) ", names.join(", "));
     let n = batch.len();
     on_pool!(pool, p => {
         let mut tx = p
