@@ -310,9 +310,13 @@ mod tests {
                 let sent = mono_ns();
                 *self.calls.lock().unwrap() += 1;
                 let thread = std::thread::current().name().unwrap_or("").to_string();
-                self.threads.lock().unwrap().push(thread);
                 let nice = faasload_os::priority::thread_nice().unwrap();
+                // Both pushed under the threads' lock: entry i of each is one call (two
+                // threads pushing at once must not interleave them).
+                let mut threads = self.threads.lock().unwrap();
+                threads.push(thread);
                 self.nices.lock().unwrap().push(nice);
+                drop(threads);
                 tokio::time::sleep(self.delay).await;
                 Outcome {
                     sent_ns: sent,
