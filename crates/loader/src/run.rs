@@ -313,10 +313,11 @@ mod tests {
                 let nice = faasload_os::priority::thread_nice().unwrap();
                 // Both pushed under the threads' lock: entry i of each is one call (two
                 // threads pushing at once must not interleave them).
-                let mut threads = self.threads.lock().unwrap();
-                threads.push(thread);
-                self.nices.lock().unwrap().push(nice);
-                drop(threads);
+                {
+                    let mut threads = self.threads.lock().unwrap();
+                    threads.push(thread);
+                    self.nices.lock().unwrap().push(nice);
+                }
                 tokio::time::sleep(self.delay).await;
                 Outcome {
                     sent_ns: sent,
