@@ -26,7 +26,7 @@ pub struct PlannedRun {
 
 /// The draw stream of (action, memory): the "user" slot of the seed key holds the
 /// memory limit so each variant has its own stream.
-pub fn variant_rng(seed: u64, action: &str, memory_mb: u64) -> Pcg64 {
+pub(crate) fn variant_rng(seed: u64, action: &str, memory_mb: u64) -> Pcg64 {
     stream_rngs(seed, &format!("mem{memory_mb}"), action, 0).1
 }
 

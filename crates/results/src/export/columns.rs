@@ -10,20 +10,20 @@ use crate::store::schema::run_column;
 use crate::store::{FunctionMeta, ResourceRow, StoredRow};
 
 /// A run with its function's metadata (from `functions`).
-pub struct Run<'a> {
+pub(super) struct Run<'a> {
     pub row: &'a StoredRow,
     pub function: Option<&'a FunctionMeta>,
 }
 
 /// A monitor sample with the run it belongs to.
-pub struct Sample<'a> {
+pub(super) struct Sample<'a> {
     pub load_id: i64,
     pub seq: i64,
     pub res: &'a ResourceRow,
 }
 
 /// The runs of a load, each with its function's metadata.
-pub fn runs<'a>(
+pub(super) fn runs<'a>(
     rows: &'a [StoredRow],
     functions: &'a HashMap<String, FunctionMeta>,
 ) -> Vec<Run<'a>> {
@@ -36,7 +36,7 @@ pub fn runs<'a>(
 }
 
 /// The monitor samples of a load's runs, in run order then sample order.
-pub fn samples(rows: &[StoredRow]) -> Vec<Sample<'_>> {
+pub(super) fn samples(rows: &[StoredRow]) -> Vec<Sample<'_>> {
     rows.iter()
         .flat_map(|r| {
             r.resources.iter().map(move |res| Sample {
@@ -65,7 +65,7 @@ fn opt_str(s: &Option<String>) -> Cell<'_> {
 
 /// The `runs` table's columns, with one `param_<name>` column per (name, type) of
 /// `params` (see [`params::Inference`]).
-pub fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Run<'a>>> {
+pub(super) fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Run<'a>>> {
     use ColType::*;
     type C<'a> = Column<'a, Run<'a>>;
     let mut c: Vec<C<'a>> = vec![
@@ -228,7 +228,7 @@ pub fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Run<'a>>>
 }
 
 /// The `resources` table's columns (the original table's, keyed by load and run seq).
-pub fn sample_columns<'a>() -> Vec<Column<'a, Sample<'a>>> {
+pub(super) fn sample_columns<'a>() -> Vec<Column<'a, Sample<'a>>> {
     use ColType::*;
     vec![
         Column::new("load_id", Int64, false, |s: &Sample| Cell::Int(s.load_id)),

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use super::table::{Cell, Column, Table};
 
 /// A CSV file being written, a page of rows at a time.
-pub struct CsvSink<W: Write> {
+pub(super) struct CsvSink<W: Write> {
     what: &'static str,
     w: ::csv::Writer<W>,
     /// The header, to check every page's columns against.
@@ -20,7 +20,11 @@ pub struct CsvSink<W: Write> {
 
 impl<W: Write> CsvSink<W> {
     /// Starts the file with the header row of `columns`' names.
-    pub fn new<R>(what: &'static str, columns: &[Column<'_, R>], out: W) -> Result<CsvSink<W>> {
+    pub(super) fn new<R>(
+        what: &'static str,
+        columns: &[Column<'_, R>],
+        out: W,
+    ) -> Result<CsvSink<W>> {
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let mut w = ::csv::Writer::from_writer(out);
         w.write_record(&names)
@@ -35,7 +39,7 @@ impl<W: Write> CsvSink<W> {
     }
 
     /// Writes `table`'s rows (its columns must be the header's).
-    pub fn write<R>(&mut self, table: &Table<'_, R>) -> Result<()> {
+    pub(super) fn write<R>(&mut self, table: &Table<'_, R>) -> Result<()> {
         let what = self.what;
         let ctx = || format!("writing the {what} table as CSV");
         if table.columns.len() != self.names.len()
@@ -71,7 +75,7 @@ impl<W: Write> CsvSink<W> {
     }
 
     /// Flushes; returns the number of rows written.
-    pub fn finish(mut self) -> Result<u64> {
+    pub(super) fn finish(mut self) -> Result<u64> {
         let what = self.what;
         self.w
             .flush()
@@ -80,9 +84,11 @@ impl<W: Write> CsvSink<W> {
     }
 }
 
-/// Writes all of `table` to `out`; returns the number of rows written.
-pub fn write<R, W: Write>(table: &Table<'_, R>, out: W) -> Result<u64> {
-    let mut sink = CsvSink::new(table.what, &table.columns, out)?;
+/// Writes all of `table` to `out`; returns the number of rows written (the tests' way to
+/// write a whole table at once; exports go through the sink page by page).
+#[cfg(test)]
+fn write<R, W: Write>(table: &Table<'_, R>, out: W) -> Result<u64> {
+    let mut sink = CsvSink::new("test", &table.columns, out)?;
     sink.write(table)?;
     sink.finish()
 }
@@ -96,7 +102,6 @@ mod tests {
     fn nulls_floats_bools_and_quoting() {
         let rows = [(1i64, Some(2.0f64), Some("a,b")), (2, None, None)];
         let t = Table {
-            what: "test",
             rows: &rows,
             columns: vec![
                 Column::new(

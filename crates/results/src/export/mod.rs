@@ -5,12 +5,12 @@
 //!
 //! The column set is in [`columns`], parameter typing in [`params`], the formats in
 //! [`parquet`] and [`csv`].
-pub mod columns;
-pub mod csv;
-pub mod output;
-pub mod params;
-pub mod parquet;
-pub mod table;
+mod columns;
+mod csv;
+mod output;
+mod params;
+mod parquet;
+mod table;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -127,8 +127,10 @@ fn pick(loads: &[LoadInfo], want: Option<i64>, url: &str) -> Result<LoadInfo> {
 }
 
 /// The two files of an export, in their format.
-// One value for the whole export: the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value for the whole export: the variants' sizes do not matter"
+)]
 enum Sinks<'f> {
     Parquet(
         parquet::ParquetSink<&'f mut OutFile>,
@@ -265,12 +267,10 @@ async fn export(a: &ExportArgs, format: Format, out: &Path, res_out: &Path) -> R
         let samples = columns::samples(&page);
         sinks.write(
             &Table {
-                what: "runs",
                 rows: &runs,
                 columns: columns::run_columns(&param_types),
             },
             &Table {
-                what: "resources",
                 rows: &samples,
                 columns: columns::sample_columns(),
             },

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// A file being written to `dest`.
-pub struct OutFile {
+pub(super) struct OutFile {
     dest: PathBuf,
     tmp: PathBuf,
     file: Option<BufWriter<File>>,
@@ -17,7 +17,7 @@ pub struct OutFile {
 impl OutFile {
     /// Creates the temporary file next to `dest` (so an unwritable place fails here,
     /// before any work).
-    pub fn create(dest: &Path) -> Result<OutFile> {
+    pub(super) fn create(dest: &Path) -> Result<OutFile> {
         let name = dest
             .file_name()
             .with_context(|| format!("output path {} names no file", dest.display()))?;
@@ -39,19 +39,15 @@ impl OutFile {
         })
     }
 
-    pub fn dest(&self) -> &Path {
-        &self.dest
-    }
-
     /// The buffered writer.
-    pub fn writer(&mut self) -> &mut BufWriter<File> {
+    pub(super) fn writer(&mut self) -> &mut BufWriter<File> {
         self.file
             .as_mut()
             .expect("OutFile::writer after commit (commit consumes the OutFile)")
     }
 
     /// Flushes, syncs and renames the file to its destination.
-    pub fn commit(mut self) -> Result<()> {
+    pub(super) fn commit(mut self) -> Result<()> {
         let ctx = || format!("writing {}", self.dest.display());
         let w = self.file.take().expect("committed once");
         let f = w

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use super::table::{Cell, ColType};
 
 /// Prefix of the parameter columns' names.
-pub const PREFIX: &str = "param_";
+pub(super) const PREFIX: &str = "param_";
 
 /// The value `s` as a cell of type `ty`, if it is one (the same test serves inference
 /// and writing, so a column never meets a value it cannot hold).
-pub fn parse(ty: ColType, s: &str) -> Option<Cell<'_>> {
+pub(super) fn parse(ty: ColType, s: &str) -> Option<Cell<'_>> {
     match ty {
         ColType::Bool => match s {
             "true" => Some(Cell::Bool(true)),
@@ -37,14 +37,14 @@ fn json_number(s: &str) -> Option<serde_json::Number> {
 /// Infers the parameter columns' types from the values seen, one at a time (a load's
 /// parameters are streamed from the store, never all held).
 #[derive(Debug, Default)]
-pub struct Inference {
+pub(super) struct Inference {
     /// Per parameter name, the types still holding every value seen.
     candidates: BTreeMap<String, Vec<ColType>>,
 }
 
 impl Inference {
     /// Takes a value of parameter `name` into account (a NULL value fits any type).
-    pub fn add(&mut self, name: &str, value: Option<&str>) {
+    pub(super) fn add(&mut self, name: &str, value: Option<&str>) {
         if !self.candidates.contains_key(name) {
             self.candidates.insert(
                 name.to_string(),
@@ -58,7 +58,7 @@ impl Inference {
 
     /// (name, type) of every parameter seen, sorted by name: the narrowest type left,
     /// `Utf8` if none.
-    pub fn columns(self) -> Vec<(String, ColType)> {
+    pub(super) fn columns(self) -> Vec<(String, ColType)> {
         self.candidates
             .into_iter()
             .map(|(name, c)| (name, c.first().copied().unwrap_or(ColType::Utf8)))
@@ -67,7 +67,8 @@ impl Inference {
 }
 
 /// The narrowest type holding every value of `values`.
-pub fn infer<'v>(values: impl IntoIterator<Item = &'v str>) -> ColType {
+#[cfg(test)]
+fn infer<'v>(values: impl IntoIterator<Item = &'v str>) -> ColType {
     let mut inf = Inference::default();
     for v in values {
         inf.add("", Some(v));
@@ -77,7 +78,8 @@ pub fn infer<'v>(values: impl IntoIterator<Item = &'v str>) -> ColType {
 
 /// The parameter columns of `rows` (each row's parameters as (name, value) pairs):
 /// (name, inferred type), sorted by name.
-pub fn columns<'r, I, P>(rows: I) -> Vec<(String, ColType)>
+#[cfg(test)]
+pub(super) fn columns<'r, I, P>(rows: I) -> Vec<(String, ColType)>
 where
     I: IntoIterator<Item = P>,
     P: IntoIterator<Item = &'r (String, String)>,
@@ -94,7 +96,10 @@ where
 /// Checks that the parameters of a run fit the columns inferred (`types`, by name): a
 /// load still being written may get runs after the inference pass, whose parameters would
 /// otherwise be lost. An empty value in a non-text column is a NULL of the store.
-pub fn check(types: &HashMap<&str, ColType>, params: &[(String, String)]) -> Result<(), String> {
+pub(super) fn check(
+    types: &HashMap<&str, ColType>,
+    params: &[(String, String)],
+) -> Result<(), String> {
     for (name, value) in params {
         match types.get(name.as_str()) {
             None => return Err(format!("parameter {name:?} has no column")),
@@ -111,7 +116,7 @@ pub fn check(types: &HashMap<&str, ColType>, params: &[(String, String)]) -> Res
 }
 
 /// The value of parameter `name` in `params` (the first, should a run repeat it).
-pub fn value<'r>(params: &'r [(String, String)], name: &str) -> Option<&'r str> {
+pub(super) fn value<'r>(params: &'r [(String, String)], name: &str) -> Option<&'r str> {
     params
         .iter()
         .find(|(n, _)| n == name)

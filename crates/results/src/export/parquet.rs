@@ -19,10 +19,10 @@ use super::table::{Cell, ColType, Column, Table};
 /// Rows per row group by default, and runs per page read from the store (exporting a
 /// 200,000-run SQLite load, the process peaked at about 370 MB with pages of 16Ki runs,
 /// 1 GB with 64Ki).
-pub const ROWS_PER_GROUP: usize = 16 * 1024;
+pub(super) const ROWS_PER_GROUP: usize = 16 * 1024;
 
 /// The Parquet schema of `columns`.
-pub fn schema<R>(columns: &[Column<'_, R>]) -> Result<Type> {
+pub(super) fn schema<R>(columns: &[Column<'_, R>]) -> Result<Type> {
     let mut fields = Vec::with_capacity(columns.len());
     for c in columns {
         let (physical, logical) = match c.ty {
@@ -58,7 +58,7 @@ pub fn schema<R>(columns: &[Column<'_, R>]) -> Result<Type> {
 }
 
 /// A Parquet file being written, one row group at a time.
-pub struct ParquetSink<W: Write + Send> {
+pub(super) struct ParquetSink<W: Write + Send> {
     what: &'static str,
     writer: SerializedFileWriter<W>,
     /// (name, type, nullable) of each column, to check every row group against.
@@ -71,7 +71,7 @@ pub struct ParquetSink<W: Write + Send> {
 impl<W: Write + Send> ParquetSink<W> {
     /// Starts the file: `columns` give the schema, `metadata` the file's key-value
     /// metadata; row groups hold at most `group_rows` rows.
-    pub fn new<R>(
+    pub(super) fn new<R>(
         what: &'static str,
         columns: &[Column<'_, R>],
         metadata: Vec<(String, String)>,
@@ -105,7 +105,7 @@ impl<W: Write + Send> ParquetSink<W> {
 
     /// Writes `table`'s rows as row groups of at most `group_rows` rows (its
     /// columns must be the ones the file was started with).
-    pub fn write<R>(&mut self, table: &Table<'_, R>) -> Result<()> {
+    pub(super) fn write<R>(&mut self, table: &Table<'_, R>) -> Result<()> {
         let what = self.what;
         let ctx = || format!("writing the {what} table as Parquet");
         let spec: Vec<(String, ColType, bool)> = table
@@ -136,7 +136,7 @@ impl<W: Write + Send> ParquetSink<W> {
     }
 
     /// Writes the footer; returns the number of rows written.
-    pub fn finish(self) -> Result<u64> {
+    pub(super) fn finish(self) -> Result<u64> {
         let what = self.what;
         self.writer
             .close()
@@ -146,13 +146,15 @@ impl<W: Write + Send> ParquetSink<W> {
 }
 
 /// Writes all of `table` to `out` with `metadata` as the file's key-value metadata;
-/// returns the number of rows written.
-pub fn write<R, W: Write + Send>(
+/// returns the number of rows written (the tests' way to write a whole table at once;
+/// exports go through the sink page by page).
+#[cfg(test)]
+fn write<R, W: Write + Send>(
     table: &Table<'_, R>,
     metadata: Vec<(String, String)>,
     out: W,
 ) -> Result<u64> {
-    let mut sink = ParquetSink::new(table.what, &table.columns, metadata, ROWS_PER_GROUP, out)?;
+    let mut sink = ParquetSink::new("test", &table.columns, metadata, ROWS_PER_GROUP, out)?;
     sink.write(table)?;
     sink.finish()
 }
@@ -242,7 +244,6 @@ mod tests {
 
     fn table(rows: &[R]) -> Table<'_, R> {
         Table {
-            what: "test",
             rows,
             columns: vec![
                 Column::new("a", ColType::Int64, false, |r: &R| Cell::Int(r.a)),

@@ -4,7 +4,7 @@
 /// The type of a column, mapped to a Parquet physical/logical type by the Parquet writer
 /// (CSV writes the value's text).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColType {
+pub(super) enum ColType {
     /// 64-bit signed integer.
     Int64,
     /// IEEE 754 double.
@@ -20,7 +20,7 @@ pub enum ColType {
 
 /// One value of a row in a column (borrowed from the row).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Cell<'r> {
+pub(super) enum Cell<'r> {
     Null,
     Int(i64),
     Float(f64),
@@ -53,10 +53,10 @@ impl<'r> From<Option<&'r str>> for Cell<'r> {
 }
 
 /// Reads a column's value out of a row of type `R`.
-pub type Getter<'a, R> = Box<dyn for<'r> Fn(&'r R) -> Cell<'r> + 'a>;
+pub(super) type Getter<'a, R> = Box<dyn for<'r> Fn(&'r R) -> Cell<'r> + 'a>;
 
 /// One column: its name, type, whether it may hold nulls, and how to read it.
-pub struct Column<'a, R> {
+pub(super) struct Column<'a, R> {
     pub name: String,
     pub ty: ColType,
     /// False where the store's column is `NOT NULL` (a Parquet `REQUIRED` column).
@@ -65,7 +65,7 @@ pub struct Column<'a, R> {
 }
 
 impl<'a, R> Column<'a, R> {
-    pub fn new(
+    pub(super) fn new(
         name: impl Into<String>,
         ty: ColType,
         nullable: bool,
@@ -81,7 +81,7 @@ impl<'a, R> Column<'a, R> {
 
     /// The value of this column in `row`, checked against the column's type and
     /// nullability (a mismatch is a bug in the column set, reported, never written).
-    pub fn cell<'r>(&self, row: &'r R) -> Result<Cell<'r>, String> {
+    pub(super) fn cell<'r>(&self, row: &'r R) -> Result<Cell<'r>, String> {
         let c = (self.get)(row);
         let ok = match (c, self.ty) {
             (Cell::Null, _) => self.nullable,
@@ -109,9 +109,7 @@ impl<'a, R> Column<'a, R> {
 }
 
 /// A table to write: its rows and its columns.
-pub struct Table<'a, R> {
-    /// What the table is, for messages (`runs`, `resources`).
-    pub what: &'static str,
+pub(super) struct Table<'a, R> {
     pub rows: &'a [R],
     pub columns: Vec<Column<'a, R>>,
 }

@@ -3,7 +3,7 @@
 use hdrhistogram::Histogram;
 
 /// Significant digits of every histogram.
-pub const SIGFIG: u8 = 3;
+pub(super) const SIGFIG: u8 = 3;
 
 /// A measured quantity, recorded in µs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct MetricSet {
 }
 
 /// A new auto-resizing histogram (µs, [`SIGFIG`] digits).
-pub fn new_histogram() -> Histogram<u64> {
+pub(super) fn new_histogram() -> Histogram<u64> {
     // 3 significant digits is within hdrhistogram's 0..=5: this cannot fail.
     Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable!("3 significant digits is valid"))
 }
@@ -128,7 +128,7 @@ impl Summary {
 }
 
 /// µs as ms with 3 decimals.
-pub fn ms(us: f64) -> String {
+pub(super) fn ms(us: f64) -> String {
     format!("{:.3}", us / 1000.0)
 }
 

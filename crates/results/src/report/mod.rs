@@ -5,7 +5,7 @@
 //! ([`Report::from_store`]); rendered as a wrk2-style text table and written as an
 //! HdrHistogram interval log of latency per second.
 mod hlog;
-pub mod metrics;
+mod metrics;
 mod text;
 
 pub use metrics::{Metric, MetricSet, PERCENTILES, Summary};

@@ -18,9 +18,9 @@
 //! store.end_load(load, LoadStatus::Completed).await?;
 //! # Ok(()) }
 //! ```
-pub(crate) mod db;
+pub mod db;
 mod read;
-pub mod row;
+mod row;
 pub mod schema;
 mod writer;
 
