@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use faasload_platform::PlatformHandle;
 use faasload_platform::config::{NamespaceConfig, PlatformConfig, RuntimesConfig};
-use faasload_platform::server::{self, PlatformHandle};
 use faasload_trace::Trace;
 
 /// Invoker ids tried for an embedded platform (`wsk0` .. `wsk<this>`).
@@ -135,12 +135,12 @@ impl Embedded {
         let mut id = 0;
         let handle = loop {
             cfg.pool.invoker_name = format!("wsk{id}");
-            match server::start(cfg.clone()).await {
+            match faasload_platform::start(cfg.clone()).await {
                 Err(err)
                     if id < MAX_INVOKER_ID
                         && matches!(
-                            err.downcast_ref::<faasload_platform::invoker_lock::LockError>(),
-                            Some(faasload_platform::invoker_lock::LockError::Busy { .. })
+                            err.downcast_ref::<faasload_platform::LockError>(),
+                            Some(faasload_platform::LockError::Busy { .. })
                         ) =>
                 {
                     id += 1;

@@ -239,13 +239,13 @@ fn actions_crud_limits_and_packages() {
 fn records_cold_then_warm_logs_and_activation_queries() {
     let p = TestPlatform::start(|_| {});
     p.deploy("hello", "python:3", "python/hello.py", json!({}));
-    let before = faasload_platform::ids::now_ms();
+    let before = faasload_platform::now_ms();
     let r = p.invoke("hello", json!({"name": "Ada"}));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let cold = r.json();
     let id = cold["activationId"].as_str().unwrap();
     assert_eq!(r.header("x-openwhisk-activation-id"), Some(id));
-    assert!(faasload_platform::ids::is_activation_id(id));
+    assert!(faasload_platform::is_activation_id(id));
     assert_eq!(cold["response"]["status"], "success");
     assert_eq!(cold["response"]["success"], true);
     assert_eq!(cold["response"]["result"]["greeting"], "Hello Ada!");
@@ -644,7 +644,7 @@ fn rate_limits_answer_429() {
     });
     p.deploy("sleep", "python:3", "python/sleep.py", json!({}));
     // Stay within one calendar minute.
-    let sec = (faasload_platform::ids::now_ms() / 1000) % 60;
+    let sec = (faasload_platform::now_ms() / 1000) % 60;
     if sec > 50 {
         std::thread::sleep(Duration::from_secs(61 - sec));
     }

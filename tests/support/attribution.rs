@@ -249,11 +249,8 @@ impl Report {
 /// `attribute`, and gets T's container and the activation's CPU.
 pub fn check_loader_path(t: &Monitor, w: &Monitor, rec: &Value) {
     let rec = ActivationRecord::from_json(rec).unwrap();
-    let client = faasload_loader::monitor_client::MonitorClient::new(
-        w.query.clone(),
-        Duration::from_millis(200),
-        false,
-    );
+    let client =
+        faasload_loader::MonitorClient::new(w.query.clone(), Duration::from_millis(200), false);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use faasload_platform::PlatformHandle;
 use faasload_platform::config::{BackendKind, GUEST_AUTH, PlatformConfig};
-use faasload_platform::server::PlatformHandle;
 use serde_json::Value;
 
 /// An HTTP answer.
@@ -217,7 +217,7 @@ impl TestPlatform {
             .build()
             .unwrap();
         let handle = rt
-            .block_on(faasload_platform::server::start(cfg))
+            .block_on(faasload_platform::start(cfg))
             .expect("start the platform");
         TestPlatform {
             addr: handle.addr(),

@@ -171,18 +171,6 @@ impl Layout {
             Version::V2 => self.v2().map(|m| m.join(rel)),
         }
     }
-
-    /// Does the v2 tree have `controller` enabled for children of `rel`'s parent?
-    pub fn v2_has(&self, rel: &Path, controller: &str) -> bool {
-        let Some(root) = self.v2() else { return false };
-        let parent = rel
-            .parent()
-            .map(|p| root.join(p))
-            .unwrap_or_else(|| root.to_path_buf());
-        std::fs::read_to_string(parent.join("cgroup.controllers"))
-            .map(|s| s.split_whitespace().any(|w| w == controller))
-            .unwrap_or(false)
-    }
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).

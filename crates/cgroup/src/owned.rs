@@ -99,14 +99,6 @@ impl OwnedCgroup {
         self.dirs.iter().map(|(_, d)| d.as_path())
     }
 
-    /// The cgroup id (inode) that keys CPU accounting for this cgroup.
-    pub fn cpu_id(&self) -> Result<u64> {
-        let d = self
-            .dir(Controller::Cpu)
-            .ok_or(CgroupError::NotMounted(1))?;
-        inode(d)
-    }
-
     /// Moves process `pid` (one faasload started) into this cgroup in every hierarchy.
     pub fn add_pid(&self, pid: u32) -> Result<()> {
         for (_, d) in &self.dirs {

@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use super::checkpoint::{self, Checkpoint, LastRun};
 use super::config::{ColdPolicy, Pacing};
 use super::plan::Planner;
-use faasload_loader::invoker::{self, Ctx, Live};
-use faasload_loader::monitor_client::MonitorClient;
-use faasload_loader::openwhisk::{Backend, Endpoint, OutcomeClass};
+use faasload_loader::MonitorClient;
+pub use faasload_loader::openwhisk::{Backend, Endpoint, OutcomeClass};
+use faasload_loader::{Ctx, Live};
 use faasload_os::clock::{epoch_ns, mono_ns};
 use faasload_results::store::{RunRow, Store};
 use faasload_trace::{Invocation, Trace};
@@ -309,7 +309,7 @@ pub async fn run(s: Session, mut planner: Planner, opts: SessionOptions) -> Resu
                 }
             }
             let backend = c.backend.clone();
-            invoker::invoke(c, backend, inv, permit).await;
+            faasload_loader::invoke(c, backend, inv, permit).await;
         });
         launched += 1;
     }

@@ -4,11 +4,17 @@
 //! [`crate::openwhisk::Backend`] interface and ask the monitor what each activation cost,
 //! and one recorder task feeds the histograms and the store's batching writer: neither
 //! the network nor the database ever sits on the scheduler's path.
-pub mod dry_run;
-pub mod invoker;
-pub mod monitor_client;
+mod dry_run;
+mod invoker;
+mod monitor_client;
 pub mod openwhisk;
-pub mod recorder;
-pub mod run;
-pub mod scheduler;
-pub mod timer;
+mod recorder;
+mod run;
+mod scheduler;
+mod timer;
+
+pub use dry_run::{render as render_dry_run, walk as walk_dry_run};
+pub use invoker::{Ctx, Live, invoke};
+pub use monitor_client::MonitorClient;
+pub use recorder::RowSink;
+pub use run::{DEFAULT_SENDER_NICE, ReplayOptions, default_senders, replay};

@@ -26,18 +26,18 @@ pub trait RowSink: Send {
 
 /// Send-lag percentiles for the progress bar, shared with the display.
 #[derive(Clone)]
-pub struct LagTracker(pub Arc<Mutex<Histogram<u64>>>);
+pub(crate) struct LagTracker(pub Arc<Mutex<Histogram<u64>>>);
 
 impl LagTracker {
     /// An empty tracker (µs, 3 significant digits).
-    pub fn new() -> LagTracker {
+    pub(crate) fn new() -> LagTracker {
         LagTracker(Arc::new(Mutex::new(
             Histogram::new(3).expect("3 significant digits is valid"),
         )))
     }
 
     /// The p99 send lag so far, in µs.
-    pub fn p99_us(&self) -> u64 {
+    pub(crate) fn p99_us(&self) -> u64 {
         self.0
             .lock()
             .map(|h| {
@@ -74,12 +74,12 @@ pub struct RecorderStats {
 }
 
 /// How often the recorder takes the rows waiting in its channel.
-pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+pub(crate) const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
 /// Runs until every sender of `rx` is gone and every row is taken, or until `give_up`
 /// turns true (invocations abandoned after the grace period still hold senders): then
 /// it takes the rows already sent and ends.
-pub async fn run(
+pub(crate) async fn run(
     mut rx: mpsc::Receiver<RunRow>,
     mut sinks: Vec<Box<dyn RowSink>>,
     writer: Option<mpsc::Sender<RunRow>>,

@@ -39,7 +39,7 @@ impl ScheduleStats {
 }
 
 /// The running sender threads.
-pub struct Senders {
+pub(crate) struct Senders {
     done: Vec<oneshot::Receiver<anyhow::Result<ScheduleStats>>>,
     /// Dropped (or sent) once every row is in: the threads then end, dropping their
     /// runtimes (and any invocation abandoned after the grace period).
@@ -50,7 +50,7 @@ pub struct Senders {
 /// Starts `senders` threads sharing `ctx`, each at nice value `nice` (see
 /// [`super::run::ReplayOptions::sender_nice`]); each gets `backend`'s fork (own
 /// connections) when it has one, else `backend` itself.
-pub fn spawn(
+pub(crate) fn spawn(
     ctx: &Arc<Ctx>,
     backend: &Arc<dyn Backend>,
     trace: &Trace,
@@ -118,7 +118,7 @@ pub fn spawn(
 
 impl Senders {
     /// Waits until every thread released all its invocations (or saw the stop).
-    pub async fn released(&mut self) -> anyhow::Result<ScheduleStats> {
+    pub(crate) async fn released(&mut self) -> anyhow::Result<ScheduleStats> {
         let mut st = ScheduleStats::default();
         for rx in self.done.drain(..) {
             st.add(rx.await.context("a sender thread died")??);
@@ -128,7 +128,7 @@ impl Senders {
 
     /// Ends the threads (call once every row is recorded, or the run gave up on those
     /// still in flight).
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         let _ = self.finish.send(true);
         for t in self.threads {
             let _ = t.join();

@@ -23,15 +23,21 @@ const QUANTILE: f64 = 0.99;
 const BUSY_WAIT_NS: u64 = 15_000;
 
 /// A reusable precise sleeper (one per sender thread; must be created inside a runtime).
-pub struct PreciseTimer {
+pub(crate) struct PreciseTimer {
     fd: AsyncFd<OwnedFd>,
     /// Current estimate of the timer's p99 lateness, i.e. how early it is armed (ns).
     spin_ns: f64,
 }
 
 impl PreciseTimer {
+    /// How long before a deadline the timer is currently armed (ns).
+    #[cfg(test)]
+    fn spin_ns(&self) -> u64 {
+        self.spin_ns as u64
+    }
+
     /// A timer registered with the current runtime.
-    pub fn new() -> std::io::Result<PreciseTimer> {
+    pub(crate) fn new() -> std::io::Result<PreciseTimer> {
         // SAFETY: plain syscall; the returned descriptor is owned below.
         let raw = unsafe {
             libc::timerfd_create(
@@ -53,14 +59,9 @@ impl PreciseTimer {
         })
     }
 
-    /// How long before a deadline the timer is currently armed (ns).
-    pub fn spin_ns(&self) -> u64 {
-        self.spin_ns as u64
-    }
-
     /// Returns at `deadline_ns` on the CLOCK_MONOTONIC clock ([`mono_ns`]), never before;
     /// at once if it has passed.
-    pub async fn sleep_until(&mut self, deadline_ns: u64) -> std::io::Result<()> {
+    pub(crate) async fn sleep_until(&mut self, deadline_ns: u64) -> std::io::Result<()> {
         let wake = deadline_ns.saturating_sub(self.spin_ns as u64);
         if mono_ns() < wake {
             self.arm(wake)?;

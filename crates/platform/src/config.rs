@@ -208,7 +208,7 @@ impl PlatformConfig {
 }
 
 /// Is `s` a valid OpenWhisk entity name (letters, digits, `_ @ . -` and spaces inside)?
-pub fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 256

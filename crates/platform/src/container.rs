@@ -82,10 +82,9 @@ struct Io {
 }
 
 /// One container of the process backend.
-pub struct ProcessContainer {
+pub(crate) struct ProcessContainer {
     pub name: String,
     pub kind: Kind,
-    pub memory_mb: u64,
     cgroup: Arc<Mutex<Option<OwnedCgroup>>>,
     reader: CgroupReader,
     dir: PathBuf,
@@ -98,7 +97,7 @@ pub struct ProcessContainer {
 impl ProcessContainer {
     /// Creates the cgroup and directory, and for kinds with a launcher starts it (a stem
     /// cell until [`Container::init`]).
-    pub async fn create(
+    pub(crate) async fn create(
         backend: Arc<ProcessBackend>,
         name: String,
         kind: Kind,
@@ -117,7 +116,6 @@ impl ProcessContainer {
         let c = Arc::new(ProcessContainer {
             name,
             kind,
-            memory_mb,
             cgroup: Arc::new(Mutex::new(Some(cgroup))),
             reader,
             dir,
@@ -187,7 +185,7 @@ impl ProcessContainer {
 
     /// Writes the code and initialises the runtime; Ok(()) or the failure and the error
     /// the runtime reported (`{"error": ...}` of a failed init).
-    pub async fn init(
+    pub(crate) async fn init(
         &self,
         backend: &ProcessBackend,
         exec: &super::entities::Exec,
@@ -333,7 +331,7 @@ impl ProcessContainer {
     }
 
     /// Runs one activation: sends `line`, waits for the result, collects the logs.
-    pub async fn run(&self, line: &[u8], timeout: Duration, log_limit: usize) -> RunOutput {
+    pub(crate) async fn run(&self, line: &[u8], timeout: Duration, log_limit: usize) -> RunOutput {
         let mut io = self.io.lock().await;
         let target = self.logs.begin(Some(log_limit));
         let result = match self.send(&mut io, line).await {
@@ -354,7 +352,7 @@ impl ProcessContainer {
     }
 
     /// The log lines written since the last activation (after a failed init).
-    pub async fn collect_logs(&self) -> Vec<String> {
+    pub(crate) async fn collect_logs(&self) -> Vec<String> {
         let mut io = self.io.lock().await;
         let target = self.logs.begin(None);
         write_sentinels(&mut io).await;
@@ -364,7 +362,7 @@ impl ProcessContainer {
 
     /// Freezes the container if lease `lease` is still the current one (`current`,
     /// checked while no run holds the container).
-    pub async fn pause(&self, current: &AtomicU64, lease: u64) -> bool {
+    pub(crate) async fn pause(&self, current: &AtomicU64, lease: u64) -> bool {
         let _io = self.io.lock().await;
         if current.load(Ordering::SeqCst) != lease || self.frozen.load(Ordering::SeqCst) {
             return false;
@@ -377,7 +375,7 @@ impl ProcessContainer {
     }
 
     /// Thaws the container if it is frozen; true if it was.
-    pub async fn resume(&self) -> bool {
+    pub(crate) async fn resume(&self) -> bool {
         let _io = self.io.lock().await;
         if !self.frozen.load(Ordering::SeqCst) {
             return false;
@@ -385,11 +383,6 @@ impl ProcessContainer {
         self.with_cgroup(|c| c.set_frozen(false)).await;
         self.frozen.store(false, Ordering::SeqCst);
         true
-    }
-
-    /// Is the cgroup frozen now (read from the kernel)?
-    pub fn is_frozen(&self) -> bool {
-        self.reader.frozen().unwrap_or(false)
     }
 
     /// Runs a (blocking) cgroup operation off the async workers.
@@ -418,7 +411,7 @@ impl ProcessContainer {
     }
 
     /// Kills every process, removes the cgroup and the directory.
-    pub async fn destroy(&self) {
+    pub(crate) async fn destroy(&self) {
         let cg = self.cgroup.lock().unwrap_or_else(|e| e.into_inner()).take();
         let dir = self.dir.clone();
         let name = self.name.clone();
@@ -442,16 +435,6 @@ impl ProcessContainer {
         if let Some(mut c) = io.child.take() {
             let _ = tokio::time::timeout(Duration::from_secs(1), c.wait()).await;
         }
-    }
-
-    /// The cgroup path relative to the hierarchy roots.
-    pub fn cgroup_rel(&self) -> String {
-        format!("{}/platform/{}", faasload_cgroup::SUBTREE, self.name)
-    }
-
-    /// The container's directory on the host.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
     }
 }
 
@@ -521,7 +504,7 @@ fn make_executable(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// OpenWhisk's CPU shares: max(1024 / (userMemory / M), 2), integer division.
-pub fn cpu_shares(user_memory_mb: u64, memory_mb: u64) -> u64 {
+pub(crate) fn cpu_shares(user_memory_mb: u64, memory_mb: u64) -> u64 {
     let ratio = (user_memory_mb / memory_mb.max(1)).max(1);
     (1024 / ratio).max(2)
 }
@@ -578,7 +561,7 @@ async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 /// Decodes standard base64 (padding and whitespace tolerated).
-pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
     let mut n = 0;

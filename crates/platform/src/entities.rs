@@ -169,7 +169,7 @@ fn whole(v: &Value, what: &str) -> Result<u64, EntityError> {
 }
 
 /// Checks limits against the configured ranges and fills defaults from `base`.
-pub fn limits(
+pub(crate) fn limits(
     put: Option<&LimitsPut>,
     base: &Limits,
     cfg: &LimitsConfig,
@@ -305,7 +305,7 @@ fn check_params(p: &[KeyVal], max: usize) -> Result<(), EntityError> {
 static REV: AtomicU64 = AtomicU64::new(1);
 
 /// Creates the stored action from a PUT body, or merges it into `old` (update).
-pub fn build_action(
+pub(crate) fn build_action(
     namespace: &str,
     name: &str,
     put: ActionPut,
@@ -367,7 +367,7 @@ pub fn build_action(
 }
 
 /// Creates or merges a package.
-pub fn build_package(
+pub(crate) fn build_package(
     namespace: &str,
     name: &str,
     put: PackagePut,
@@ -406,7 +406,7 @@ pub fn build_package(
 }
 
 /// Splits `name` or `pkg/name` and checks each part.
-pub fn split_name(s: &str) -> Option<(Option<&str>, &str)> {
+pub(crate) fn split_name(s: &str) -> Option<(Option<&str>, &str)> {
     match s.split_once('/') {
         Some((p, n)) if valid_name(p) && valid_name(n) => Some((Some(p), n)),
         None if valid_name(s) => Some((None, s)),

@@ -33,7 +33,7 @@ fn next() -> u64 {
 }
 
 /// A new activation id: 32 lowercase hex digits.
-pub fn activation_id() -> String {
+pub(crate) fn activation_id() -> String {
     format!("{:016x}{:016x}", next(), next())
 }
 
@@ -43,7 +43,7 @@ pub fn is_activation_id(s: &str) -> bool {
 }
 
 /// A new transaction id: 32 letters and digits.
-pub fn transaction_id() -> String {
+pub(crate) fn transaction_id() -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut s = String::with_capacity(32);
     let (mut a, mut b) = (next(), next());
@@ -68,7 +68,7 @@ pub fn now_ms() -> u64 {
 
 /// Formats epoch nanoseconds like Go's RFC3339Nano in UTC (trailing zeros of the fraction
 /// dropped): `2024-05-01T12:00:00.1234Z`.
-pub fn rfc3339_nano(epoch_ns: u64) -> String {
+pub(crate) fn rfc3339_nano(epoch_ns: u64) -> String {
     let secs = epoch_ns / 1_000_000_000;
     let nanos = epoch_ns % 1_000_000_000;
     let days = (secs / 86_400) as i64;

@@ -21,7 +21,7 @@ use super::runtime;
 use super::server::Platform;
 
 /// An accepted invocation.
-pub struct Job {
+pub(crate) struct Job {
     pub action: Arc<Action>,
     pub params: Map<String, Value>,
     /// Invoking namespace and subject.
@@ -34,7 +34,10 @@ pub struct Job {
 }
 
 /// Merges parameters: package < action < invoke.
-pub fn merge_params(action: &Action, invoke: Option<Map<String, Value>>) -> Map<String, Value> {
+pub(crate) fn merge_params(
+    action: &Action,
+    invoke: Option<Map<String, Value>>,
+) -> Map<String, Value> {
     let mut m = Map::new();
     for KeyVal { key, value } in action.package_params.iter().chain(&action.parameters) {
         m.insert(key.clone(), value.clone());
@@ -190,7 +193,7 @@ impl Attempt {
 }
 
 /// Runs a job to its record (stored before returning).
-pub async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
+pub(crate) async fn execute(p: Arc<Platform>, job: Job) -> Arc<Activation> {
     let mut times = Times {
         wait_ms: 0,
         start_ms: now_ms(),

@@ -27,13 +27,12 @@ pub enum LockError {
 
 /// The held lock (released on drop).
 #[derive(Debug)]
-pub struct InvokerLock {
+pub(crate) struct InvokerLock {
     _file: File,
-    pub path: PathBuf,
 }
 
 /// Takes the lock of invoker `name` without waiting.
-pub fn acquire(name: &str) -> Result<InvokerLock, LockError> {
+pub(crate) fn acquire(name: &str) -> Result<InvokerLock, LockError> {
     let path = PathBuf::from(LOCK_DIR).join(format!("invoker-{name}.lock"));
     let io = |source| LockError::Io {
         path: path.display().to_string(),
@@ -59,7 +58,7 @@ pub fn acquire(name: &str) -> Result<InvokerLock, LockError> {
             io(e)
         });
     }
-    Ok(InvokerLock { _file: file, path })
+    Ok(InvokerLock { _file: file })
 }
 
 #[cfg(test)]
@@ -74,7 +73,7 @@ mod tests {
         let a = acquire(&name).unwrap();
         assert!(matches!(acquire(&name), Err(LockError::Busy { .. })));
         drop(a);
-        let b = acquire(&name).unwrap();
-        let _ = std::fs::remove_file(&b.path);
+        let _b = acquire(&name).unwrap();
+        let _ = std::fs::remove_file(PathBuf::from(LOCK_DIR).join(format!("invoker-{name}.lock")));
     }
 }

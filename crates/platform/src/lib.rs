@@ -5,18 +5,22 @@
 //! `sandbox`, or Docker `backend::docker`), ActionLoop runtimes (`runtime`),
 //! one activation end to end (`invoke`), monitor notifications (`notify`), one live
 //! platform per invoker name (`invoker_lock`), and start-up / shutdown (`server`). Configuration: `config/platform.yml` (`config`).
-pub mod activations;
-pub mod backend;
+mod activations;
+mod backend;
 pub mod config;
-pub mod container;
-pub mod entities;
-pub mod ids;
-pub mod invoke;
-pub mod invoker_lock;
-pub mod notify;
-pub mod pool;
-pub mod rest;
-pub mod runtime;
-pub mod sandbox;
-pub mod server;
-pub mod throttle;
+mod container;
+mod entities;
+mod ids;
+mod invoke;
+mod invoker_lock;
+mod notify;
+mod pool;
+mod rest;
+mod runtime;
+mod sandbox;
+mod server;
+mod throttle;
+
+pub use ids::{is_activation_id, now_ms};
+pub use invoker_lock::LockError;
+pub use server::{PlatformHandle, start};

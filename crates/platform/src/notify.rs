@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// One message to the monitor.
 #[derive(Debug, Serialize)]
-pub struct Message {
+pub(crate) struct Message {
     pub action: &'static str,
     pub container: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,7 +42,7 @@ const QUEUE: usize = 4096;
 /// answers in well under a millisecond; on a machine so loaded that it does not, running
 /// the action before its start is recorded would under-count its CPU, so the run waits,
 /// but never longer than this for a stuck monitor (counted and logged).
-pub const START_WAIT: Duration = Duration::from_millis(250);
+pub(crate) const START_WAIT: Duration = Duration::from_millis(250);
 /// How long the sender waits for the monitor's answer to one message.
 const ANSWER_WAIT: Duration = Duration::from_millis(500);
 

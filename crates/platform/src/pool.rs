@@ -92,7 +92,7 @@ pub struct Pool {
 }
 
 /// Errors of container creation.
-pub type CreateError = super::container::ContainerError;
+pub(crate) type CreateError = super::container::ContainerError;
 
 impl Pool {
     /// A pool; call [`Pool::start`] to fill stem cells and run the idle sweeper.
@@ -452,11 +452,6 @@ impl Pool {
                 .map(|s| (s.container.name.clone(), false, false, true)),
         );
         v
-    }
-
-    /// Memory of warm and busy containers (MB).
-    pub fn used_memory(&self) -> u64 {
-        self.lock().used()
     }
 
     /// Destroys every container and refuses new runs.

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::config::RuntimesConfig;
 
 /// Sentinel written after each activation to stdout and stderr.
-pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
+pub(crate) const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 
 const PYTHON_LAUNCHER: &str = include_str!("runtimes/launcher.py");
 const NODE_LAUNCHER: &str = include_str!("runtimes/launcher.js");
@@ -66,11 +66,6 @@ impl Kind {
             Kind::Node => "nodejs20",
             Kind::Native => "native",
         }
-    }
-
-    /// Can a process be started before the code is known (stem cell)?
-    pub fn has_launcher(self) -> bool {
-        !matches!(self, Kind::Native)
     }
 }
 
@@ -129,7 +124,7 @@ impl Runtimes {
 }
 
 /// File name of the code in the container's directory.
-pub fn code_file(kind: Kind, binary: bool) -> &'static str {
+pub(crate) fn code_file(kind: Kind, binary: bool) -> &'static str {
     match (kind, binary) {
         (Kind::Python, false) => "action.py",
         (Kind::Python, true) => "action.zip",
@@ -140,7 +135,7 @@ pub fn code_file(kind: Kind, binary: bool) -> &'static str {
 }
 
 /// The init line for a launcher.
-pub fn init_line(
+pub(crate) fn init_line(
     main: Option<&str>,
     binary: bool,
     file: &str,
@@ -159,7 +154,7 @@ pub fn init_line(
 
 /// The keys of a run message besides `value` (each becomes an `__OW_<KEY>` variable).
 #[derive(serde::Serialize)]
-pub struct RunMeta<'a> {
+pub(crate) struct RunMeta<'a> {
     pub namespace: &'a str,
     pub action_name: &'a str,
     pub activation_id: &'a str,
@@ -179,7 +174,7 @@ struct RunMessage<'a> {
 }
 
 /// The run line: `value` plus the keys that become `__OW_*` variables.
-pub fn run_line(value: &Map<String, Value>, meta: &RunMeta<'_>) -> Vec<u8> {
+pub(crate) fn run_line(value: &Map<String, Value>, meta: &RunMeta<'_>) -> Vec<u8> {
     let mut b = Vec::with_capacity(256);
     if serde_json::to_writer(&mut b, &RunMessage { value, meta }).is_err() {
         b.clear();

@@ -42,7 +42,7 @@ pub struct ActionUser {
 
 /// Looks `user` up in /etc/passwd, creating it with `useradd --system` when missing and
 /// `create` is set. Refuses uid 0.
-pub fn ensure_user(user: &str, create: bool) -> Result<ActionUser, SandboxError> {
+pub(crate) fn ensure_user(user: &str, create: bool) -> Result<ActionUser, SandboxError> {
     let err = |msg: String| SandboxError::User {
         user: user.to_string(),
         msg,
@@ -97,7 +97,7 @@ fn lookup_user(user: &str) -> Option<ActionUser> {
 }
 
 /// What to start and how to confine it.
-pub struct SpawnSpec<'a> {
+pub(crate) struct SpawnSpec<'a> {
     pub program: &'a Path,
     pub args: &'a [String],
     pub env: &'a [(String, String)],
@@ -114,7 +114,7 @@ pub struct SpawnSpec<'a> {
 }
 
 /// A started container process and the platform's ends of its pipes.
-pub struct Spawned {
+pub(crate) struct Spawned {
     /// The process the platform started (with namespaces: the parent of the PID 1).
     pub child: tokio::process::Child,
     pub stdin: pipe::Sender,
@@ -181,7 +181,7 @@ fn check(r: libc::c_int) -> std::io::Result<()> {
 }
 
 /// Starts a container process as described (see the module documentation).
-pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SandboxError> {
+pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SandboxError> {
     let (stdin_r, stdin_w) = pipe2().map_err(io("pipe"))?;
     let (stdout_r, stdout_w) = pipe2().map_err(io("pipe"))?;
     let (stderr_r, stderr_w) = pipe2().map_err(io("pipe"))?;

@@ -108,14 +108,6 @@ impl Counts {
             Counts::Sparse(v) => v.iter().map(|&(_, c)| u64::from(c)).sum(),
         }
     }
-
-    /// Bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Counts::Dense(v) => v.capacity() * 2,
-            Counts::Sparse(v) => v.capacity() * 8,
-        }
-    }
 }
 
 /// A stream of binned counts: bin `b` covers `[start_ns + b bin_ns, start_ns + (b+1) bin_ns)`.

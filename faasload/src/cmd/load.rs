@@ -9,10 +9,10 @@ use anyhow::{Context, Result};
 
 use super::target::{TargetArgs, backend, endpoints, http_options, monitor_socket, runtime};
 use crate::embedded::Embedded;
-use faasload_loader::openwhisk::http::RetryOptions;
+use faasload_loader::RowSink;
+use faasload_loader::openwhisk::RetryOptions;
 use faasload_loader::openwhisk::{OpenWhiskOptions, deploy_all};
-use faasload_loader::recorder::RowSink;
-use faasload_loader::run::{ReplayOptions, replay};
+use faasload_loader::{ReplayOptions, replay};
 use faasload_results::report::Report;
 use faasload_results::store::{FunctionMeta, LoadMeta, LoadStatus, RunRow, Store};
 use faasload_trace::Trace;
@@ -49,7 +49,7 @@ pub(crate) struct LoadArgs {
     /// Nice value of the sender threads (-20..=19): raised above the rest by default so
     /// that a busy host does not delay sends; 0 leaves them at the default priority.
     /// Below 0 needs root (CAP_SYS_NICE); refused, the run goes on with a warning.
-    #[arg(long, default_value_t = faasload_loader::run::DEFAULT_SENDER_NICE,
+    #[arg(long, default_value_t = faasload_loader::DEFAULT_SENDER_NICE,
           value_parser = clap::value_parser!(i32).range(-20..=19), allow_hyphen_values = true)]
     pub sender_nice: i32,
     /// Non-blocking invokes (202, then the record is polled).
@@ -140,8 +140,8 @@ pub(crate) fn load(a: LoadArgs) -> Result<()> {
     // Everything about the trace is checked before anything is started or sent.
     let trace = Arc::new(faasload_trace::load(&a.trace)?);
     if a.dry_run {
-        let d = faasload_loader::dry_run::walk(&trace)?;
-        print!("{}", faasload_loader::dry_run::render(&trace, &d));
+        let d = faasload_loader::walk_dry_run(&trace)?;
+        print!("{}", faasload_loader::render_dry_run(&trace, &d));
         return Ok(());
     }
     runtime()?.block_on(load_async(a, trace))
@@ -220,7 +220,7 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
         max_in_flight: a.max_in_flight,
         senders: a
             .senders
-            .map_or_else(faasload_loader::run::default_senders, usize::from),
+            .map_or_else(faasload_loader::default_senders, usize::from),
         sender_nice: a.sender_nice,
         monitor,
         grace: Duration::from_secs_f64(a.grace_s.max(0.0)),
@@ -302,7 +302,7 @@ mod tests {
     fn sender_nice_defaults_to_raised_and_takes_the_nice_range() {
         assert_eq!(
             parse(&[]).unwrap().sender_nice,
-            faasload_loader::run::DEFAULT_SENDER_NICE
+            faasload_loader::DEFAULT_SENDER_NICE
         );
         assert_eq!(parse(&["--sender-nice", "-5"]).unwrap().sender_nice, -5);
         assert_eq!(parse(&["--sender-nice", "0"]).unwrap().sender_nice, 0);

@@ -53,7 +53,7 @@ pub(crate) fn run(a: PlatformArgs) -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
     rt.block_on(async move {
-        let handle = faasload_platform::server::start(cfg).await?;
+        let handle = faasload_platform::start(cfg).await?;
         println!("faasload platform listening on http://{}", handle.addr());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("SIGTERM handler")?;

@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::embedded::Embedded;
-use faasload_loader::openwhisk::generic::{GenericHttp, GenericOptions};
-use faasload_loader::openwhisk::http::HttpOptions;
+use faasload_loader::openwhisk::HttpOptions;
 use faasload_loader::openwhisk::{
     Backend, Endpoint, OpenWhisk, OpenWhiskOptions, resolve_endpoint,
 };
+use faasload_loader::openwhisk::{GenericHttp, GenericOptions};
 use faasload_trace::Trace;
 
 /// Which kind of platform the loader drives.

@@ -6,7 +6,7 @@ use std::error::Error;
 use super::record::{ActivationRecord, OutcomeClass};
 
 /// The class of a record's `response.status` (OpenWhisk's four statuses).
-pub fn class_of_record(rec: &ActivationRecord) -> OutcomeClass {
+pub(super) fn class_of_record(rec: &ActivationRecord) -> OutcomeClass {
     match rec.status.as_str() {
         "success" if rec.success => OutcomeClass::Success,
         "application error" => OutcomeClass::ApplicationError,
@@ -20,7 +20,7 @@ pub fn class_of_record(rec: &ActivationRecord) -> OutcomeClass {
 /// The class of an answer with HTTP status `http` and, if its body was a record,
 /// `record`. With a record the record decides (a 502 is an application or a developer
 /// error depending on it); without one the HTTP status does.
-pub fn classify(http: u16, record: Option<&ActivationRecord>) -> OutcomeClass {
+pub(super) fn classify(http: u16, record: Option<&ActivationRecord>) -> OutcomeClass {
     if let Some(r) = record {
         return class_of_record(r);
     }
@@ -36,7 +36,7 @@ pub fn classify(http: u16, record: Option<&ActivationRecord>) -> OutcomeClass {
 
 /// The class of an answer without a record from a platform that has none (generic
 /// HTTP): 2xx is a success, the rest as in [`classify`].
-pub fn classify_plain_http(http: u16) -> OutcomeClass {
+pub(super) fn classify_plain_http(http: u16) -> OutcomeClass {
     match http {
         200..=299 => OutcomeClass::Success,
         _ => classify(http, None),
@@ -44,7 +44,7 @@ pub fn classify_plain_http(http: u16) -> OutcomeClass {
 }
 
 /// The class of a request that got no HTTP answer.
-pub fn classify_transport(err: &reqwest::Error) -> OutcomeClass {
+pub(super) fn classify_transport(err: &reqwest::Error) -> OutcomeClass {
     if err.is_timeout() || chain_has(err, std::io::ErrorKind::TimedOut) {
         OutcomeClass::Timeout
     } else if err.is_connect() || err.is_request() || chain_has_reset(err) {
@@ -57,7 +57,7 @@ pub fn classify_transport(err: &reqwest::Error) -> OutcomeClass {
 
 /// Whether a failed invocation of this class may be sent again: only classes where
 /// the action surely produced no record of its own (a timeout may have run it).
-pub fn retryable(class: OutcomeClass) -> bool {
+pub(super) fn retryable(class: OutcomeClass) -> bool {
     matches!(
         class,
         OutcomeClass::Throttled | OutcomeClass::ServerError | OutcomeClass::Refused
@@ -85,7 +85,7 @@ fn chain_has_reset(err: &reqwest::Error) -> bool {
 
 /// An error and its causes on one line (`a: b: c`), without repeating a cause that
 /// the previous message already contains.
-pub fn error_text(err: &(dyn Error + 'static)) -> String {
+pub(super) fn error_text(err: &(dyn Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {

@@ -94,7 +94,7 @@ pub struct OpenWhisk {
 }
 
 /// `Basic base64(uuid:key)`, marked sensitive (never printed by the HTTP stack).
-pub fn basic_auth(auth: &str) -> Option<HeaderValue> {
+pub(super) fn basic_auth(auth: &str) -> Option<HeaderValue> {
     let enc = base64::engine::general_purpose::STANDARD.encode(auth.as_bytes());
     let mut v = HeaderValue::from_str(&format!("Basic {enc}")).ok()?;
     v.set_sensitive(true);
@@ -103,7 +103,7 @@ pub fn basic_auth(auth: &str) -> Option<HeaderValue> {
 
 /// `{api_host}/api/v1/namespaces/{ns}/{collection}/{name...}` with each segment
 /// percent-encoded (`name` may be `package/action`).
-pub fn api_url(
+pub(super) fn api_url(
     api_host: &str,
     namespace: &str,
     collection: &str,
@@ -130,7 +130,7 @@ pub fn api_url(
 
 /// The body of the action PUT for `function` with code `code` (a zip, or anything that
 /// is not UTF-8 text, is sent base64-encoded with `binary: true`).
-pub fn action_body(function: &Function, code: &[u8]) -> Value {
+pub(super) fn action_body(function: &Function, code: &[u8]) -> Value {
     let is_zip = code.starts_with(b"PK\x03\x04")
         || function
             .code
@@ -171,24 +171,13 @@ impl OpenWhisk {
     }
 
     /// A backend sharing `client` (its TLS and pool settings win over `opts.http`'s).
-    pub fn with_client(client: reqwest::Client, opts: OpenWhiskOptions) -> OpenWhisk {
+    pub(crate) fn with_client(client: reqwest::Client, opts: OpenWhiskOptions) -> OpenWhisk {
         OpenWhisk {
             client,
             opts,
             hasher: RandomState::new(),
             targets: RwLock::new(HashMap::new()),
         }
-    }
-
-    /// The settings.
-    pub fn options(&self) -> &OpenWhiskOptions {
-        &self.opts
-    }
-
-    /// Builds (and caches) the URL and header of `action` at `ep`: call it for every
-    /// pair before a run so the first invocations cost no more than later ones.
-    pub fn prepare(&self, ep: &Endpoint, action: &str) -> Result<(), ClientError> {
-        self.target(ep, action).map(|_| ())
     }
 
     fn target(&self, ep: &Endpoint, action: &str) -> Result<Arc<Target>, ClientError> {
@@ -232,7 +221,11 @@ impl OpenWhisk {
     }
 
     /// Creates or overwrites the action of `function` in `ep`'s namespace.
-    pub async fn deploy_function(&self, ep: &Endpoint, function: &Function) -> anyhow::Result<()> {
+    pub(crate) async fn deploy_function(
+        &self,
+        ep: &Endpoint,
+        function: &Function,
+    ) -> anyhow::Result<()> {
         let code = tokio::fs::read(&function.code)
             .await
             .with_context(|| format!("reading the code {}", function.code.display()))?;
@@ -257,7 +250,7 @@ impl OpenWhisk {
     }
 
     /// `GET /activations/{id}`: the record, or None while it is not stored (404).
-    pub async fn get_record(
+    pub(crate) async fn get_record(
         &self,
         ep: &Endpoint,
         activation_id: &str,
@@ -334,7 +327,7 @@ impl OpenWhisk {
     }
 
     /// One invocation, classified (never fails).
-    pub async fn invoke_action(
+    pub(crate) async fn invoke_action(
         &self,
         ep: &Endpoint,
         action: &str,

@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 
 use super::Endpoint;
-use faasload_trace::User;
 
 /// Why credentials could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +47,7 @@ pub enum CredentialsError {
 
 /// The settings of a `wsk` properties file that the loader uses.
 #[derive(Clone, Default, PartialEq)]
-pub struct Wskprops {
+pub(crate) struct Wskprops {
     /// Where they were read from.
     pub path: PathBuf,
     pub api_host: Option<String>,
@@ -69,7 +68,7 @@ impl std::fmt::Debug for Wskprops {
 
 /// Parses the text of a `wsk` properties file: `KEY=VALUE` lines, `#` comments, blank
 /// lines; values may be quoted; unknown keys are ignored (as `wsk` does).
-pub fn parse_wskprops(text: &str, path: &Path) -> Result<Wskprops, CredentialsError> {
+pub(super) fn parse_wskprops(text: &str, path: &Path) -> Result<Wskprops, CredentialsError> {
     let mut p = Wskprops {
         path: path.to_path_buf(),
         ..Default::default()
@@ -104,7 +103,7 @@ pub fn parse_wskprops(text: &str, path: &Path) -> Result<Wskprops, CredentialsEr
 }
 
 /// The path `wsk` reads: `$WSK_CONFIG_FILE`, else `$HOME/.wskprops`.
-pub fn wskprops_path() -> Option<PathBuf> {
+pub(super) fn wskprops_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("WSK_CONFIG_FILE").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
@@ -114,7 +113,7 @@ pub fn wskprops_path() -> Option<PathBuf> {
 }
 
 /// Reads a properties file; a missing file is `None`, an unreadable one an error.
-pub fn load_wskprops(path: &Path) -> Result<Option<Wskprops>, CredentialsError> {
+pub(super) fn load_wskprops(path: &Path) -> Result<Option<Wskprops>, CredentialsError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse_wskprops(&text, path).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -127,7 +126,7 @@ pub fn load_wskprops(path: &Path) -> Result<Option<Wskprops>, CredentialsError> 
 
 /// What the environment and the properties file say (levels 2 and 3).
 #[derive(Clone, Default)]
-pub struct CredentialSources {
+pub(crate) struct CredentialSources {
     pub env_api_host: Option<String>,
     pub env_api_key: Option<String>,
     pub env_namespace: Option<String>,
@@ -152,7 +151,7 @@ impl std::fmt::Debug for CredentialSources {
 
 impl CredentialSources {
     /// Reads this process's environment and its properties file.
-    pub fn from_environment() -> Result<CredentialSources, CredentialsError> {
+    pub(crate) fn from_environment() -> Result<CredentialSources, CredentialsError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let path = wskprops_path();
         let wskprops = match &path {
@@ -194,7 +193,7 @@ pub fn resolve_endpoint(
 
 /// [`resolve_endpoint`] with given levels 2 and 3 (for tests and for resolving many
 /// users with one read of the environment).
-pub fn resolve_endpoint_from(
+pub(super) fn resolve_endpoint_from(
     api_host: Option<&str>,
     auth: Option<&str>,
     namespace: Option<&str>,
@@ -240,26 +239,6 @@ pub fn resolve_endpoint_from(
     })
 }
 
-/// One endpoint per user, in order: each user's API host (else `default_api_host`), key
-/// and namespace, completed from `src` (environment, then properties file).
-pub fn endpoints_for_users(
-    users: &[User],
-    default_api_host: Option<&str>,
-    src: &CredentialSources,
-) -> Result<Vec<Endpoint>, CredentialsError> {
-    users
-        .iter()
-        .map(|u| {
-            resolve_endpoint_from(
-                u.api_host.as_deref().or(default_api_host),
-                u.auth.as_deref(),
-                Some(&u.namespace),
-                src,
-            )
-        })
-        .collect()
-}
-
 /// Checks the `uuid:key` form (without ever printing the key).
 fn check_auth(key: &str, origin: &str) -> Result<(), CredentialsError> {
     match key.split_once(':') {
@@ -273,7 +252,7 @@ fn check_auth(key: &str, origin: &str) -> Result<(), CredentialsError> {
 }
 
 /// The base URL of an API host (see the module doc for the rules).
-pub fn normalize_api_host(value: &str, origin: &str) -> Result<String, CredentialsError> {
+pub(super) fn normalize_api_host(value: &str, origin: &str) -> Result<String, CredentialsError> {
     let bad = |why: &str| CredentialsError::BadApiHost {
         value: value.into(),
         origin: origin.into(),
@@ -415,35 +394,6 @@ mod tests {
         let none = CredentialSources::default();
         let e = resolve_endpoint_from(Some("localhost:3233"), Some(KEY), None, &none).unwrap();
         assert_eq!(e.namespace, "_");
-    }
-
-    #[test]
-    fn each_user_gets_its_own_endpoint() {
-        let users = [
-            User {
-                name: "a".into(),
-                namespace: "nsa".into(),
-                auth: Some(KEY.into()),
-                api_host: Some("https://ow.example.org".into()),
-                create: false,
-            },
-            User {
-                name: "b".into(),
-                namespace: "nsb".into(),
-                auth: None,
-                api_host: None,
-                create: false,
-            },
-        ];
-        let eps = endpoints_for_users(&users, Some("127.0.0.1:3233"), &sources()).unwrap();
-        assert_eq!(eps[0].api_host, "https://ow.example.org");
-        assert_eq!(
-            (eps[0].auth.as_str(), eps[0].namespace.as_str()),
-            (KEY, "nsa")
-        );
-        assert_eq!(eps[1].api_host, "http://127.0.0.1:3233");
-        assert_eq!(eps[1].auth, "file-uuid:file-key");
-        assert_eq!(eps[1].namespace, "nsb");
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl GenericHttp {
     }
 
     /// A backend sharing `client`.
-    pub fn with_client(
+    pub(crate) fn with_client(
         client: reqwest::Client,
         opts: GenericOptions,
     ) -> Result<GenericHttp, ClientError> {
@@ -84,7 +84,7 @@ impl GenericHttp {
     }
 
     /// The URL `action` is invoked at for `ep`.
-    pub fn url_for(&self, ep: &Endpoint, action: &str) -> Result<Url, ClientError> {
+    pub(crate) fn url_for(&self, ep: &Endpoint, action: &str) -> Result<Url, ClientError> {
         if let Some(u) = self.urls.get(action) {
             return Ok(u.clone());
         }
@@ -142,7 +142,7 @@ impl GenericHttp {
     }
 
     /// One invocation, classified by its HTTP status (never fails).
-    pub async fn invoke_function(
+    pub(crate) async fn invoke_function(
         &self,
         ep: &Endpoint,
         action: &str,

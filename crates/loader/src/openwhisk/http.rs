@@ -75,7 +75,7 @@ impl Default for RetryOptions {
 
 impl RetryOptions {
     /// The wait before retry number `n` (1-based).
-    pub fn delay(&self, n: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, n: u32, retry_after: Option<Duration>) -> Duration {
         let exp = self
             .backoff
             .saturating_mul(1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX));
@@ -89,7 +89,7 @@ impl RetryOptions {
 /// load test (a followed POST turns into a GET), so the answer is recorded with its
 /// status (class `protocol_error`). It also spares every request the redirect layer's
 /// URL re-parse (5 % of the loader's CPU at its maximum rate).
-pub fn build_client(opts: &HttpOptions) -> Result<reqwest::Client, ClientError> {
+pub(super) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .use_rustls_tls()
@@ -105,7 +105,7 @@ pub fn build_client(opts: &HttpOptions) -> Result<reqwest::Client, ClientError> 
 
 /// An HTTP answer, read whole (only the headers the backends use are kept, so that
 /// an answer costs no header map copy).
-pub struct Answer {
+pub(super) struct Answer {
     pub status: u16,
     /// `x-openwhisk-activation-id` (OpenWhisk) or `x-call-id` (OpenFaaS), if sent.
     pub id_header: Option<HeaderValue>,
@@ -116,7 +116,7 @@ pub struct Answer {
 
 impl Answer {
     /// The id header as text.
-    pub fn id(&self) -> Option<&str> {
+    pub(super) fn id(&self) -> Option<&str> {
         self.id_header
             .as_ref()
             .and_then(|v| v.to_str().ok())
@@ -125,7 +125,7 @@ impl Answer {
 }
 
 /// A request that got no (whole) answer.
-pub struct Failure {
+pub(super) struct Failure {
     pub class: OutcomeClass,
     /// The status, when the head came but not the body.
     pub status: Option<u16>,
@@ -134,7 +134,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure before any request was sent (no target, parameters not serialisable).
-    pub fn before_send(class: OutcomeClass, error: String) -> Failure {
+    pub(super) fn before_send(class: OutcomeClass, error: String) -> Failure {
         Failure {
             class,
             status: None,
@@ -144,7 +144,7 @@ impl Failure {
 
     /// The outcome of an invocation that ended with this failure, sent at `sent_ns` and
     /// given up at `answered_ns` (both the same when nothing was sent).
-    pub fn into_outcome(self, sent_ns: u64, answered_ns: u64) -> Outcome {
+    pub(super) fn into_outcome(self, sent_ns: u64, answered_ns: u64) -> Outcome {
         Outcome {
             error: Some(self.error),
             ..answered_outcome(sent_ns, answered_ns, self.status, self.class)
@@ -154,7 +154,7 @@ impl Failure {
 
 /// An outcome of an answer with status `http_status`, of class `class`, without record,
 /// activation id, error, polls or retries yet (the callers fill in what they know).
-pub fn answered_outcome(
+pub(super) fn answered_outcome(
     sent_ns: u64,
     answered_ns: u64,
     http_status: Option<u16>,
@@ -180,7 +180,7 @@ pub fn answered_outcome(
 /// send instant and this answer's); a transport failure becomes its outcome with
 /// [`Failure::into_outcome`]. The outcome's `sent_ns` is the first attempt's and its
 /// `retries` the number of retries made.
-pub async fn send_with_retries<Fut>(
+pub(super) async fn send_with_retries<Fut>(
     policy: &RetryOptions,
     mut body: Vec<u8>,
     request: impl Fn(Vec<u8>) -> reqwest::RequestBuilder,
@@ -219,7 +219,7 @@ where
 
 /// Sends `req` and reads the whole answer; returns the monotonic instants right before
 /// the send and right after the last byte (or the failure).
-pub async fn timed(req: reqwest::RequestBuilder) -> (u64, u64, Result<Answer, Failure>) {
+pub(super) async fn timed(req: reqwest::RequestBuilder) -> (u64, u64, Result<Answer, Failure>) {
     let sent = mono_ns();
     let res = req.send().await;
     let r = match res {
@@ -257,7 +257,7 @@ pub async fn timed(req: reqwest::RequestBuilder) -> (u64, u64, Result<Answer, Fa
 }
 
 /// The `Retry-After` header, in whole seconds.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -270,7 +270,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The message of an error answer: OpenWhisk's `{"error": "..."}`, else the body's
 /// first 200 characters.
-pub fn error_message(status: u16, body: &[u8]) -> String {
+pub(super) fn error_message(status: u16, body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct E {
         error: serde_json::Value,

@@ -8,17 +8,17 @@
 //! - [`http`]: the shared HTTP client, timeouts, retries, timed requests;
 //! - [`client`]: the [`OpenWhisk`] backend; [`generic`]: the [`GenericHttp`] backend;
 //! - [`deploy`]: [`deploy_all`], every (user, function) pair of a trace.
-pub mod classify;
-pub mod client;
-pub mod credentials;
-pub mod deploy;
-pub mod generic;
-pub mod http;
+mod classify;
+mod client;
+mod credentials;
+mod deploy;
+mod generic;
+mod http;
 
 pub use client::{OpenWhisk, OpenWhiskOptions, PollOptions};
-pub use credentials::{CredentialSources, CredentialsError, endpoints_for_users, resolve_endpoint};
+pub use credentials::{CredentialsError, resolve_endpoint};
 pub use deploy::{DeployReport, DeployedAction, deploy_all};
-pub use faasload_protocol::record::{self, ActivationRecord, Outcome, OutcomeClass, RecordError};
+pub use faasload_protocol::record::{self, ActivationRecord, Outcome, OutcomeClass};
 pub use generic::{GenericHttp, GenericOptions};
 pub use http::{ClientError, HttpOptions, RetryOptions};
 
@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use faasload_trace::{Function, User};
 
 /// A boxed future (the backend is used as a trait object).
-pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where a user's requests go and with which key.
 #[derive(Clone)]

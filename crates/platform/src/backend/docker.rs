@@ -27,7 +27,7 @@ use crate::entities::Exec;
 use crate::runtime::Kind;
 
 /// Label set on every container of this platform (value: the invoker name).
-pub const LABEL: &str = "faasload.invoker";
+pub(crate) const LABEL: &str = "faasload.invoker";
 /// Port of the runtime's HTTP server in the container.
 const PORT: u16 = 8080;
 /// The daemon connection and what every container is created with.
@@ -202,7 +202,7 @@ impl Spec {
 }
 
 /// One Docker container.
-pub struct DockerContainer {
+pub(crate) struct DockerContainer {
     backend: Arc<DockerBackend>,
     name: String,
     id: String,
@@ -218,7 +218,7 @@ pub struct DockerContainer {
 impl DockerContainer {
     /// `docker run -d ...`: creates and starts the container, learns its bridge address
     /// and follows its log.
-    pub async fn create(
+    pub(crate) async fn create(
         backend: Arc<DockerBackend>,
         name: &str,
         kind: Kind,
@@ -291,13 +291,13 @@ impl DockerContainer {
     }
 
     /// The full container id (the monitor's name for it).
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
 
     /// `POST /init` with `{"value": {name, main, code, binary, env}}`; retries the
     /// connection while the runtime starts, within `timeout`.
-    pub async fn init(
+    pub(crate) async fn init(
         &self,
         exec: &Exec,
         env: &serde_json::Map<String, serde_json::Value>,
@@ -360,7 +360,7 @@ impl DockerContainer {
     }
 
     /// `POST /run` with the activation message; collects the logs up to the sentinels.
-    pub async fn run(&self, line: &[u8], timeout: Duration, log_limit: usize) -> RunOutput {
+    pub(crate) async fn run(&self, line: &[u8], timeout: Duration, log_limit: usize) -> RunOutput {
         let _busy = self.busy.lock().await;
         let target = self.logs.begin(Some(log_limit));
         let url = format!("{}/run", self.base);
@@ -444,13 +444,13 @@ impl DockerContainer {
 
     /// The log lines written since the last activation (after a failed init; the runtime
     /// writes the sentinels after a failed init too).
-    pub async fn collect_logs(&self) -> Vec<String> {
+    pub(crate) async fn collect_logs(&self) -> Vec<String> {
         let target = self.logs.begin(None);
         self.logs.take(target, Duration::from_millis(500)).await
     }
 
     /// `docker pause` if lease `lease` is still the current one.
-    pub async fn pause(&self, current: &AtomicU64, lease: u64) -> bool {
+    pub(crate) async fn pause(&self, current: &AtomicU64, lease: u64) -> bool {
         let _busy = self.busy.lock().await;
         if current.load(Ordering::SeqCst) != lease || self.frozen.load(Ordering::SeqCst) {
             return false;
@@ -468,7 +468,7 @@ impl DockerContainer {
     }
 
     /// `docker unpause` if paused; true if it was.
-    pub async fn resume(&self) -> bool {
+    pub(crate) async fn resume(&self) -> bool {
         let _busy = self.busy.lock().await;
         if !self.frozen.load(Ordering::SeqCst) {
             return false;
@@ -483,7 +483,7 @@ impl DockerContainer {
     /// `docker rm -f`, after a pause or unpause in flight (a removal racing a pause can
     /// fail and leave the container paused); a run in flight is not waited for beyond
     /// a few seconds. A failed removal is tried again.
-    pub async fn destroy(&self) {
+    pub(crate) async fn destroy(&self) {
         self.follower.abort();
         let _busy = tokio::time::timeout(Duration::from_secs(5), self.busy.lock())
             .await

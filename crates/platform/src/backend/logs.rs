@@ -11,10 +11,10 @@ use tokio::sync::Notify;
 use crate::runtime::SENTINEL;
 
 /// The longest log line kept (longer lines are cut, like Docker's 16 KiB log chunks).
-pub const LOG_LINE_MAX: usize = 16 * 1024;
+pub(crate) const LOG_LINE_MAX: usize = 16 * 1024;
 
 /// One log line as OpenWhisk stores it: time padded to 30, stream, message.
-pub fn log_line(stream: &str, msg: &str) -> String {
+pub(crate) fn log_line(stream: &str, msg: &str) -> String {
     let t = crate::ids::rfc3339_nano(faasload_os::clock::epoch_ns());
     format!("{t:<30} {stream}: {}", msg.trim())
 }
@@ -31,7 +31,7 @@ struct LogState {
 
 /// The log of one container.
 #[derive(Default)]
-pub struct Logs {
+pub(crate) struct Logs {
     state: Mutex<LogState>,
     notify: Notify,
 }
@@ -43,7 +43,7 @@ impl Logs {
 
     /// Before an init: drops what the container wrote so far (its start-up output) and
     /// sets the byte limit.
-    pub fn reset(&self, limit: usize) {
+    pub(crate) fn reset(&self, limit: usize) {
         let mut s = self.lock();
         s.lines.clear();
         s.bytes = 0;
@@ -53,7 +53,7 @@ impl Logs {
 
     /// Starts an activation: sets its byte limit (when given) and returns the sentinel
     /// counts that mark its end, for [`Logs::take`].
-    pub fn begin(&self, limit: Option<usize>) -> [u64; 2] {
+    pub(crate) fn begin(&self, limit: Option<usize>) -> [u64; 2] {
         let mut s = self.lock();
         if let Some(l) = limit {
             s.limit = l;
@@ -63,7 +63,7 @@ impl Logs {
 
     /// One line of stream `idx` (0 stdout, 1 stderr) as read, newline included or not. The
     /// sentinel may follow an unterminated last line of the action's output.
-    pub fn push(&self, idx: usize, raw: &[u8]) {
+    pub(crate) fn push(&self, idx: usize, raw: &[u8]) {
         let stream = if idx == 0 { "stdout" } else { "stderr" };
         let text = String::from_utf8_lossy(raw);
         let text = text.trim_end_matches(['\n', '\r']);
@@ -89,13 +89,13 @@ impl Logs {
     }
 
     /// The reader reached the end of the container's output: wakes waiters.
-    pub fn closed(&self) {
+    pub(crate) fn closed(&self) {
         self.notify.notify_waiters();
     }
 
     /// Waits (at most `wait`) until both streams reached `target` sentinels, then takes
     /// the lines collected so far (with a truncation note if the limit was hit).
-    pub async fn take(&self, target: [u64; 2], wait: Duration) -> Vec<String> {
+    pub(crate) async fn take(&self, target: [u64; 2], wait: Duration) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();

@@ -4,8 +4,8 @@
 //! process backend (`platform::container`, cgroups + namespaces on this host) and the
 //! Docker backend (`docker`, containers created like OpenWhisk's Docker factory does).
 //! `backend: process|docker` in `platform.yml` (or `faasload platform --backend`) picks one.
-pub mod docker;
-pub mod logs;
+pub(crate) mod docker;
+pub(crate) mod logs;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -136,14 +136,6 @@ impl Container {
         match &self.inner {
             Inner::Process(_) => &self.name,
             Inner::Docker(c) => c.id(),
-        }
-    }
-
-    /// The Docker container id (None on the process backend).
-    pub fn docker_id(&self) -> Option<&str> {
-        match &self.inner {
-            Inner::Process(_) => None,
-            Inner::Docker(c) => Some(c.id()),
         }
     }
 }

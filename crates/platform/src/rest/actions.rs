@@ -26,7 +26,7 @@ fn qname(pkg: Option<&str>, name: &str) -> String {
     }
 }
 
-pub async fn list(
+pub(super) async fn list(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path(ns): Path<String>,
@@ -63,7 +63,7 @@ async fn get_impl(
     Ok(Json(a.to_json(code)))
 }
 
-pub async fn get_one(
+pub(super) async fn get_one(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
@@ -72,7 +72,7 @@ pub async fn get_one(
     get_impl(&p, &id, &ns, &name, &q).await
 }
 
-pub async fn get_pkg(
+pub(super) async fn get_pkg(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, pkg, name)): Path<(String, String, String)>,
@@ -102,7 +102,7 @@ fn put_impl(
     Ok(Json(a.to_json(true)))
 }
 
-pub async fn put(
+pub(super) async fn put(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
@@ -112,7 +112,7 @@ pub async fn put(
     put_impl(&p, &id, &ns, &name, &q, &body)
 }
 
-pub async fn put_pkg(
+pub(super) async fn put_pkg(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, pkg, name)): Path<(String, String, String)>,
@@ -131,7 +131,7 @@ fn delete_impl(p: &Platform, id: &Identity, ns: &str, qn: &str) -> Result<Json<V
     Ok(Json(a.to_json(true)))
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
@@ -139,7 +139,7 @@ pub async fn delete(
     delete_impl(&p, &id, &ns, &name)
 }
 
-pub async fn delete_pkg(
+pub(super) async fn delete_pkg(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, pkg, name)): Path<(String, String, String)>,
@@ -147,7 +147,7 @@ pub async fn delete_pkg(
     delete_impl(&p, &id, &ns, &qname(Some(&pkg), &name))
 }
 
-pub async fn invoke(
+pub(super) async fn invoke(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
@@ -157,7 +157,7 @@ pub async fn invoke(
     invoke_impl(p, id, &ns, &name, &q, &body).await
 }
 
-pub async fn invoke_pkg(
+pub(super) async fn invoke_pkg(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, pkg, name)): Path<(String, String, String)>,

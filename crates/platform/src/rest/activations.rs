@@ -12,7 +12,7 @@ use super::{QueryMap, flag, paging};
 use crate::activations::{Activation, ListQuery};
 use crate::server::Platform;
 
-pub async fn list(
+pub(super) async fn list(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path(ns): Path<String>,
@@ -82,7 +82,7 @@ fn find(
         .ok_or_else(|| ApiError::not_found(&id.tx))
 }
 
-pub async fn get_one(
+pub(super) async fn get_one(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, aid)): Path<(String, String)>,
@@ -91,7 +91,7 @@ pub async fn get_one(
     Ok(Json(serde_json::to_value(&*a).unwrap_or(Value::Null)))
 }
 
-pub async fn logs(
+pub(super) async fn logs(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, aid)): Path<(String, String)>,
@@ -100,7 +100,7 @@ pub async fn logs(
     Ok(Json(serde_json::json!({ "logs": a.logs })))
 }
 
-pub async fn result(
+pub(super) async fn result(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, aid)): Path<(String, String)>,

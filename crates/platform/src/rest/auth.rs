@@ -3,7 +3,7 @@
 //! the response), and the resolution of `_` and other namespaces in paths.
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -14,10 +14,10 @@ use crate::server::Platform;
 
 /// The transaction id of a request.
 #[derive(Clone, Debug)]
-pub struct Tx(pub String);
+pub(crate) struct Tx(pub String);
 
 /// Middleware: assigns the transaction id and sets `X-Request-ID` on the answer.
-pub async fn transaction(mut req: Request, next: Next) -> Response {
+pub(crate) async fn transaction(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
@@ -46,7 +46,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Tx {
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub namespace: String,
     pub subject: String,
     pub per_minute: u32,
@@ -56,7 +56,7 @@ pub struct Identity {
 
 impl Identity {
     /// The namespace a path names (`_` = own); 403 for another one.
-    pub fn resolve(&self, ns: &str, rest: &str) -> Result<String, ApiError> {
+    pub(crate) fn resolve(&self, ns: &str, rest: &str) -> Result<String, ApiError> {
         if ns == "_" || ns == self.namespace {
             Ok(self.namespace.clone())
         } else {
@@ -118,9 +118,6 @@ impl FromRequestParts<Arc<Platform>> for Identity {
         })
     }
 }
-
-/// Used by handlers to avoid an unused-state warning when only the identity matters.
-pub type PlatformState = State<Arc<Platform>>;
 
 #[cfg(test)]
 mod tests {

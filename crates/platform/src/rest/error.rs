@@ -4,11 +4,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// OpenWhisk's 404 text.
-pub const NOT_FOUND: &str = "The requested resource does not exist.";
+pub(crate) const NOT_FOUND: &str = "The requested resource does not exist.";
 
 /// An error answer.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub tx: String,
@@ -16,7 +16,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with `status` and `message` for transaction `tx`.
-    pub fn new(status: StatusCode, message: impl Into<String>, tx: &str) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>, tx: &str) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -24,16 +24,16 @@ impl ApiError {
         }
     }
 
-    pub fn not_found(tx: &str) -> ApiError {
+    pub(crate) fn not_found(tx: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, NOT_FOUND, tx)
     }
 
-    pub fn bad_request(message: impl Into<String>, tx: &str) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>, tx: &str) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message, tx)
     }
 
     /// 400 for a body that is not the expected JSON.
-    pub fn malformed(detail: impl std::fmt::Display, tx: &str) -> ApiError {
+    pub(crate) fn malformed(detail: impl std::fmt::Display, tx: &str) -> ApiError {
         ApiError::bad_request(format!("The request content was malformed:\n{detail}"), tx)
     }
 }

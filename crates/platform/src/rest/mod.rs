@@ -3,8 +3,8 @@
 //! handlers live in their own files.
 mod actions;
 mod activations;
-pub mod auth;
-pub mod error;
+pub(crate) mod auth;
+pub(crate) mod error;
 mod packages;
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use super::server::Platform;
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The router of the whole API.
-pub fn router(p: Arc<Platform>) -> Router {
+pub(crate) fn router(p: Arc<Platform>) -> Router {
     let ns = "/api/v1/namespaces/{ns}";
     Router::new()
         .route("/api/v1", get(info))
@@ -119,7 +119,7 @@ async fn method_not_allowed(tx: Tx) -> ApiError {
 
 /// Query parameters (an empty query string is fine); a malformed query string is a 400
 /// with OpenWhisk's error body.
-pub struct QueryMap(pub HashMap<String, String>);
+pub(crate) struct QueryMap(pub HashMap<String, String>);
 
 impl std::ops::Deref for QueryMap {
     type Target = HashMap<String, String>;
@@ -149,7 +149,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryMap {
 }
 
 /// The raw request body; too large is a 413 with OpenWhisk's error body.
-pub struct Body(pub axum::body::Bytes);
+pub(crate) struct Body(pub axum::body::Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = ApiError;

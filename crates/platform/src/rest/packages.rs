@@ -36,7 +36,7 @@ fn package_json(p: &Platform, ns: &str, pkg: &crate::entities::Package) -> Value
     v
 }
 
-pub async fn list(
+pub(super) async fn list(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path(ns): Path<String>,
@@ -58,7 +58,7 @@ pub async fn list(
     ))
 }
 
-pub async fn get_one(
+pub(super) async fn get_one(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
@@ -71,7 +71,7 @@ pub async fn get_one(
     Ok(Json(package_json(&p, &ns, &pkg)))
 }
 
-pub async fn put(
+pub(super) async fn put(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
@@ -91,7 +91,7 @@ pub async fn put(
     Ok(Json(package_json(&p, &ns, &pkg)))
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     State(p): State<Arc<Platform>>,
     id: Identity,
     Path((ns, name)): Path<(String, String)>,
