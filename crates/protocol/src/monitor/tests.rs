@@ -724,6 +724,12 @@ fn attribution() {
     ];
     let line = enc(&ambiguous);
     assert!(line.contains(r#""status":"ambiguous""#), "{line}");
+    // Never a guess: an ambiguous answer names no container.
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(
+        v.get("container").is_none() && v.get("cpu_ns").is_none(),
+        "{line}"
+    );
     assert_eq!(decode::<Attribution>(&line).unwrap(), ambiguous);
     // An attributed answer without its CPU is an error.
     let broken = line
