@@ -3,7 +3,8 @@
 //! monitor's own counters, and the `attribute` answer. Clients read them with
 //! [`super::decode`]: every field the monitor always writes is required (`null` when it
 //! has no value), so a missing or renamed field is an error, never a silent `None`.
-//! Unknown fields are ignored (a newer monitor may add some).
+//! Unknown fields are ignored (a newer monitor may add some), and so is the `type` key
+//! that `hello`, `stats` and `attribution` carry (the request decides the answer's type).
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -141,9 +141,10 @@ pub enum ReplyError {
     Monitor(ErrorAnswer),
     /// The answer is not the expected one (not JSON, a field missing, renamed or of the
     /// wrong type).
-    #[error("monitor answered {line:?}, not a {what}: {source}")]
+    #[error("monitor answered {line:?}, expected {what}: {source}")]
     Decode {
-        what: &'static str,
+        /// The type expected.
+        what: String,
         line: String,
         source: serde_json::Error,
     },

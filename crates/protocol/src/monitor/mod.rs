@@ -71,24 +71,37 @@ pub fn encode<T: Serialize + ?Sized>(answer: &T) -> Result<String, serde_json::E
 /// Reads one answer line of the monitor: `T`, or the monitor's error answer, or why the
 /// line is neither (a missing or renamed field is an error, never a silent default).
 pub fn decode<T: DeserializeOwned>(line: &str) -> Result<T, ReplyError> {
-    let v: Value = serde_json::from_str(line.trim_end()).map_err(|e| ReplyError::Decode {
-        what: std::any::type_name::<T>(),
-        line: line.trim_end().to_string(),
-        source: e,
-    })?;
+    let line = line.trim_end();
+    let fail = |what, source| ReplyError::Decode {
+        what,
+        line: line.to_string(),
+        source,
+    };
+    let v: Value = serde_json::from_str(line).map_err(|e| fail(short_type_name::<T>(), e))?;
     if v.get("error").is_some() && v.get("code").is_some() {
-        let e: ErrorAnswer = serde_json::from_value(v).map_err(|e| ReplyError::Decode {
-            what: std::any::type_name::<ErrorAnswer>(),
-            line: line.trim_end().to_string(),
-            source: e,
-        })?;
+        let e: ErrorAnswer =
+            serde_json::from_value(v).map_err(|e| fail("ErrorAnswer".into(), e))?;
         return Err(ReplyError::Monitor(e));
     }
-    serde_json::from_value(v).map_err(|e| ReplyError::Decode {
-        what: std::any::type_name::<T>(),
-        line: line.trim_end().to_string(),
-        source: e,
-    })
+    serde_json::from_value(v).map_err(|e| fail(short_type_name::<T>(), e))
+}
+
+/// `T`'s name without module paths (`Vec<OriginalSample>`).
+fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut out = String::with_capacity(full.len());
+    let mut word = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            out.push_str(word.rsplit("::").next().unwrap_or(&word));
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(word.rsplit("::").next().unwrap_or(&word));
+    out
 }
 
 /// Epoch seconds as the protocol carries them, in epoch nanoseconds (None unless finite
