@@ -74,7 +74,7 @@ fn docker_containers_are_named_paused_and_attributed_without_patches() {
     let n = by_docker(&c).unwrap();
     assert_eq!(n.name, warm.name, "{c:?}");
     assert_eq!(c.kind, "docker", "{c:?}");
-    assert_eq!(n.image.as_deref(), Some(busybox_image().as_ref()), "{c:?}");
+    assert_eq!(n.image.as_deref(), Some(busybox_image()), "{c:?}");
     assert_eq!(n.labels["faasload.test"], "warm", "{c:?}");
     let ow = n.openwhisk.as_ref().expect("an OpenWhisk name");
     assert_eq!(ow.n, 1, "{c:?}");
