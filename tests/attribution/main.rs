@@ -14,6 +14,7 @@
 use std::sync::Mutex;
 
 use faasload_platform::config::PrewarmConfig;
+use faasload_protocol::monitor::NameSource;
 use faasload_tests::attribution;
 use faasload_tests::platform::{TestPlatform, docker_backend};
 
@@ -56,21 +57,19 @@ fn attribution_without_notifications_on_docker_matches_the_platforms_truth() {
     });
     let report = attribution::run(&p, &t, &w);
     // Every container W knows of this platform was named by dockerd, not by its cgroup.
-    let seen = w.request(serde_json::json!({"type": "containers"}));
-    let ours: Vec<&serde_json::Value> = seen["containers"]
-        .as_array()
-        .unwrap()
+    let seen = w.containers();
+    let ours: Vec<_> = seen
         .iter()
-        .filter(|c| {
-            c["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with(&format!("{}_", p.invoker)))
-        })
+        .filter_map(|c| Some((c, c.name.as_ref()?)))
+        .filter(|(_, n)| n.name.starts_with(&format!("{}_", p.invoker)))
         .collect();
-    assert!(ours.len() >= 3, "W names the platform's containers: {seen}");
-    for c in &ours {
-        assert_eq!(c["name_source"], "docker", "{c}");
-        assert_eq!(c["kind"], "docker", "{c}");
+    assert!(
+        ours.len() >= 3,
+        "W names the platform's containers: {seen:?}"
+    );
+    for (c, n) in &ours {
+        assert_eq!(n.name_source, NameSource::Docker, "{c:?}");
+        assert_eq!(c.kind, "docker", "{c:?}");
     }
     report.check("Docker backend");
     attribution::check_loader_path(&t, &w, &report.records[0]);

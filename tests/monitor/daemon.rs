@@ -5,11 +5,16 @@
 use std::time::Duration;
 
 use faasload_cgroup::{OwnedCgroup, Version};
+use faasload_protocol::monitor::{
+    Ack, ActivationSummary, Backend, ContainerAction, ContainerEvent, ContainerState, ErrorAnswer,
+    ErrorCode, Hello, MemPeakSource, Notification, OriginalSample, Query, ReplyError, StreamItem,
+    SubscribeQuery, decode,
+};
 use faasload_tests::cgroups::{TestTree, cpu_usage_ns, mem_peak};
 use faasload_tests::monitor::{Monitor, raw_exchange};
 use faasload_tests::workload::Workload;
 use faasload_tests::{require_root, unique};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn config(tree: &TestTree, extra: &str) -> String {
     format!(
@@ -27,8 +32,8 @@ fn container(m: &Monitor, tree: &TestTree, name: &str) -> (OwnedCgroup, Workload
     // Finish start-up inside the cgroup before anything is measured.
     w.cmd("cpu 0");
     assert_eq!(
-        m.notify(json!({"action": "run", "container": name})),
-        json!({"ok": true})
+        m.notify(Notification::container(ContainerAction::Run, name)),
+        Ack::OK
     );
     m.wait_container(name);
     (cg, w)
@@ -42,21 +47,18 @@ fn activation(
     w: &mut Workload,
     name: &str,
     cmd: &str,
-) -> (Value, u64) {
+) -> (ActivationSummary, u64) {
     let act = unique("act").replace('-', "");
     let before = cpu_usage_ns(cg, v);
     assert_eq!(
-        m.notify(json!({"action": "activation_start", "container": name, "activation_id": act})),
-        json!({"ok": true})
+        m.notify(Notification::activation_start(name, &act)),
+        Ack::OK
     );
     w.cmd(cmd);
-    assert_eq!(
-        m.notify(json!({"action": "activation_end", "container": name, "activation_id": act})),
-        json!({"ok": true})
-    );
+    assert_eq!(m.notify(Notification::activation_end(name, &act)), Ack::OK);
     let after = cpu_usage_ns(cg, v);
-    let s = m.request(json!({"type": "activation", "activation_id": act}));
-    assert_eq!(s["activation_id"], act.as_str(), "{s}");
+    let s = m.activation(&act, None);
+    assert_eq!(s.activation_id, act, "{s:?}");
     (s, after - before)
 }
 
@@ -67,15 +69,13 @@ fn cpu_accuracy(v: Version) {
     let (cg, mut w) = container(&m, &tree, "burn");
     for ms in [1.0, 2.0, 5.0, 20.0, 100.0, 500.0, 3000.0] {
         let (s, truth) = activation(&m, &cg, v, &mut w, "burn", &format!("cpu {ms}"));
-        let got = s["cpu_ns"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no cpu_ns: {s}"));
+        let got = s.cpu_ns.unwrap_or_else(|| panic!("no cpu_ns: {s:?}"));
         let tol = ((truth as f64) * 0.01).max(200_000.0);
         let err = (got as f64 - truth as f64).abs();
         assert!(
             err <= tol,
-            "{v} {ms} ms: monitor {got} ns vs cgroup {truth} ns (error {err} > {tol}); {s}; monitor stats {}",
-            m.request(json!({"type": "stats"}))
+            "{v} {ms} ms: monitor {got} ns vs cgroup {truth} ns (error {err} > {tol}); {s:?}; monitor stats {:?}",
+            m.stats()
         );
         // The work really happened: the cgroup saw at least the requested CPU time
         // (v2 counts in µs).
@@ -83,13 +83,11 @@ fn cpu_accuracy(v: Version) {
             truth as f64 >= ms * 1e6 - 1000.0,
             "{ms} ms: cgroup only saw {truth} ns"
         );
-        assert!(s["counters"]["nvcsw"].as_u64().is_some(), "{s}");
-        assert_eq!(s["hardware"]["available"], false, "{s}");
+        assert!(s.counters.nvcsw.is_some(), "{s:?}");
+        assert!(!s.hardware.available, "{s:?}");
         assert!(
-            s["hardware"]["reason"]
-                .as_str()
-                .is_some_and(|r| !r.is_empty()),
-            "{s}"
+            s.hardware.reason.as_deref().is_some_and(|r| !r.is_empty()),
+            "{s:?}"
         );
     }
     w.stop();
@@ -117,16 +115,14 @@ fn memory_peak_matches_cgroup_peak_counter() {
     for mib in [16, 96] {
         let (s, _) = activation(&m, &cg, v, &mut w, "mem", &format!("mem {mib}"));
         let truth = mem_peak(&cg, v).expect("this host has a peak memory counter");
-        let got = s["mem_peak_bytes"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no peak: {s}"));
+        let got = s.mem_peak_bytes.unwrap_or_else(|| panic!("no peak: {s:?}"));
         let err = (got as f64 - truth as f64).abs();
         assert!(
             err <= truth as f64 * 0.01,
             "{mib} MiB: monitor {got} vs cgroup {truth}"
         );
         assert!(got >= mib * 1024 * 1024, "{mib} MiB: peak only {got}");
-        assert_eq!(s["mem_peak_source"], "counter");
+        assert_eq!(s.mem_peak_source, MemPeakSource::Counter);
         w.cmd("free");
     }
     w.stop();
@@ -145,44 +141,44 @@ fn existing_containers_are_found_and_removed_ones_answer_during_grace() {
     cg.add_pid(w.pid()).unwrap();
     let m = Monitor::start(&config(&tree, "grace_s: 60\ninterval_ms: 5\n"));
     let c = m.wait_container("early");
-    assert_eq!(c["state"], "running", "{c}");
+    assert_eq!(c.state, ContainerState::Running, "{c:?}");
     let t0 = now();
     w.cmd("cpu 30");
     std::thread::sleep(Duration::from_millis(50));
     let t1 = now();
     let (s, _) = activation(&m, &cg, v, &mut w, "early", "cpu 5");
-    assert!(s["cpu_ns"].as_u64().unwrap() > 4_000_000, "{s}");
+    assert!(s.cpu_ns.unwrap() > 4_000_000, "{s:?}");
     // Remove it: no notification, only the cgroup going away.
     w.stop();
     cg.remove().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let c = m.wait_container("early");
-        if c["state"] == "removed" {
+        if c.state == ContainerState::Removed {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "removal never seen: {c}"
+            "removal never seen: {c:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Still answers the original query and the activation query.
     let req = format!("{{\"container\": \"early\", \"start\": {t0}, \"end\": {t1}}}");
     let out = raw_exchange(&m.query, req.as_bytes(), false).unwrap();
-    let list: Vec<Value> = serde_json::from_slice(&out).unwrap();
+    let list: Vec<OriginalSample> = decode(&String::from_utf8(out).unwrap()).unwrap();
     assert!(
         list.len() >= 5,
         "too few samples in the window: {}",
         list.len()
     );
-    let last_cpu = list.last().unwrap()["cpu"].as_f64().unwrap();
+    let last_cpu = list.last().unwrap().cpu.unwrap();
     assert!(
         last_cpu >= 0.02,
         "the 30 ms burn is not in the samples: {last_cpu}"
     );
-    let again = m.request(json!({"type": "activation", "activation_id": s["activation_id"]}));
-    assert_eq!(again["cpu_ns"], s["cpu_ns"]);
+    let again = m.activation(&s.activation_id, None);
+    assert_eq!(again.cpu_ns, s.cpu_ns);
     m.stop();
 }
 
@@ -254,7 +250,7 @@ fn original_faasload_protocol_byte_for_byte() {
     // rm: the container goes into its grace period.
     let out = raw_exchange(&m.notify, br#"{"action": "rm", "container": "orig"}"#, true).unwrap();
     assert!(out.is_empty());
-    assert_eq!(m.wait_container("orig")["state"], "removed");
+    assert_eq!(m.wait_container("orig").state, ContainerState::Removed);
     w.stop();
     cg.remove().unwrap();
     m.stop();
@@ -265,25 +261,29 @@ fn bad_clients_get_errors_and_the_daemon_goes_on() {
     require_root();
     let tree = TestTree::new(None);
     let m = Monitor::start(&config(&tree, "max_clients: 64\n"));
-    let err = |bytes: &[u8], shutdown: bool, code: &str| {
+    // The first answer line of raw bytes, as an error answer.
+    let first_error = |out: &[u8]| -> ErrorAnswer {
+        serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap())
+            .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(out)))
+    };
+    let err = |bytes: &[u8], shutdown: bool, code: ErrorCode| {
         for sock in [&m.query, &m.notify] {
             let out = raw_exchange(sock, bytes, shutdown).unwrap();
-            let v: Value = serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap())
-                .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(&out)));
-            assert_eq!(v["code"], code, "{v}");
-            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+            let e = first_error(&out);
+            assert_eq!(e.code, code, "{e:?}");
+            assert!(!e.error.is_empty(), "{e:?}");
         }
     };
-    err(b"}{ not json\n", false, "bad_request");
-    err(br#"{"type": "hello""#, true, "bad_request");
-    err(b"[1, 2]\n", true, "bad_request");
-    err(br#"{"type": "nope"}"#, true, "unknown_type");
+    err(b"}{ not json\n", false, ErrorCode::BadRequest);
+    err(br#"{"type": "hello""#, true, ErrorCode::BadRequest);
+    err(b"[1, 2]\n", true, ErrorCode::BadRequest);
+    err(br#"{"type": "nope"}"#, true, ErrorCode::UnknownType);
     err(
         br#"{"action": "explode", "container": "x"}"#,
         true,
-        "unknown_action",
+        ErrorCode::UnknownAction,
     );
-    err(br#"{"what": 1}"#, true, "unknown_request");
+    err(br#"{"what": 1}"#, true, ErrorCode::UnknownRequest);
     let big = vec![b' '; 10 * 1024 * 1024];
     let mut req = b"{\"type\": \"hello\", \"pad\": \"".to_vec();
     req.extend_from_slice(&big);
@@ -297,17 +297,20 @@ fn bad_clients_get_errors_and_the_daemon_goes_on() {
         let _ = s.read_to_end(&mut out);
         out
     };
-    let v: Value = serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
-    assert_eq!(v["code"], "too_large", "{v}");
+    assert_eq!(first_error(&out).code, ErrorCode::TooLarge);
     // Hundreds of concurrent clients: every one answered (hello) or refused (busy).
     let handles: Vec<_> = (0..300)
         .map(|_| {
             let q = m.query.clone();
             std::thread::spawn(move || {
                 let out = raw_exchange(&q, b"{\"type\":\"hello\"}\n", true).unwrap();
-                let v: Value =
-                    serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
-                v["type"] == "hello" || v["code"] == "busy"
+                let line =
+                    String::from_utf8_lossy(out.split(|&b| b == b'\n').next().unwrap()).to_string();
+                match decode::<Hello>(&line) {
+                    Ok(_) => true,
+                    Err(ReplyError::Monitor(e)) => e.code == ErrorCode::Busy,
+                    Err(e) => panic!("{e}"),
+                }
             })
         })
         .collect();
@@ -318,9 +321,9 @@ fn bad_clients_get_errors_and_the_daemon_goes_on() {
         .count();
     assert_eq!(answered, 300, "every client answered or refused");
     // Still alive and serving.
-    assert_eq!(m.request(json!({"type": "hello"}))["type"], "hello");
-    let st = m.request(json!({"type": "stats"}));
-    assert!(st["bad_requests"].as_u64().unwrap() >= 13, "{st}");
+    m.hello();
+    let st = m.stats();
+    assert!(st.bad_requests >= 13, "{st:?}");
     m.stop();
 }
 
@@ -338,26 +341,26 @@ interval_ms: {interval_ms}
 "
         ),
     ));
-    assert_eq!(m.request(json!({"type": "hello"}))["backend"], "cgroupfs");
+    assert_eq!(m.hello().backend, Backend::Cgroupfs);
     let (cg, mut w) = container(&m, &tree, "poll");
     for ms in [50.0, 400.0] {
         let act = unique("act").replace('-', "");
         let before = cpu_usage_ns(&cg, v);
-        m.notify(json!({"action": "activation_start", "container": "poll", "activation_id": act}));
+        m.notify(Notification::activation_start("poll", &act));
         w.cmd(&format!("cpu {ms}"));
         // Let one more sampling tick pass after the work, as a poller needs.
         std::thread::sleep(Duration::from_millis(3 * interval_ms as u64));
-        m.notify(json!({"action": "activation_end", "container": "poll", "activation_id": act}));
+        m.notify(Notification::activation_end("poll", &act));
         let truth = cpu_usage_ns(&cg, v) - before;
-        let s = m.request(json!({"type": "activation", "activation_id": act}));
-        let got = s["cpu_ns"].as_u64().unwrap_or_else(|| panic!("{s}"));
+        let s = m.activation(&act, None);
+        let got = s.cpu_ns.unwrap_or_else(|| panic!("{s:?}"));
         // A poller sees CPU only at its ticks: within one interval of CPU on each side.
         let tol = 2.0 * interval_ms * 1e6 + truth as f64 * 0.01;
         assert!(
             (got as f64 - truth as f64).abs() <= tol,
             "{ms} ms: cgroupfs {got} vs cgroup {truth}"
         );
-        assert_eq!(s["backend"], "cgroupfs");
+        assert_eq!(s.backend, Backend::Cgroupfs);
     }
     w.stop();
     cg.remove().unwrap();
@@ -379,13 +382,14 @@ fn subscription_streams_container_events_and_metrics_are_served() {
     ));
     let mut sub = std::os::unix::net::UnixStream::connect(&m.query).unwrap();
     sub.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    writeln!(sub, "{}", json!({"type": "subscribe"})).unwrap();
+    let subscribe = Query::Subscribe(SubscribeQuery { samples: false });
+    writeln!(sub, "{}", serde_json::to_string(&subscribe).unwrap()).unwrap();
     let mut lines = BufReader::new(sub.try_clone().unwrap());
     let mut line = String::new();
     lines.read_line(&mut line).unwrap();
     assert_eq!(
-        serde_json::from_str::<Value>(&line).unwrap()["type"],
-        "subscribed"
+        serde_json::from_str::<StreamItem>(&line).unwrap(),
+        StreamItem::Subscribed
     );
     let (cg, mut w) = container(&m, &tree, "sub");
     let (s, _) = activation(&m, &cg, tree.layout.version(), &mut w, "sub", "cpu 20");
@@ -393,12 +397,17 @@ fn subscription_streams_container_events_and_metrics_are_served() {
     while !(seen.0 && seen.1) {
         line.clear();
         lines.read_line(&mut line).expect("stream line");
-        let v: Value = serde_json::from_str(&line).unwrap();
-        if v["type"] == "container" && v["event"] == "discovered" && v["id"] == "sub" {
-            seen.0 = true;
-        }
-        if v["type"] == "activation" && v["summary"]["activation_id"] == s["activation_id"] {
-            seen.1 = true;
+        match serde_json::from_str::<StreamItem>(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+        {
+            StreamItem::Container {
+                event: ContainerEvent::Discovered,
+                id,
+                ..
+            } if id == "sub" => seen.0 = true,
+            StreamItem::Activation { summary } if summary.activation_id == s.activation_id => {
+                seen.1 = true
+            }
+            _ => {}
         }
     }
     // Prometheus text on loopback, with the container and the monitor's own cost.

@@ -6,22 +6,31 @@
 //! to the one busy container of the action; `docker rm -f` removes it.
 use std::time::{Duration, Instant};
 
+use faasload_protocol::monitor::{
+    AttributeQuery, Attribution, AttributionOutcome, ContainerInfo, ContainerName, ContainerState,
+    NameSource, Query,
+};
 use faasload_tests::docker::{TestContainer, busybox_image, socket};
 use faasload_tests::monitor::Monitor;
-use serde_json::{Value, json};
 
-fn container(m: &Monitor, id: &str) -> Option<Value> {
-    let v = m.request(json!({"type": "containers"}));
-    v["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .cloned()
+fn container(m: &Monitor, id: &str) -> Option<ContainerInfo> {
+    m.containers().into_iter().find(|c| c.id == id)
+}
+
+/// Its name, named by dockerd.
+fn by_docker(c: &ContainerInfo) -> Option<&ContainerName> {
+    c.name
+        .as_ref()
+        .filter(|n| n.name_source == NameSource::Docker)
 }
 
 /// Waits until container `id`'s entry satisfies `ok` (names come from a periodic pass).
-fn wait_for(m: &Monitor, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+fn wait_for(
+    m: &Monitor,
+    id: &str,
+    what: &str,
+    ok: impl Fn(&ContainerInfo) -> bool,
+) -> ContainerInfo {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let c = container(m, id);
@@ -60,14 +69,16 @@ fn docker_containers_are_named_paused_and_attributed_without_patches() {
         sock.display()
     ));
     let c = wait_for(&m, &warm.id, "named before start", |c| {
-        c["name_source"] == "docker"
+        by_docker(c).is_some()
     });
-    assert_eq!(c["name"], warm.name.as_str(), "{c}");
-    assert_eq!(c["kind"], "docker", "{c}");
-    assert_eq!(c["image"], busybox_image(), "{c}");
-    assert_eq!(c["labels"]["faasload.test"], "warm", "{c}");
-    assert_eq!(c["openwhisk"]["n"], 1, "{c}");
-    assert_eq!(c["openwhisk"]["rest"], format!("guest_{action}"), "{c}");
+    let n = by_docker(&c).unwrap();
+    assert_eq!(n.name, warm.name, "{c:?}");
+    assert_eq!(c.kind, "docker", "{c:?}");
+    assert_eq!(n.image.as_deref(), Some(busybox_image()), "{c:?}");
+    assert_eq!(n.labels["faasload.test"], "warm", "{c:?}");
+    let ow = n.openwhisk.as_ref().expect("an OpenWhisk name");
+    assert_eq!(ow.n, 1, "{c:?}");
+    assert_eq!(ow.rest, format!("guest_{action}"), "{c:?}");
 
     // Created after: found from the kernel's cgroup mkdir event (or the rescan), named.
     let prewarm = TestContainer::run(
@@ -76,19 +87,25 @@ fn docker_containers_are_named_paused_and_attributed_without_patches() {
         &["sleep", "600"],
     );
     let c = wait_for(&m, &prewarm.id, "pre-warmed named", |c| {
-        c["name_source"] == "docker"
+        by_docker(c).is_some()
     });
     assert_eq!(
-        c["openwhisk"]["prewarm_kind"],
-        format!("python3x{tag}"),
-        "{c}"
+        by_docker(&c)
+            .and_then(|n| n.openwhisk.as_ref())
+            .and_then(|o| o.prewarm_kind.clone()),
+        Some(format!("python3x{tag}")),
+        "{c:?}"
     );
 
     // Pause/resume through the freezer (docker pause), no notification.
     socket_docker(&["pause", &warm.id]);
-    wait_for(&m, &warm.id, "paused", |c| c["state"] == "paused");
+    wait_for(&m, &warm.id, "paused", |c| {
+        c.state == ContainerState::Paused
+    });
     socket_docker(&["unpause", &warm.id]);
-    wait_for(&m, &warm.id, "resumed", |c| c["state"] == "running");
+    wait_for(&m, &warm.id, "resumed", |c| {
+        c.state == ContainerState::Running
+    });
 
     // A second container of the action that burns CPU: the one busy candidate.
     let busy = TestContainer::run(
@@ -100,29 +117,39 @@ fn docker_containers_are_named_paused_and_attributed_without_patches() {
             "i=0; while [ $i -lt 100000000 ]; do i=$((i+1)); done",
         ],
     );
-    wait_for(&m, &busy.id, "busy named", |c| c["name_source"] == "docker");
+    wait_for(&m, &busy.id, "busy named", |c| by_docker(c).is_some());
     let start = epoch();
     std::thread::sleep(Duration::from_millis(300));
     let end = epoch();
-    let a = m.request(
-        json!({"type": "attribute", "namespace": "guest", "name": action,
-        "start": start, "end": end, "cold": false}),
-    );
-    assert_eq!(a["status"], "attributed", "{a}");
-    assert_eq!(a["container"], busy.id.as_str(), "{a}");
-    assert!(a["cpu_ns"].as_u64().unwrap() > 100_000_000, "{a}");
-    let cands = a["candidates"].as_array().unwrap();
+    let a: Attribution = m.ask(&Query::Attribute(AttributeQuery {
+        namespace: "guest".into(),
+        name: action.clone(),
+        start,
+        end,
+        kind: None,
+        cold: Some(false),
+        min_busy_us: None,
+        wait_ms: None,
+    }));
+    let AttributionOutcome::Attributed {
+        container, cpu_ns, ..
+    } = &a.outcome
+    else {
+        panic!("not attributed: {a:?}")
+    };
+    assert_eq!(*container, busy.id, "{a:?}");
+    assert!(*cpu_ns > 100_000_000, "{a:?}");
     assert!(
-        cands
+        a.candidates
             .iter()
-            .any(|c| c["container"] == warm.id.as_str() && c["busy"] == false),
-        "{a}"
+            .any(|c| c.container == warm.id && !c.busy),
+        "{a:?}"
     );
 
     // Removed: docker rm -f, seen from the cgroup's rmdir.
     let id = busy.id.clone();
     drop(busy);
-    wait_for(&m, &id, "removed", |c| c["state"] == "removed");
+    wait_for(&m, &id, "removed", |c| c.state == ContainerState::Removed);
     drop(warm);
     drop(prewarm);
     m.stop();

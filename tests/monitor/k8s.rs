@@ -13,8 +13,12 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use faasload_cgroup::Layout;
+use faasload_protocol::monitor::{
+    AttributeQuery, Attribution, AttributionOutcome, ContainerInfo, ContainerName, NameSource,
+    Query,
+};
 use faasload_tests::monitor::Monitor;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Serves `body` to every HTTP request until the test ends.
 fn fake_kubelet(body: String) -> u16 {
@@ -55,26 +59,21 @@ impl Drop for Tree {
     }
 }
 
-fn containers(m: &Monitor) -> Vec<Value> {
-    m.request(json!({"type": "containers"}))["containers"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn wait_named(m: &Monitor, id: &str, source: &str) -> Value {
+/// Waits until container `id` is named by `source`; its entry and name.
+fn wait_named(m: &Monitor, id: &str, source: NameSource) -> (ContainerInfo, ContainerName) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let all = containers(m);
-        let c = all.iter().find(|c| c["id"] == id);
+        let all = m.containers();
+        let c = all.iter().find(|c| c.id == id);
         if let Some(c) = c
-            && c["name_source"] == source
+            && let Some(n) = &c.name
+            && n.name_source == source
         {
-            return c.clone();
+            return (c.clone(), n.clone());
         }
         assert!(
             Instant::now() < deadline,
-            "container {id} not named by {source}: {c:?}"
+            "container {id} not named by {source:?}: {c:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -121,19 +120,23 @@ fn kubepods_trees_are_recognised_named_and_attributed() {
         "kubelet_url: http://127.0.0.1:{port}/pods\ndocker_socket: null\nrescan_ms: 200\n"
     ));
 
-    let a = wait_named(&m, &cid_a, "kubelet");
-    assert_eq!(a["kind"], "kubernetes", "{a}");
-    assert_eq!(a["name"], format!("wskinvoker0-5-guest-{action}"), "{a}");
-    assert_eq!(a["labels"]["user-action-pod"], "true", "{a}");
-    assert_eq!(a["labels"]["io.kubernetes.pod.uid"], uid_a.as_str(), "{a}");
-    assert_eq!(a["image"], "openwhisk/action-python-v3.11:1.0", "{a}");
-    assert_eq!(a["openwhisk"]["n"], 5, "{a}");
+    let (ca, a) = wait_named(&m, &cid_a, NameSource::Kubelet);
+    assert_eq!(ca.kind, "kubernetes", "{ca:?}");
+    assert_eq!(a.name, format!("wskinvoker0-5-guest-{action}"), "{a:?}");
+    assert_eq!(a.labels["user-action-pod"], "true", "{a:?}");
+    assert_eq!(a.labels["io.kubernetes.pod.uid"], uid_a, "{a:?}");
+    assert_eq!(
+        a.image.as_deref(),
+        Some("openwhisk/action-python-v3.11:1.0"),
+        "{a:?}"
+    );
+    assert_eq!(a.openwhisk.as_ref().map(|o| o.n), Some(5), "{a:?}");
 
-    let b = wait_named(&m, &cid_b, "cgroup");
-    assert_eq!(b["labels"]["io.kubernetes.pod.uid"], uid_b.as_str(), "{b}");
-    assert_eq!(b["labels"]["qos"], "besteffort", "{b}");
-    assert_eq!(b["labels"]["cgroup_driver"], "systemd", "{b}");
-    assert!(b["openwhisk"].is_null(), "{b}");
+    let (_, b) = wait_named(&m, &cid_b, NameSource::Cgroup);
+    assert_eq!(b.labels["io.kubernetes.pod.uid"], uid_b, "{b:?}");
+    assert_eq!(b.labels["qos"], "besteffort", "{b:?}");
+    assert_eq!(b.labels["cgroup_driver"], "systemd", "{b:?}");
+    assert!(b.openwhisk.is_none(), "{b:?}");
 
     // A busy process in the action pod's cgroup: the attribution finds it. It starts
     // burning only once it is in the cgroup (it waits for a flag file, sleeping): a
@@ -158,13 +161,24 @@ fn kubepods_trees_are_recognised_named_and_attributed() {
     // The window ends 250 ms in; ask well after it, so that a sampler slowed by a
     // loaded machine has sampled all of it.
     std::thread::sleep(Duration::from_millis(1000));
-    let at = m.request(
-        json!({"type": "attribute", "namespace": "guest", "name": action,
-        "start": t0 + 0.05, "end": t0 + 0.25}),
-    );
-    assert_eq!(at["status"], "attributed", "{at}");
-    assert_eq!(at["container"], cid_a.as_str(), "{at}");
-    assert!(at["cpu_ns"].as_u64().unwrap() > 50_000_000, "{at}");
+    let at: Attribution = m.ask(&Query::Attribute(AttributeQuery {
+        namespace: "guest".into(),
+        name: action.clone(),
+        start: t0 + 0.05,
+        end: t0 + 0.25,
+        kind: None,
+        cold: None,
+        min_busy_us: None,
+        wait_ms: None,
+    }));
+    let AttributionOutcome::Attributed {
+        container, cpu_ns, ..
+    } = &at.outcome
+    else {
+        panic!("not attributed: {at:?}")
+    };
+    assert_eq!(*container, cid_a, "{at:?}");
+    assert!(*cpu_ns > 50_000_000, "{at:?}");
     if let Some(mut c) = tree.burner.take() {
         c.kill().unwrap();
         c.wait().unwrap();

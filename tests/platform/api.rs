@@ -5,9 +5,12 @@
 use std::time::{Duration, Instant};
 
 use faasload_platform::config::{GUEST_AUTH, NamespaceConfig};
+use faasload_protocol::monitor::{
+    ContainerAction, Notification, NotificationKind, Request, Socket,
+};
 use faasload_tests::behaviours;
 use faasload_tests::platform::{TestPlatform, ann, http};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const API: &str = "/api/v1/namespaces";
 
@@ -776,12 +779,18 @@ fn monitor_notifications_and_clean_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("notify.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    // A listener that reads notifications as the monitor does (and acks none).
+    let (tx, rx) = std::sync::mpsc::channel::<Notification>();
     std::thread::spawn(move || {
         use std::io::BufRead;
         for conn in listener.incoming().flatten() {
             for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
-                let _ = tx.send(serde_json::from_str(&line).unwrap());
+                match Request::parse_str(&line, Socket::Notify) {
+                    Ok(Request::Notification(n)) => {
+                        let _ = tx.send(n);
+                    }
+                    other => panic!("{line}: {other:?}"),
+                }
             }
         }
     });
@@ -796,23 +805,32 @@ fn monitor_notifications_and_clean_shutdown() {
     let name = p.containers()[0].0.clone();
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_secs(5);
-    while !seen.iter().any(|m: &Value| m["action"] == "pause") && Instant::now() < end {
+    let pause = NotificationKind::Container(ContainerAction::Pause);
+    while !seen.iter().any(|m: &Notification| m.kind == pause) && Instant::now() < end {
         if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
             seen.push(m);
         }
     }
-    let kinds: Vec<&str> = seen.iter().map(|m| m["action"].as_str().unwrap()).collect();
+    let kinds: Vec<NotificationKind> = seen.iter().map(|m| m.kind.clone()).collect();
     assert_eq!(
         kinds,
-        vec!["run", "activation_start", "activation_end", "pause"],
+        vec![
+            NotificationKind::Container(ContainerAction::Run),
+            NotificationKind::ActivationStart {
+                activation_id: id.clone()
+            },
+            NotificationKind::ActivationEnd {
+                activation_id: id.clone()
+            },
+            pause,
+        ],
         "{seen:?}"
     );
-    assert!(seen.iter().all(|m| m["container"] == name.as_str()));
-    assert_eq!(seen[1]["activation_id"], id.as_str());
-    assert!(seen[1]["time"].as_f64().unwrap() <= seen[2]["time"].as_f64().unwrap());
+    assert!(seen.iter().all(|m| m.container == name && m.ack));
+    assert!(seen[1].time.unwrap() <= seen[2].time.unwrap());
     assert_eq!(p.invoke("hello", json!({})).status, 200);
     let m = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!(m["action"], "resume");
+    assert_eq!(m.kind, NotificationKind::Container(ContainerAction::Resume));
 
     assert_eq!(p.leftover_cgroups(), vec![name.clone()]);
     p.shutdown();
@@ -823,9 +841,12 @@ fn monitor_notifications_and_clean_shutdown() {
     assert!(!p.work.join("containers").join(&name).exists());
     let mut rest = Vec::new();
     while let Ok(m) = rx.recv_timeout(Duration::from_millis(500)) {
-        rest.push(m["action"].as_str().unwrap().to_string());
+        rest.push(m.kind);
     }
-    assert!(rest.contains(&"rm".to_string()), "{rest:?}");
+    assert!(
+        rest.contains(&NotificationKind::Container(ContainerAction::Rm)),
+        "{rest:?}"
+    );
 }
 
 #[test]

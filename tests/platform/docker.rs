@@ -315,11 +315,9 @@ fn docker_activations_are_measured_by_the_monitor() {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let rec = r.json();
         let id = rec["activationId"].as_str().unwrap();
-        let s = m.request(json!({"type": "activation", "activation_id": id, "wait_ms": 5000}));
-        assert_eq!(s["activation_id"], id, "{s}");
-        let cid = s["container"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no container: {s}"));
+        let s = m.activation(id, Some(5000));
+        assert_eq!(s.activation_id, id, "{s:?}");
+        let cid = s.container.as_str();
         let name = p
             .containers()
             .into_iter()
@@ -329,22 +327,21 @@ fn docker_activations_are_measured_by_the_monitor() {
         assert_eq!(
             inspect(&name)["Id"],
             cid,
-            "the monitor names the docker container: {s}"
+            "the monitor names the docker container: {s:?}"
         );
-        let cpu = s["cpu_ns"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no CPU time: {s}"));
+        let cpu = s.cpu_ns.unwrap_or_else(|| panic!("no CPU time: {s:?}"));
         if action == "burn" {
             let ms = params["ms"].as_u64().unwrap();
             assert!(
                 cpu >= ms * 1_000_000 * 8 / 10,
-                "CPU {cpu} ns for a {ms} ms burn: {s}"
+                "CPU {cpu} ns for a {ms} ms burn: {s:?}"
             );
             let mb = params["mb"].as_u64().unwrap();
-            let peak = s["mem_peak_bytes"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("no peak: {s}"));
-            assert!(peak >= mb << 20, "peak {peak} B while holding {mb} MB: {s}");
+            let peak = s.mem_peak_bytes.unwrap_or_else(|| panic!("no peak: {s:?}"));
+            assert!(
+                peak >= mb << 20,
+                "peak {peak} B while holding {mb} MB: {s:?}"
+            );
         }
     }
 }
@@ -485,9 +482,9 @@ fn loader_replays_a_trace_on_docker_with_the_monitor() {
             ids.lines().any(|l| l == cid),
             "{cid} is not a container of this platform ({ids}): {r:?}"
         );
-        let s = m.request(json!({"type": "activation", "activation_id": id}));
-        assert_eq!(s["container"], cid, "{s}");
-        assert_eq!(s["cpu_ns"].as_i64(), r.cpu_ns, "{s}");
+        let s = m.activation(id, None);
+        assert_eq!(s.container, cid, "{s:?}");
+        assert_eq!(s.cpu_ns.map(|c| c as i64), r.cpu_ns, "{s:?}");
         assert_eq!(r.class, "success", "{r:?}");
         assert_eq!(r.cold, Some(r.init_ms.is_some()), "{r:?}");
         assert!(

@@ -16,23 +16,24 @@ fn activations_are_measured_by_the_monitor() {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let rec = r.json();
         let id = rec["activationId"].as_str().unwrap();
-        let s = m.request(json!({"type": "activation", "activation_id": id, "wait_ms": 5000}));
-        assert_eq!(s["activation_id"], id, "{s}");
-        assert_eq!(s["container"], p.containers()[0].0.as_str(), "{s}");
-        let cpu = s["cpu_ns"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no CPU time: {s}"));
+        let s = m.activation(id, Some(5000));
+        assert_eq!(s.activation_id, id, "{s:?}");
+        assert_eq!(s.container, p.containers()[0].0, "{s:?}");
+        let cpu = s.cpu_ns.unwrap_or_else(|| panic!("no CPU time: {s:?}"));
         assert!(
             cpu >= ms * 1_000_000 * 8 / 10,
-            "CPU {cpu} ns for a {ms} ms burn: {s}"
+            "CPU {cpu} ns for a {ms} ms burn: {s:?}"
         );
         assert!(
             cpu <= (rec["duration"].as_u64().unwrap() + 50) * 1_000_000 * 2,
-            "CPU within the activation: {s}"
+            "CPU within the activation: {s:?}"
         );
-        let peak = s["mem_peak_bytes"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no memory peak: {s}"));
-        assert!(peak >= mb << 20, "peak {peak} B while holding {mb} MB: {s}");
+        let peak = s
+            .mem_peak_bytes
+            .unwrap_or_else(|| panic!("no memory peak: {s:?}"));
+        assert!(
+            peak >= mb << 20,
+            "peak {peak} B while holding {mb} MB: {s:?}"
+        );
     }
 }

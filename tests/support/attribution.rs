@@ -6,6 +6,9 @@
 //! sequential activation attributed, ambiguous cases answered `ambiguous`).
 use std::time::Duration;
 
+use faasload_protocol::monitor::{
+    AttributeQuery, Attribution, AttributionOutcome, ErrorCode, PROTOCOL_VERSION, Query,
+};
 use faasload_protocol::record::ActivationRecord;
 use serde_json::{Value, json};
 
@@ -41,66 +44,57 @@ pub struct Report {
 
 /// Judges W's answer for activation record `rec` (of runtime `kind`) against T's truth.
 /// An `ambiguous` answer must list at least two busy candidates, the true container
-/// among them (it says so instead of guessing); returns W's answer and the true
-/// container.
+/// among them (it says so instead of guessing; the type gives it no container); returns
+/// W's answer and the true container.
 pub fn judge(
     t: &Monitor,
     w: &Monitor,
     rec: &Value,
     kind: &str,
     tally: &mut Tally,
-) -> (Value, String) {
-    let id = rec["activationId"].as_str().unwrap();
-    let truth = t.request(json!({"type": "activation", "activation_id": id, "wait_ms": 5000}));
-    let truth = truth["container"]
-        .as_str()
-        .unwrap_or_else(|| panic!("truth monitor has no container for {id}: {truth}"))
-        .to_string();
+) -> (Attribution, String) {
+    let r = ActivationRecord::from_json(rec).unwrap();
+    let id = r.activation_id.as_str();
+    let truth = t.activation(id, Some(5000)).container;
     // W must not know the activation by id: it was never notified.
-    let by_id = w.request(json!({"type": "activation", "activation_id": id}));
-    assert_eq!(by_id["code"], "not_found", "{by_id}");
-    let a = w.request(json!({
-        "type": "attribute",
-        "namespace": rec["namespace"],
-        "name": rec["name"],
-        "kind": kind,
-        "cold": ActivationRecord::from_json(rec).unwrap().init_ms.is_some(),
-        "start": rec["start"].as_u64().unwrap() as f64 / 1000.0,
-        "end": rec["end"].as_u64().unwrap() as f64 / 1000.0,
+    let by_id = w.ask_err(&Query::Activation(
+        faasload_protocol::monitor::ActivationQuery {
+            activation_id: id.to_string(),
+            wait_ms: None,
+        },
+    ));
+    assert_eq!(by_id.code, ErrorCode::NotFound, "{by_id:?}");
+    let a: Attribution = w.ask(&Query::Attribute(AttributeQuery {
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        start: r.start_ms as f64 / 1000.0,
+        end: r.end_ms as f64 / 1000.0,
+        kind: Some(kind.to_string()),
+        cold: Some(r.init_ms.is_some()),
+        min_busy_us: None,
+        wait_ms: None,
     }));
-    match a["status"].as_str() {
-        Some("attributed") if a["container"] == truth.as_str() => tally.correct += 1,
-        Some("attributed") => {
-            tally.wrong += 1;
-            eprintln!("WRONG: {id} ran in {truth}, attributed: {a}");
+    match &a.outcome {
+        AttributionOutcome::Attributed { container, .. } if *container == truth => {
+            tally.correct += 1
         }
-        Some("ambiguous") => {
-            let busy: Vec<&str> = a["candidates"]
-                .as_array()
-                .unwrap_or_else(|| panic!("ambiguous without candidates: {a}"))
-                .iter()
-                .filter(|c| c["busy"] == true)
-                .filter_map(|c| c["container"].as_str())
-                .collect();
-            assert!(busy.len() >= 2, "ambiguous with {} busy: {a}", busy.len());
+        AttributionOutcome::Attributed { .. } => {
+            tally.wrong += 1;
+            eprintln!("WRONG: {id} ran in {truth}, attributed: {a:?}");
+        }
+        AttributionOutcome::Ambiguous => {
+            let busy: Vec<&str> = a.busy().collect();
+            assert!(busy.len() >= 2, "ambiguous with {} busy: {a:?}", busy.len());
             if !busy.contains(&truth.as_str()) {
-                let known = w.request(json!({"type": "containers"}));
-                let tc = known["containers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|c| c["id"] == truth.as_str())
-                    .cloned();
+                let tc = w.containers().into_iter().find(|c| c.id == truth);
                 panic!(
-                    "ambiguous, but the true container {truth} is not among the busy: {a}\n\
+                    "ambiguous, but the true container {truth} is not among the busy: {a:?}\n\
                      W knows it as {tc:?}\nrecord {rec}"
                 );
             }
-            assert!(a.get("container").is_none(), "ambiguous yet names one: {a}");
             tally.ambiguous += 1;
         }
-        Some("none") => tally.none += 1,
-        _ => panic!("bad attribution answer: {a}"),
+        AttributionOutcome::Unattributed => tally.none += 1,
     }
     (a, truth)
 }
@@ -110,15 +104,13 @@ pub fn judge(
 pub fn monitors(w_yaml: &str) -> (Monitor, Monitor) {
     let t = Monitor::start("");
     let w = Monitor::start(w_yaml);
-    let hello = w.request(json!({"type": "hello"}));
+    let hello = w.hello();
     assert!(
-        hello["capabilities"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("attribute")),
-        "{hello}"
+        hello.capabilities.iter().any(|c| c == "attribute"),
+        "{hello:?}"
     );
-    assert_eq!(hello["protocol"], 2);
+    assert_eq!(hello.protocol, PROTOCOL_VERSION);
+    assert_eq!(hello.protocol, 2);
     (t, w)
 }
 
@@ -154,9 +146,9 @@ pub fn run(p: &TestPlatform, t: &Monitor, w: &Monitor) -> Report {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let rec = r.json();
         let (a, _) = judge(t, w, &rec, "python:3", &mut sequential);
-        assert_eq!(
-            a["status"], "attributed",
-            "sequential activation {i} not attributed: {a}"
+        assert!(
+            matches!(a.outcome, AttributionOutcome::Attributed { .. }),
+            "sequential activation {i} not attributed: {a:?}"
         );
         records.push(rec);
     }
@@ -177,7 +169,7 @@ pub fn run(p: &TestPlatform, t: &Monitor, w: &Monitor) -> Report {
                 })
                 .collect()
         });
-        let judged: Vec<(Value, String)> = recs
+        let judged: Vec<(Attribution, String)> = recs
             .iter()
             .map(|rec| judge(t, w, rec, "python:3", &mut concurrent))
             .collect();
@@ -185,14 +177,16 @@ pub fn run(p: &TestPlatform, t: &Monitor, w: &Monitor) -> Report {
         // (20 ms or more of their 60 ms burns overlap) in another container of the same
         // action that W already knew when i started: busy time cannot tell them apart,
         // so the answer must say `ambiguous`, not pick one.
-        let known = w.request(json!({"type": "containers"}));
-        let known = known["containers"].as_array().unwrap();
+        let known = w.containers();
         let rest = format!("guest_{a}");
         let candidate_at = |cid: &str, start_ms: u64| {
             known.iter().any(|c| {
-                c["id"] == cid
-                    && c["openwhisk"]["rest"] == rest.as_str()
-                    && c["discovered"].as_f64().unwrap() * 1000.0 < start_ms as f64
+                c.id == cid
+                    && c.name
+                        .as_ref()
+                        .and_then(|n| n.openwhisk.as_ref())
+                        .is_some_and(|o| o.rest == rest)
+                    && c.discovered * 1000.0 < start_ms as f64
             })
         };
         let ms = |r: &Value, k: &str| r[k].as_u64().unwrap();
@@ -208,10 +202,10 @@ pub fn run(p: &TestPlatform, t: &Monitor, w: &Monitor) -> Report {
                 });
             if overlapped {
                 overlapping += 1;
-                assert_eq!(
-                    ai["status"], "ambiguous",
+                assert!(
+                    matches!(ai.outcome, AttributionOutcome::Ambiguous),
                     "activation {} overlapped one in another known container of its action \
-                     by >= 20 ms, yet: {ai}",
+                     by >= 20 ms, yet: {ai:?}",
                     ri["activationId"]
                 );
             }
@@ -257,8 +251,8 @@ pub fn check_loader_path(t: &Monitor, w: &Monitor, rec: &Value) {
         .unwrap();
     let r = rt.block_on(client.reading_for(&rec));
     assert!(r.missing.is_none(), "{:?}", r.missing);
-    let truth = t.request(json!({"type": "activation", "activation_id": rec.activation_id}));
-    assert_eq!(r.container.as_deref(), truth["container"].as_str());
+    let truth = t.activation(&rec.activation_id, None);
+    assert_eq!(r.container.as_deref(), Some(truth.container.as_str()));
     let cpu = r.cpu_ns.expect("attributed CPU");
     assert!(cpu >= 15_000_000, "20 ms burn, attributed CPU {cpu} ns");
 }

@@ -1,12 +1,18 @@
 //! Runs `faasload monitor` with a test configuration (sockets in a temp dir, patterns for
-//! the test's cgroups), and talks to its sockets.
+//! the test's cgroups), and talks to its sockets in the protocol's types
+//! (`faasload_protocol::monitor`); [`raw_exchange`] is for tests of the wire bytes.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use faasload_protocol::monitor::{
+    Ack, ActivationQuery, ActivationSummary, ContainerInfo, ContainerList, ErrorAnswer, Hello,
+    Notification, Query, ReplyError, Stats, decode,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A monitor daemon started by the test.
 pub struct Monitor {
@@ -47,8 +53,8 @@ impl Monitor {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(v) = m.try_request(&json!({"type": "hello"})) {
-                assert_eq!(v["type"], "hello");
+            if let Ok(r) = m.try_ask::<Hello>(&Query::Hello) {
+                r.unwrap_or_else(|e| panic!("hello: {e}"));
                 break;
             }
             if let Some(Ok(Some(st))) = m.child.as_mut().map(|c| c.try_wait()) {
@@ -60,47 +66,71 @@ impl Monitor {
         m
     }
 
-    /// One typed request on the query socket, one JSON line back.
-    pub fn try_request(&self, req: &Value) -> std::io::Result<Value> {
-        let mut s = UnixStream::connect(&self.query)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        writeln!(s, "{req}")?;
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line)?;
-        serde_json::from_str(&line).map_err(|e| std::io::Error::other(format!("{line:?}: {e}")))
+    /// One request on the query socket, its one-line answer read as `T` (or the
+    /// monitor's error answer, or why the line is not a `T`).
+    pub fn try_ask<T: DeserializeOwned>(
+        &self,
+        req: &impl Serialize,
+    ) -> std::io::Result<Result<T, ReplyError>> {
+        exchange(&self.query, req).map(|line| decode(&line))
     }
 
-    /// Like [`Monitor::try_request`], panicking on failure.
-    pub fn request(&self, req: Value) -> Value {
-        self.try_request(&req)
-            .unwrap_or_else(|e| panic!("request {req}: {e}"))
+    /// Like [`Monitor::try_ask`], panicking unless the answer is a `T`.
+    pub fn ask<T: DeserializeOwned>(&self, req: &impl Serialize) -> T {
+        let text = serde_json::to_string(req).unwrap();
+        self.try_ask(req)
+            .unwrap_or_else(|e| panic!("request {text}: {e}"))
+            .unwrap_or_else(|e| panic!("request {text}: {e}"))
     }
 
-    /// A notification with `ack`, waiting for `{"ok":true}`.
-    pub fn notify(&self, mut msg: Value) -> Value {
-        msg["ack"] = json!(true);
-        let mut s = UnixStream::connect(&self.notify).expect("notify socket");
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        writeln!(s, "{msg}").unwrap();
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    /// A request the monitor must answer with an error: that error.
+    pub fn ask_err(&self, req: &impl Serialize) -> ErrorAnswer {
+        let text = serde_json::to_string(req).unwrap();
+        match self.try_ask::<serde_json::Value>(req) {
+            Ok(Err(ReplyError::Monitor(e))) => e,
+            other => panic!("request {text}: expected an error answer, got {other:?}"),
+        }
     }
 
-    /// Waits until container `id` is known, returns its view.
-    pub fn wait_container(&self, id: &str) -> Value {
+    /// The summary of activation `id`, waiting up to `wait_ms` for its end.
+    pub fn activation(&self, id: &str, wait_ms: Option<u64>) -> ActivationSummary {
+        self.ask(&Query::Activation(ActivationQuery {
+            activation_id: id.to_string(),
+            wait_ms,
+        }))
+    }
+
+    pub fn hello(&self) -> Hello {
+        self.ask(&Query::Hello)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.ask(&Query::Stats)
+    }
+
+    /// The container table.
+    pub fn containers(&self) -> Vec<ContainerInfo> {
+        self.ask::<ContainerList>(&Query::Containers).containers
+    }
+
+    /// A notification with `ack`, waiting for `{"ok":true}` (panics on an error answer).
+    pub fn notify(&self, msg: Notification) -> Ack {
+        let msg = msg.with_ack();
+        let line = exchange(&self.notify, &msg).expect("notify socket");
+        decode(&line).unwrap_or_else(|e| panic!("{}: {e}", serde_json::to_string(&msg).unwrap()))
+    }
+
+    /// Waits until container `id` is known, returns its entry.
+    pub fn wait_container(&self, id: &str) -> ContainerInfo {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let v = self.request(json!({"type": "containers"}));
-            if let Some(c) = v["containers"]
-                .as_array()
-                .and_then(|l| l.iter().find(|c| c["id"] == id))
-            {
+            let all = self.containers();
+            if let Some(c) = all.iter().find(|c| c.id == id) {
                 return c.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "container {id} never discovered: {v}"
+                "container {id} never discovered: {all:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -109,10 +139,7 @@ impl Monitor {
     /// Stops the monitor with SIGTERM and checks it exits cleanly, removing its sockets
     /// and unloading its programs.
     pub fn stop(mut self) {
-        let ids: Vec<u64> = self.request(json!({"type": "stats"}))["program_ids"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
+        let ids = self.stats().program_ids;
         let mut child = self.child.take().unwrap();
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -128,10 +155,10 @@ impl Monitor {
                 .flatten()
                 .map(|p| p.id())
                 .collect();
-            let left: Vec<u64> = ids
+            let left: Vec<u32> = ids
                 .iter()
                 .copied()
-                .filter(|id| loaded.contains(&(*id as u32)))
+                .filter(|id| loaded.contains(id))
                 .collect();
             if left.is_empty() {
                 break;
@@ -165,6 +192,18 @@ fn wait_timeout(c: &mut Child, t: Duration) -> Option<std::process::ExitStatus> 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// One request as a line on a fresh connection to `path`, one line back.
+fn exchange(path: &Path, req: &impl Serialize) -> std::io::Result<String> {
+    let mut s = UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    Ok(answer)
 }
 
 /// Sends raw bytes on a socket, half-closes if asked, and reads everything until EOF.

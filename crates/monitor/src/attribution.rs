@@ -30,23 +30,25 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use faasload_protocol::monitor::{
+    AttributeQuery, Attribution, AttributionMethod, AttributionOutcome, Candidate, NameSource,
+    OpenWhiskName, ns_to_secs,
+};
 
 use super::docker::DockerNames;
 use super::kubernetes::{Kubelet, parse_path};
+use super::protocol::average;
 use super::state::{Container, Life, Monitor, Sample};
 
 /// A container's name and where it came from.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Meta {
     pub name: String,
     pub image: Option<String>,
     pub labels: BTreeMap<String, String>,
-    /// `docker`, `kubelet` or `cgroup`.
-    pub source: &'static str,
+    pub source: NameSource,
     /// What the name says under OpenWhisk's naming scheme.
-    pub openwhisk: Option<OwName>,
+    pub openwhisk: Option<OpenWhiskName>,
 }
 
 impl Meta {
@@ -55,30 +57,16 @@ impl Meta {
         name: String,
         image: Option<String>,
         labels: BTreeMap<String, String>,
-        source: &'static str,
+        source: NameSource,
     ) -> Meta {
         Meta {
-            openwhisk: OwName::parse(&name),
+            openwhisk: openwhisk_name(&name),
             name,
             image,
             labels,
             source,
         }
     }
-}
-
-/// An OpenWhisk container name, read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct OwName {
-    /// `wsk<uniqueName><invokerId>` part.
-    pub invoker: String,
-    /// The invoker's container counter.
-    pub n: u64,
-    /// `<namespace>_<action>` (sanitized: only letters, digits, `_`), or for a prewarm
-    /// container `prewarm_<kind>`.
-    pub rest: String,
-    /// The runtime kind of a pre-warmed container (`python3` for `python:3`).
-    pub prewarm_kind: Option<String>,
 }
 
 /// OpenWhisk's sanitizing of name parts: letters, digits and `_` only.
@@ -88,37 +76,36 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
-impl OwName {
-    /// Reads `wsk<inv>_<n>_<rest>` (Docker) or `wsk<inv>-<n>-<rest>` (Kubernetes pods).
-    pub fn parse(name: &str) -> Option<OwName> {
-        let name = name.trim_start_matches('/');
-        if !name.starts_with("wsk") {
-            return None;
-        }
-        let sep = if name.contains('_') { '_' } else { '-' };
-        let mut it = name.splitn(3, sep);
-        let invoker = it.next()?.to_string();
-        let n = it.next()?.parse().ok()?;
-        let rest = it.next()?.to_string();
-        let prewarm_kind = rest
-            .strip_prefix(&format!("prewarm{sep}"))
-            .map(str::to_string);
-        Some(OwName {
-            invoker,
-            n,
-            rest,
-            prewarm_kind,
-        })
+/// Reads an OpenWhisk container name: `wsk<inv>_<n>_<rest>` (Docker) or
+/// `wsk<inv>-<n>-<rest>` (Kubernetes pods).
+pub fn openwhisk_name(name: &str) -> Option<OpenWhiskName> {
+    let name = name.trim_start_matches('/');
+    if !name.starts_with("wsk") {
+        return None;
     }
+    let sep = if name.contains('_') { '_' } else { '-' };
+    let mut it = name.splitn(3, sep);
+    let invoker = it.next()?.to_string();
+    let n = it.next()?.parse().ok()?;
+    let rest = it.next()?.to_string();
+    let prewarm_kind = rest
+        .strip_prefix(&format!("prewarm{sep}"))
+        .map(str::to_string);
+    Some(OpenWhiskName {
+        invoker,
+        n,
+        rest,
+        prewarm_kind,
+    })
+}
 
-    /// Is this a container of `namespace`'s `action`? (The action's last path segment:
-    /// a package action `pkg/a` runs in containers named for `a`.)
-    pub fn is_for(&self, namespace: &str, action: &str) -> bool {
-        let ns = namespace.split('/').next().unwrap_or(namespace);
-        let action = action.rsplit('/').next().unwrap_or(action);
-        let want = format!("{}_{}", sanitize(ns), sanitize(action));
-        self.rest == want || self.rest == want.to_lowercase().replace('_', "-")
-    }
+/// Is `ow` a container of `namespace`'s `action`? (The action's last path segment:
+/// a package action `pkg/a` runs in containers named for `a`.)
+pub fn is_for(ow: &OpenWhiskName, namespace: &str, action: &str) -> bool {
+    let ns = namespace.split('/').next().unwrap_or(namespace);
+    let action = action.rsplit('/').next().unwrap_or(action);
+    let want = format!("{}_{}", sanitize(ns), sanitize(action));
+    ow.rest == want || ow.rest == want.to_lowercase().replace('_', "-")
 }
 
 /// Names of the monitor's containers, and the sources to find them.
@@ -176,7 +163,10 @@ impl Names {
     pub async fn resolve(&self, m: &Monitor) -> usize {
         let mut changed = 0;
         for c in m.containers() {
-            if self.get(&c.id).is_some_and(|n| n.source != "cgroup") {
+            if self
+                .get(&c.id)
+                .is_some_and(|n| n.source != NameSource::Cgroup)
+            {
                 continue;
             }
             let recent_failure = self
@@ -217,7 +207,7 @@ impl Names {
                 None if self.get(&c.id).is_some() => continue,
                 None => cgroup_meta(&c.id, &rel, &c.kind),
             };
-            tracing::info!(id = %c.id, name = %meta.name, source = meta.source, "container named");
+            tracing::info!(id = %c.id, name = %meta.name, source = ?meta.source, "container named");
             wr(&self.map).insert(c.id.clone(), Arc::new(meta));
             changed += 1;
         }
@@ -254,7 +244,7 @@ fn cgroup_meta(id: &str, rel: &str, kind: &str) -> Meta {
         labels.insert("qos".into(), p.qos.to_string());
         labels.insert("cgroup_driver".into(), p.driver.to_string());
     }
-    Meta::new(id.to_string(), None, labels, "cgroup")
+    Meta::new(id.to_string(), None, labels, NameSource::Cgroup)
 }
 
 /// Keeps names resolved and the freezer state observed, until cancelled. Names every
@@ -325,43 +315,21 @@ fn busy(m: &Monitor, c: &Container, start: u64, end: u64) -> (Option<u64>, Vec<S
     (cpu, inside)
 }
 
-/// Answers `{"type":"attribute","namespace","name","start","end"[,"kind"][,"cold"][,"min_busy_us"][,"wait_ms"]}`.
-pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
-    let s = |k: &str| req.get(k).and_then(Value::as_str);
-    let t = |k: &str| {
-        req.get(k)
-            .and_then(Value::as_f64)
-            .filter(|f| f.is_finite() && *f >= 0.0)
-            .map(|f| (f * 1e9).round() as u64)
-    };
-    let (Some(ns), Some(action), Some(start), Some(end)) =
-        (s("namespace"), s("name"), t("start"), t("end"))
-    else {
-        return json!({"error": "expected {\"namespace\", \"name\" (the action), \"start\": epoch s, \"end\": epoch s}", "code": "bad_request"});
-    };
-    if end < start {
-        return json!({"error": "end is before start", "code": "bad_request"});
-    }
-    let kind = s("kind").map(sanitize);
-    let cold = req.get("cold").and_then(Value::as_bool);
+/// Answers an `attribute` query (see the module doc).
+pub async fn attribute(m: &Arc<Monitor>, q: &AttributeQuery) -> Attribution {
+    let (ns, action) = (q.namespace.as_str(), q.name.as_str());
+    let (start, end) = q.range_ns();
+    let kind = q.kind.as_deref().map(sanitize);
+    let cold = q.cold;
     let key = (
         ns.split('/').next().unwrap_or(ns).to_string(),
         action.rsplit('/').next().unwrap_or(action).to_string(),
     );
-    let min_busy = req
-        .get("min_busy_us")
-        .and_then(Value::as_u64)
-        .unwrap_or(100)
-        * 1000;
+    let min_busy = q.min_busy_us() * 1000;
     // Wait until the sampler has passed `end` (plus one interval), so the busy interval
     // is closed by a sample.
     let interval = (m.cfg.interval_ms * 1e6) as u64;
-    let wait = req
-        .get("wait_ms")
-        .and_then(Value::as_u64)
-        .unwrap_or(1000)
-        .min(10_000);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms());
     while faasload_os::clock::epoch_ns() < end + 2 * interval
         && tokio::time::Instant::now() < deadline
     {
@@ -387,7 +355,7 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
                         .is_some_and(|keys| keys.contains(&key))
             }
         };
-        if !(ow.is_for(ns, action) || prewarm) {
+        if !(is_for(ow, ns, action) || prewarm) {
             continue;
         }
         // A container whose cgroup appeared after the activation started did not run it
@@ -399,53 +367,42 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
         let (cpu, inside) = busy(m, &c, start, end);
         cands.push((c, meta.clone(), cpu, inside));
     }
-    let list: Vec<Value> = cands
+    let is_busy = |cpu: &Option<u64>| cpu.is_some_and(|v| v >= min_busy);
+    let candidates = cands
         .iter()
-        .map(|(c, meta, cpu, _)| {
-            json!({"container": c.id, "name": meta.name, "busy_ns": cpu,
-                   "busy": cpu.is_some_and(|v| v >= min_busy)})
+        .map(|(c, meta, cpu, _)| Candidate {
+            container: c.id.clone(),
+            name: meta.name.clone(),
+            busy_ns: *cpu,
+            busy: is_busy(cpu),
         })
         .collect();
-    let busy: Vec<_> = cands
-        .iter()
-        .filter(|(_, _, cpu, _)| cpu.is_some_and(|v| v >= min_busy))
-        .collect();
-    let base = json!({
-        "type": "attribution",
-        "method": "name+busy",
-        "namespace": ns,
-        "name": action,
-        "start": start as f64 / 1e9,
-        "end": end as f64 / 1e9,
-        "resolution_ms": m.cfg.interval_ms,
-        "min_busy_us": min_busy / 1000,
-        "candidates": list,
-    });
-    let mut out = base;
+    let busy: Vec<_> = cands.iter().filter(|(_, _, cpu, _)| is_busy(cpu)).collect();
     let is_prewarm = |meta: &Meta| {
         meta.openwhisk
             .as_ref()
             .is_some_and(|o| o.prewarm_kind.is_some())
     };
-    match busy.as_slice() {
-        [(c, meta, cpu, inside)] => {
+    // Once attributed, `name` is the container's name (as it always was on the wire).
+    let mut name = action.to_string();
+    let outcome = match busy.as_slice() {
+        [(c, meta, Some(cpu), inside)] => {
             let mems: Vec<u64> = inside.iter().filter_map(Sample::mem).collect();
-            out["status"] = json!("attributed");
             if is_prewarm(meta) {
                 wr(&m.names.bound).insert(c.id.clone(), key.clone());
                 wr(&m.names.maybe).remove(&c.id);
             }
-            out["container"] = json!(c.id);
-            out["name"] = json!(meta.name);
-            out["cpu_ns"] = json!(cpu);
-            out["mem_peak_bytes"] = json!(mems.iter().max());
-            out["mem_avg_bytes"] =
-                json!((!mems.is_empty()).then(|| mems.iter().sum::<u64>() / mems.len() as u64));
-            out["samples"] = json!(inside.len());
+            name = meta.name.clone();
+            AttributionOutcome::Attributed {
+                container: c.id.clone(),
+                cpu_ns: *cpu,
+                mem_peak_bytes: mems.iter().max().copied(),
+                mem_avg_bytes: average(&mems),
+                samples: inside.len(),
+            }
         }
-        [] => out["status"] = json!("none"),
+        [] => AttributionOutcome::Unattributed,
         _ => {
-            out["status"] = json!("ambiguous");
             // Each busy unbound pre-warmed candidate may now run this action.
             let bound = rd(&m.names.bound);
             let mut maybe = wr(&m.names.maybe);
@@ -454,9 +411,20 @@ pub async fn attribute(m: &Arc<Monitor>, req: &Value) -> Value {
                     maybe.entry(c.id.clone()).or_default().insert(key.clone());
                 }
             }
+            AttributionOutcome::Ambiguous
         }
+    };
+    Attribution {
+        method: AttributionMethod::NameBusy,
+        namespace: ns.to_string(),
+        name,
+        start: ns_to_secs(start),
+        end: ns_to_secs(end),
+        resolution_ms: m.cfg.interval_ms,
+        min_busy_us: min_busy / 1000,
+        candidates,
+        outcome,
     }
-    out
 }
 
 #[cfg(test)]
@@ -465,25 +433,25 @@ mod tests {
 
     #[test]
     fn openwhisk_names() {
-        let n = OwName::parse("/wsk0_12_guest_hello_world").unwrap();
+        let n = openwhisk_name("/wsk0_12_guest_hello_world").unwrap();
         assert_eq!(n.invoker, "wsk0");
         assert_eq!(n.n, 12);
-        assert!(n.is_for("guest", "hello_world"));
-        assert!(n.is_for("guest/pkg", "pkg/hello_world"));
-        assert!(!n.is_for("guest", "hello"));
-        assert!(OwName::parse("wskinv10_3_my-ns_act").is_some());
-        assert!(
-            OwName::parse("wsk0_3_myns_act")
-                .unwrap()
-                .is_for("my-ns", "act")
-        );
-        let p = OwName::parse("wsk0_4_prewarm_python3").unwrap();
+        assert!(is_for(&n, "guest", "hello_world"));
+        assert!(is_for(&n, "guest/pkg", "pkg/hello_world"));
+        assert!(!is_for(&n, "guest", "hello"));
+        assert!(openwhisk_name("wskinv10_3_my-ns_act").is_some());
+        assert!(is_for(
+            &openwhisk_name("wsk0_3_myns_act").unwrap(),
+            "my-ns",
+            "act"
+        ));
+        let p = openwhisk_name("wsk0_4_prewarm_python3").unwrap();
         assert_eq!(p.prewarm_kind.as_deref(), Some("python3"));
-        let k = OwName::parse("wskinvoker0-12-guest-hello").unwrap();
+        let k = openwhisk_name("wskinvoker0-12-guest-hello").unwrap();
         assert_eq!(k.n, 12);
-        assert!(k.is_for("guest", "hello"));
-        assert!(!k.is_for("guest", "hell"));
-        assert!(OwName::parse("nginx").is_none());
-        assert!(OwName::parse("wsk0_x_guest_a").is_none());
+        assert!(is_for(&k, "guest", "hello"));
+        assert!(!is_for(&k, "guest", "hell"));
+        assert!(openwhisk_name("nginx").is_none());
+        assert!(openwhisk_name("wsk0_x_guest_a").is_none());
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use bollard::Docker;
 
 use super::attribution::Meta;
+use faasload_protocol::monitor::NameSource;
 
 /// A client of dockerd.
 pub struct DockerNames {
@@ -60,6 +61,6 @@ impl DockerNames {
         let name = r.name?.trim_start_matches('/').to_string();
         let cfg = r.config.unwrap_or_default();
         let labels: BTreeMap<String, String> = cfg.labels.unwrap_or_default().into_iter().collect();
-        Some(Meta::new(name, cfg.image, labels, "docker"))
+        Some(Meta::new(name, cfg.image, labels, NameSource::Docker))
     }
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::attribution::Meta;
+use faasload_protocol::monitor::NameSource;
 
 /// What a kubepods cgroup path says about a container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,7 +140,7 @@ impl Kubelet {
         labels.insert("io.kubernetes.pod.namespace".into(), h.namespace);
         labels.insert("io.kubernetes.container.name".into(), h.container);
         labels.insert("io.kubernetes.pod.uid".into(), h.pod_uid);
-        Some(Meta::new(h.pod, h.image, labels, "kubelet"))
+        Some(Meta::new(h.pod, h.image, labels, NameSource::Kubelet))
     }
 }
 

@@ -1,24 +1,25 @@
-//! The socket protocol: what each request means and what it answers. Two sockets share
-//! one framing (a JSON value per request, newline-separated or one per connection):
-//! - notifications: the original FaaSLoad `{"action":"run|rm|pause|resume","container"}`
-//!   plus `activation_start` / `activation_end` (`container`, `activation_id`); with
-//!   `"ack": true` the monitor answers `{"ok":true}` once the boundary is recorded;
-//! - queries: the original FaaSLoad `{"container","start","end"}` (answered with its
-//!   sample list, then the connection closes, as the original did), and typed requests
-//!   `{"type": "hello" | "activation" | "window" | "samples" | "containers" | "stats" |
-//!   "subscribe" | "attribute"}` (`attribute`: see `attribution.rs`). Errors are `{"error": "<message>", "code": "<kind>"}`.
+//! What each request means to the monitor and what it answers. The wire format (every
+//! request, answer and error, and which socket takes what) is
+//! `faasload_protocol::monitor`; here requests arrive parsed and answers leave as those
+//! types. A request that does not parse is a bad request, counted by its type
+//! ([`bad`]); answers about the monitor's state (`not_found`, `pending`) are not.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use faasload_protocol::monitor::{
+    self as wire, Ack, ActivationQuery, ContainerAction, ContainerInfo, ContainerList,
+    ContainerName, ContainerState, ErrorAnswer, ErrorCode, Hello, KernelCounters, Notification,
+    NotificationKind, OriginalQuery, OriginalSample, ProgramStats, Query, Reply, Request,
+    RequestError, SampleEntry, SamplesAnswer, Stats, StreamItem, WindowQuery, WindowSummary,
+    ns_to_secs,
+};
+use serde_json::Value;
 
-use super::ebpf::COUNTER_NAMES;
-use super::state::{Container, Monitor, Sample};
+pub use faasload_protocol::monitor::{PROTOCOL_VERSION, Socket};
 
-/// Protocol version announced by `hello`.
-/// 2: adds `attribute` (activations without notifications) and names in `containers`.
-pub const PROTOCOL_VERSION: u32 = 2;
+use super::config::Backend;
+use super::state::{Container, Life, Monitor, Sample};
 
 /// What the connection does after a request.
 pub enum After {
@@ -30,68 +31,72 @@ pub enum After {
     Subscribe { samples: bool },
 }
 
-/// An answer: JSON text (without newline), or nothing (notifications without ack).
+/// An answer: its encoded line (without newline), or nothing (notifications without ack).
 pub struct Answer {
     pub body: Option<String>,
     pub after: After,
 }
 
 impl Answer {
-    fn json(v: Value, after: After) -> Answer {
-        Answer {
-            body: Some(v.to_string()),
-            after,
+    fn reply(r: &Reply, after: After) -> Answer {
+        match wire::encode(r) {
+            Ok(b) => Answer {
+                body: Some(b),
+                after,
+            },
+            Err(e) => {
+                // Only maps with string keys and numbers are encoded: cannot happen.
+                tracing::error!("cannot encode an answer ({e}); closing the connection");
+                Answer {
+                    body: None,
+                    after: After::Close,
+                }
+            }
         }
     }
+
+    fn none(after: After) -> Answer {
+        Answer { body: None, after }
+    }
+
     /// An error answer.
-    pub fn error(msg: impl Into<String>, code: &str, after: After) -> Answer {
-        Answer::json(json!({"error": msg.into(), "code": code}), after)
+    pub fn error(e: ErrorAnswer, after: After) -> Answer {
+        Answer::reply(&Reply::Error(e), after)
     }
 }
 
-/// Which socket a request came on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Socket {
-    Notify,
-    Query,
+impl From<Backend> for wire::Backend {
+    fn from(b: Backend) -> wire::Backend {
+        match b {
+            Backend::Ebpf => wire::Backend::Ebpf,
+            Backend::Cgroupfs => wire::Backend::Cgroupfs,
+        }
+    }
 }
 
-fn secs_to_ns(v: &Value) -> Option<u64> {
-    let f = v.as_f64()?;
-    (f.is_finite() && f >= 0.0).then(|| (f * 1e9).round() as u64)
-}
-
-fn str_field<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str)
-}
-
-/// Handles one request.
+/// Handles one request (one framed JSON value) that came on `sock`.
 pub async fn handle(m: &Arc<Monitor>, sock: Socket, req: Value) -> Answer {
-    if !req.is_object() {
-        m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-        return Answer::error("a request is a JSON object", "bad_request", After::Continue);
+    match Request::parse(req, sock) {
+        Ok(Request::Notification(n)) => notification(m, n),
+        Ok(Request::Query(q)) => query(m, q).await,
+        Ok(Request::Original(q)) => original_query(m, &q),
+        Err(e) => bad(m, &e),
     }
-    let answer = if let Some(action) = str_field(&req, "action") {
-        notification(m, action, &req)
-    } else if let Some(t) = str_field(&req, "type") {
-        typed(m, t, &req).await
-    } else if sock == Socket::Query && req.get("container").is_some() {
-        original_query(m, &req)
+}
+
+/// Counts a bad request and answers it (closing the connection when the error says so).
+pub fn bad(m: &Monitor, e: &RequestError) -> Answer {
+    m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+    let after = if e.closes() {
+        After::Close
     } else {
-        Answer::error(
-            "unknown request: expected \"action\", \"type\", or the FaaSLoad query {\"container\",\"start\",\"end\"}",
-            "unknown_request",
-            After::Continue,
-        )
+        After::Continue
     };
-    if answer
-        .body
-        .as_deref()
-        .is_some_and(|b| b.starts_with("{\"code\"") || b.starts_with("{\"error\""))
-    {
-        m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-    }
-    answer
+    Answer::error(e.answer(), after)
+}
+
+fn not_found(msg: String, after: After) -> Answer {
+    Answer::error(ErrorAnswer::new(ErrorCode::NotFound, msg), after)
 }
 
 /// Finds a container, rescanning the cgroup tree once if it is not known yet.
@@ -103,286 +108,291 @@ fn find(m: &Monitor, id: &str) -> Option<Arc<Container>> {
     m.container(id)
 }
 
-fn notification(m: &Monitor, action: &str, req: &Value) -> Answer {
-    let ack = req.get("ack").and_then(Value::as_bool).unwrap_or(false);
-    let ok = |after| {
-        if ack {
-            Answer::json(json!({"ok": true}), after)
+fn notification(m: &Monitor, n: Notification) -> Answer {
+    let ok = || {
+        if n.ack {
+            Answer::reply(&Reply::Ack(Ack::OK), After::Continue)
         } else {
-            Answer { body: None, after }
+            Answer::none(After::Continue)
         }
     };
-    let Some(id) = str_field(req, "container") else {
-        return Answer::error(
-            "notification without \"container\"",
-            "bad_request",
-            After::Continue,
-        );
-    };
-    match action {
-        "run" => match find(m, id) {
-            Some(_) => ok(After::Continue),
+    let id = n.container.as_str();
+    match &n.kind {
+        NotificationKind::Container(ContainerAction::Run) => match find(m, id) {
+            Some(_) => ok(),
             None => {
                 m.stats.unknown_container.fetch_add(1, Ordering::Relaxed);
-                Answer::error(
+                not_found(
                     format!("no cgroup found for container {id}"),
-                    "not_found",
                     After::Continue,
                 )
             }
         },
-        "rm" => {
+        NotificationKind::Container(ContainerAction::Rm) => {
             m.remove(id);
-            ok(After::Continue)
+            ok()
         }
-        "pause" | "resume" => {
-            if m.set_paused(id, action == "pause") {
-                ok(After::Continue)
+        NotificationKind::Container(a @ (ContainerAction::Pause | ContainerAction::Resume)) => {
+            if m.set_paused(id, *a == ContainerAction::Pause) {
+                ok()
             } else {
-                Answer::error(
-                    format!("unknown container {id}"),
-                    "not_found",
-                    After::Continue,
-                )
+                not_found(format!("unknown container {id}"), After::Continue)
             }
         }
-        "activation_start" | "activation_end" => {
-            let Some(act) = str_field(req, "activation_id") else {
-                return Answer::error(
-                    "activation message without \"activation_id\"",
-                    "bad_request",
-                    After::Continue,
-                );
-            };
+        NotificationKind::ActivationStart { activation_id: act }
+        | NotificationKind::ActivationEnd { activation_id: act } => {
             let Some(c) = find(m, id) else {
                 m.stats.unknown_container.fetch_add(1, Ordering::Relaxed);
-                return Answer::error(
-                    format!("unknown container {id}"),
-                    "not_found",
-                    After::Continue,
-                );
+                return not_found(format!("unknown container {id}"), After::Continue);
             };
-            if action == "activation_start" {
+            if matches!(n.kind, NotificationKind::ActivationStart { .. }) {
                 m.activation_start(&c, act);
-                ok(After::Continue)
+                ok()
             } else if m.activation_end(&c, act).is_some() {
-                ok(After::Continue)
+                ok()
             } else {
-                Answer::error(
+                not_found(
                     format!("activation {act} ended but its start was never notified"),
-                    "not_found",
                     After::Continue,
                 )
             }
         }
-        other => Answer::error(
-            format!("unknown action {other:?}"),
-            "unknown_action",
-            After::Continue,
-        ),
     }
 }
 
-/// The container and window (epoch ns) a request names, or the error answer.
-fn window_of(m: &Monitor, req: &Value, after: After) -> Result<(Arc<Container>, u64, u64), Answer> {
-    let (Some(id), Some(start), Some(end)) = (
-        str_field(req, "container"),
-        req.get("start").and_then(secs_to_ns),
-        req.get("end").and_then(secs_to_ns),
-    ) else {
-        return Err(Answer::error(
-            "expected {\"container\": string, \"start\": epoch seconds, \"end\": epoch seconds}",
-            "bad_request",
-            after,
-        ));
-    };
-    match m.container(id) {
+/// The container a window names, and the window in epoch ns; or the error answer.
+fn window_of(
+    m: &Monitor,
+    q: &WindowQuery,
+    after: After,
+) -> Result<(Arc<Container>, u64, u64), Answer> {
+    let (start, end) = q.range_ns();
+    match m.container(&q.container) {
         Some(c) => Ok((c, start, end)),
-        None => Err(Answer::error(
-            format!("unknown container {id}"),
-            "not_found",
+        None => Err(not_found(
+            format!("unknown container {}", q.container),
             after,
         )),
     }
 }
 
-/// The original FaaSLoad query: samples in the window, CPU re-based to the first one.
-fn original_query(m: &Monitor, req: &Value) -> Answer {
-    let (c, start, end) = match window_of(m, req, After::Close) {
+/// The original FaaSLoad query: samples in the window, CPU re-based to the first one;
+/// the connection closes after the answer.
+fn original_query(m: &Monitor, q: &OriginalQuery) -> Answer {
+    let w = WindowQuery {
+        container: q.container.clone(),
+        start: q.start,
+        end: q.end,
+    };
+    let (c, start, end) = match window_of(m, &w, After::Close) {
         Ok(w) => w,
         Err(a) => return a,
     };
     let samples = m.samples(&c, start, end);
     let base = samples.iter().find_map(Sample::cpu);
-    let list: Vec<Value> = samples
+    let list = samples
         .iter()
-        .map(|s| {
-            json!({
-                "date": s.t_ns as f64 / 1e9,
-                "memory": s.rss_mapped(),
-                "cpu": s.cpu().zip(base).map(|(c, b)| c.saturating_sub(b) as f64 / 1e9),
-            })
+        .map(|s| OriginalSample {
+            date: ns_to_secs(s.t_ns),
+            memory: s.rss_mapped(),
+            cpu: s
+                .cpu()
+                .zip(base)
+                .map(|(c, b)| ns_to_secs(c.saturating_sub(b))),
         })
         .collect();
-    Answer::json(Value::Array(list), After::Close)
+    Answer::reply(&Reply::Original(list), After::Close)
 }
 
-async fn typed(m: &Arc<Monitor>, t: &str, req: &Value) -> Answer {
-    match t {
-        "hello" => Answer::json(
-            json!({
-                "type": "hello",
-                "version": env!("CARGO_PKG_VERSION"),
-                "protocol": PROTOCOL_VERSION,
-                "backend": m.cfg.backend.to_string(),
-                "cgroup": m.layout.version().to_string(),
-                "interval_ms": m.cfg.interval_ms,
-                "capabilities": ["faasload-query", "activation", "window", "samples", "containers", "stats", "subscribe", "ack", "attribute"],
-                "hardware": m.hardware,
-            }),
-            After::Continue,
-        ),
-        "activation" => {
-            let Some(id) = str_field(req, "activation_id") else {
-                return Answer::error("expected \"activation_id\"", "bad_request", After::Continue);
-            };
-            let wait = req
-                .get("wait_ms")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-                .min(60_000);
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
-            loop {
-                if let Some(s) = m.activation(id) {
-                    return Answer::json(
-                        serde_json::to_value(&*s).unwrap_or(Value::Null),
-                        After::Continue,
-                    );
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    let open = m.is_open(id);
-                    let msg = if open {
-                        "activation has not ended yet"
-                    } else {
-                        "unknown activation"
-                    };
-                    return Answer::error(
-                        format!("{msg}: {id}"),
-                        if open { "pending" } else { "not_found" },
-                        After::Continue,
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-        "window" | "samples" => {
-            let (c, start, end) = match window_of(m, req, After::Continue) {
+async fn query(m: &Arc<Monitor>, q: Query) -> Answer {
+    let reply = match q {
+        Query::Hello => Reply::Hello(hello(m)),
+        Query::Activation(q) => return activation(m, &q).await,
+        Query::Window(q) => {
+            let (c, start, end) = match window_of(m, &q, After::Continue) {
                 Ok(w) => w,
                 Err(a) => return a,
             };
             let s = m.samples(&c, start, end);
-            if t == "samples" {
-                let list: Vec<Value> = s
-                    .iter()
-                    .map(|s| json!({"date": s.t_ns as f64 / 1e9, "cpu_ns": s.cpu(), "memory_bytes": s.mem(), "rss_mapped_bytes": s.rss_mapped()}))
-                    .collect();
-                return Answer::json(json!({"container": c.id, "samples": list}), After::Continue);
-            }
             let cpu = s
                 .iter()
                 .find_map(Sample::cpu)
                 .zip(s.iter().rev().find_map(Sample::cpu))
                 .map(|(a, b)| b.saturating_sub(a));
             let mems: Vec<u64> = s.iter().filter_map(Sample::mem).collect();
-            Answer::json(
-                json!({
-                    "container": c.id,
-                    "start": start as f64 / 1e9,
-                    "end": end as f64 / 1e9,
-                    "samples": s.len(),
-                    "cpu_ns": cpu,
-                    "mem_peak_bytes": mems.iter().max(),
-                    "mem_avg_bytes": (!mems.is_empty()).then(|| mems.iter().sum::<u64>() / mems.len() as u64),
-                    "resolution_ms": m.cfg.interval_ms,
-                }),
-                After::Continue,
-            )
+            Reply::Window(WindowSummary {
+                container: c.id.clone(),
+                start: ns_to_secs(start),
+                end: ns_to_secs(end),
+                samples: s.len(),
+                cpu_ns: cpu,
+                mem_peak_bytes: mems.iter().max().copied(),
+                mem_avg_bytes: average(&mems),
+                resolution_ms: m.cfg.interval_ms,
+            })
         }
-        "containers" => {
-            let mut list: Vec<Value> = m
-                .containers()
+        Query::Samples(q) => {
+            let (c, start, end) = match window_of(m, &q, After::Continue) {
+                Ok(w) => w,
+                Err(a) => return a,
+            };
+            let samples = m
+                .samples(&c, start, end)
                 .iter()
-                .map(|c| {
-                    let mut v = serde_json::to_value(m.view(c)).unwrap_or(Value::Null);
-                    if let Some(n) = m.names.get(&c.id) {
-                        v["name"] = json!(n.name);
-                        v["image"] = json!(n.image);
-                        v["labels"] = json!(n.labels);
-                        v["name_source"] = json!(n.source);
-                        v["openwhisk"] = json!(n.openwhisk);
-                    }
-                    v
+                .map(|s| SampleEntry {
+                    date: ns_to_secs(s.t_ns),
+                    cpu_ns: s.cpu(),
+                    memory_bytes: s.mem(),
+                    rss_mapped_bytes: s.rss_mapped(),
                 })
                 .collect();
-            list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-            Answer::json(json!({"containers": list}), After::Continue)
+            Reply::Samples(SamplesAnswer {
+                container: c.id.clone(),
+                samples,
+            })
         }
-        "stats" => Answer::json(stats(m), After::Continue),
-        "attribute" => {
-            let v = super::attribution::attribute(m, req).await;
-            Answer::json(v, After::Continue)
+        Query::Containers => Reply::Containers(containers(m)),
+        Query::Stats => Reply::Stats(stats(m)),
+        Query::Attribute(q) => Reply::Attribution(super::attribution::attribute(m, &q).await),
+        Query::Subscribe(q) => {
+            return Answer::reply(
+                &Reply::Subscribed(StreamItem::Subscribed),
+                After::Subscribe { samples: q.samples },
+            );
         }
-        "subscribe" => Answer {
-            body: Some(json!({"type": "subscribed"}).to_string()),
-            after: After::Subscribe {
-                samples: req.get("samples").and_then(Value::as_bool).unwrap_or(false),
-            },
+    };
+    Answer::reply(&reply, After::Continue)
+}
+
+/// The integer mean, None when empty.
+pub fn average(v: &[u64]) -> Option<u64> {
+    (!v.is_empty()).then(|| v.iter().sum::<u64>() / v.len() as u64)
+}
+
+fn hello(m: &Monitor) -> Hello {
+    Hello {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol: PROTOCOL_VERSION,
+        backend: m.cfg.backend.into(),
+        cgroup: match m.layout.version() {
+            faasload_cgroup::Version::V1 => wire::CgroupVersion::V1,
+            faasload_cgroup::Version::V2 => wire::CgroupVersion::V2,
         },
-        other => Answer::error(
-            format!("unknown request type {other:?}"),
-            "unknown_type",
-            After::Continue,
-        ),
+        interval_ms: m.cfg.interval_ms,
+        capabilities: wire::CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        hardware: m.hardware.clone(),
     }
 }
 
-/// The monitor's own counters (drops included), as JSON.
-pub fn stats(m: &Monitor) -> Value {
+/// An activation's summary, waiting up to `wait_ms` for its end.
+async fn activation(m: &Monitor, q: &ActivationQuery) -> Answer {
+    let id = q.activation_id.as_str();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms());
+    loop {
+        if let Some(s) = m.activation(id) {
+            return Answer::reply(&Reply::Activation(s), After::Continue);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let e = if m.is_open(id) {
+                ErrorAnswer::new(
+                    ErrorCode::Pending,
+                    format!("activation has not ended yet: {id}"),
+                )
+            } else {
+                ErrorAnswer::new(ErrorCode::NotFound, format!("unknown activation: {id}"))
+            };
+            return Answer::error(e, After::Continue);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The container table, by id, with names where resolved.
+fn containers(m: &Monitor) -> ContainerList {
+    let mut list: Vec<ContainerInfo> = m
+        .containers()
+        .iter()
+        .map(|c| {
+            let v = m.view(c);
+            ContainerInfo {
+                id: v.id,
+                kind: v.kind,
+                cgroup: v.cgroup,
+                cgroup_ids: v.cgroup_ids,
+                state: match v.state {
+                    Life::Running => ContainerState::Running,
+                    Life::Paused => ContainerState::Paused,
+                    Life::Removed => ContainerState::Removed,
+                },
+                discovered: v.discovered,
+                removed: v.removed,
+                samples: v.samples,
+                open_activations: v.open_activations,
+                name: m.names.get(&c.id).map(|n| ContainerName {
+                    name: n.name.clone(),
+                    image: n.image.clone(),
+                    labels: n.labels.clone(),
+                    name_source: n.source,
+                    openwhisk: n.openwhisk.clone(),
+                }),
+            }
+        })
+        .collect();
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    ContainerList { containers: list }
+}
+
+/// The monitor's own counters (drops included).
+pub fn stats(m: &Monitor) -> Stats {
+    use faasload_common::counter;
     let s = &m.stats;
     let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let mut kernel = serde_json::Map::new();
-    let mut progs = Vec::new();
-    let mut prog_ids = Vec::new();
-    if let Some(k) = &m.kernel {
-        prog_ids = k.program_ids();
-        let c = k.counters();
-        for (i, name) in COUNTER_NAMES {
-            kernel.insert(name.to_string(), json!(c[i as usize]));
+    let (kernel, programs, program_ids) = match &m.kernel {
+        Some(k) => {
+            let c = k.counters();
+            let at = |i: u32| c[i as usize];
+            let counters = KernelCounters {
+                switches: at(counter::SWITCHES),
+                stats_map_full: at(counter::STATS_FULL),
+                stats_lost_ns: at(counter::STATS_LOST_NS),
+                events_dropped: at(counter::EVENTS_DROPPED),
+                events_sent: at(counter::EVENTS_SENT),
+                kernel_read_failed: at(counter::READ_FAILED),
+            };
+            let programs = k
+                .program_stats()
+                .into_iter()
+                .map(|p| ProgramStats {
+                    name: p.name,
+                    run_time_ns: p.run_time_ns,
+                    run_count: p.run_count,
+                })
+                .collect();
+            (Some(counters), programs, k.program_ids())
         }
-        progs = k.program_stats().into_iter().map(|p| json!(p)).collect();
+        None => (None, Vec::new(), Vec::new()),
+    };
+    let (user, sys) = self_rusage();
+    Stats {
+        backend: m.cfg.backend.into(),
+        containers: m.containers().len(),
+        samples: l(&s.samples),
+        sample_ticks: l(&s.sample_ticks),
+        late_ticks: l(&s.late_ticks),
+        activations: l(&s.activations),
+        activations_dropped: l(&s.activations_dropped),
+        unknown_container: l(&s.unknown_container),
+        bad_requests: l(&s.bad_requests),
+        refused_clients: l(&s.refused_clients),
+        events: l(&s.events),
+        events_undecodable: l(&s.events_undecodable),
+        stream_lagged: l(&s.stream_lagged),
+        kernel,
+        programs,
+        program_ids,
+        self_cpu_user_ns: user,
+        self_cpu_sys_ns: sys,
     }
-    let ru = self_rusage();
-    json!({
-        "type": "stats",
-        "backend": m.cfg.backend.to_string(),
-        "containers": m.containers().len(),
-        "samples": l(&s.samples),
-        "sample_ticks": l(&s.sample_ticks),
-        "late_ticks": l(&s.late_ticks),
-        "activations": l(&s.activations),
-        "activations_dropped": l(&s.activations_dropped),
-        "unknown_container": l(&s.unknown_container),
-        "bad_requests": l(&s.bad_requests),
-        "refused_clients": l(&s.refused_clients),
-        "events": l(&s.events),
-        "events_undecodable": l(&s.events_undecodable),
-        "stream_lagged": l(&s.stream_lagged),
-        "kernel": kernel,
-        "programs": progs,
-        "program_ids": prog_ids,
-        "self_cpu_user_ns": ru.0,
-        "self_cpu_sys_ns": ru.1,
-    })
 }
 
 /// This process's user and system CPU time in nanoseconds.
@@ -392,4 +402,192 @@ pub fn self_rusage() -> (u64, u64) {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
     (ns(ru.ru_utime), ns(ru.ru_stime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faasload_protocol::monitor::{ContainerList, decode};
+
+    /// A monitor (cgroupfs backend) over an empty cgroup v2 tree in a temp dir.
+    fn monitor(dir: &std::path::Path) -> Arc<Monitor> {
+        let mountinfo = format!(
+            "30 1 0:26 / {} rw,relatime shared:4 - cgroup2 cgroup2 rw\n",
+            dir.display()
+        );
+        let layout =
+            faasload_cgroup::Layout::from_mountinfo(&mountinfo, Some(faasload_cgroup::Version::V2))
+                .unwrap();
+        let cfg = super::super::config::MonitorConfig {
+            backend: Backend::Cgroupfs,
+            docker_socket: None,
+            patterns: vec![super::super::config::Pattern {
+                kind: "test".into(),
+                regex: "^faasload/(?P<id>c[0-9]+)$".into(),
+            }],
+            ..Default::default()
+        };
+        Arc::new(Monitor::new(cfg, layout, None).unwrap())
+    }
+
+    async fn ask(m: &Arc<Monitor>, sock: Socket, req: &str) -> Answer {
+        handle(m, sock, serde_json::from_str(req).unwrap()).await
+    }
+
+    fn bad_requests(m: &Monitor) -> u64 {
+        m.stats.bad_requests.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_counted_by_type_not_by_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = monitor(dir.path());
+        // Well-formed requests about things the monitor does not know: answered with an
+        // error, but not bad requests.
+        for (sock, req, code) in [
+            (
+                Socket::Query,
+                r#"{"type":"activation","activation_id":"nope"}"#,
+                ErrorCode::NotFound,
+            ),
+            (
+                Socket::Query,
+                r#"{"type":"window","container":"nope","start":1,"end":2}"#,
+                ErrorCode::NotFound,
+            ),
+            (
+                Socket::Notify,
+                r#"{"action":"pause","container":"nope","ack":true}"#,
+                ErrorCode::NotFound,
+            ),
+            (
+                Socket::Notify,
+                r#"{"action":"run","container":"nope"}"#,
+                ErrorCode::NotFound,
+            ),
+        ] {
+            let a = ask(&m, sock, req).await;
+            let e = decode::<Ack>(a.body.as_deref().unwrap()).unwrap_err();
+            assert_eq!(e.code(), Some(code), "{req}");
+        }
+        assert_eq!(bad_requests(&m), 0);
+        assert_eq!(m.stats.unknown_container.load(Ordering::Relaxed), 1);
+        // Unknown fields are tolerated: not bad either.
+        let a = ask(&m, Socket::Query, r#"{"type":"hello","pad":[1,2]}"#).await;
+        let h: Hello = decode(a.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (h.protocol, h.backend),
+            (PROTOCOL_VERSION, wire::Backend::Cgroupfs)
+        );
+        let a = ask(&m, Socket::Query, r#"{"type":"containers"}"#).await;
+        let l: ContainerList = decode(a.body.as_deref().unwrap()).unwrap();
+        assert!(l.containers.is_empty());
+        assert_eq!(bad_requests(&m), 0);
+        // Bad requests, each counted once, whatever their code.
+        let wrong = [
+            (Socket::Query, r#"{"type":"nope"}"#, ErrorCode::UnknownType),
+            (Socket::Query, r#"{"what":1}"#, ErrorCode::UnknownRequest),
+            (Socket::Notify, "[1]", ErrorCode::BadRequest),
+            (
+                Socket::Notify,
+                r#"{"action":"explode","container":"x"}"#,
+                ErrorCode::UnknownAction,
+            ),
+            (
+                Socket::Query,
+                r#"{"type":"attribute","namespace":"g","name":"a","start":2,"end":1}"#,
+                ErrorCode::BadRequest,
+            ),
+        ];
+        for (i, (sock, req, code)) in wrong.iter().enumerate() {
+            let a = ask(&m, *sock, req).await;
+            let e = decode::<Ack>(a.body.as_deref().unwrap()).unwrap_err();
+            assert_eq!(e.code(), Some(*code), "{req}");
+            assert!(matches!(a.after, After::Continue));
+            assert_eq!(bad_requests(&m), i as u64 + 1, "{req}");
+        }
+        // The FaaSLoad query: a bad one is counted and closes the connection.
+        let a = ask(&m, Socket::Query, r#"{"container":"c","start":1}"#).await;
+        assert!(matches!(a.after, After::Close));
+        assert_eq!(bad_requests(&m), wrong.len() as u64 + 1);
+        let a = bad(&m, &RequestError::Truncated);
+        assert_eq!(
+            a.body.as_deref(),
+            Some(r#"{"code":"bad_request","error":"truncated JSON request"}"#)
+        );
+        let stats: Stats = decode(&wire::encode(&stats(&m)).unwrap()).unwrap();
+        assert_eq!(stats.bad_requests, wrong.len() as u64 + 2);
+        assert_eq!(stats.kernel, None);
+    }
+
+    #[tokio::test]
+    async fn notifications_and_the_original_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = monitor(dir.path());
+        std::fs::create_dir_all(dir.path().join("faasload/c1")).unwrap();
+        // The original notification: no ack, no answer; the container is found.
+        let a = ask(
+            &m,
+            Socket::Notify,
+            r#"{"action": "run", "container": "c1"}"#,
+        )
+        .await;
+        assert!(a.body.is_none() && matches!(a.after, After::Continue));
+        let a = ask(
+            &m,
+            Socket::Notify,
+            r#"{"action":"pause","container":"c1","ack":true}"#,
+        )
+        .await;
+        assert_eq!(a.body.as_deref(), Some(r#"{"ok":true}"#));
+        let a = ask(&m, Socket::Query, r#"{"type":"containers"}"#).await;
+        let l: ContainerList = decode(a.body.as_deref().unwrap()).unwrap();
+        assert_eq!(l.containers.len(), 1);
+        assert_eq!(l.containers[0].id, "c1");
+        assert_eq!(l.containers[0].state, ContainerState::Paused);
+        // The original query: its sample list (no counters in this fake tree), then close.
+        let a = ask(
+            &m,
+            Socket::Query,
+            r#"{"container": "c1", "start": 0, "end": 9999999999}"#,
+        )
+        .await;
+        assert!(matches!(a.after, After::Close));
+        let body = a.body.unwrap();
+        let list: Vec<OriginalSample> = decode(&body).unwrap();
+        assert!(!list.is_empty(), "{body}");
+        assert!(body.starts_with(r#"[{"cpu":null,"date":"#), "{body}");
+        let a = ask(
+            &m,
+            Socket::Query,
+            r#"{"container": "nope", "start": 1, "end": 2}"#,
+        )
+        .await;
+        assert!(matches!(a.after, After::Close));
+        assert_eq!(
+            a.body.as_deref(),
+            Some(r#"{"code":"not_found","error":"unknown container nope"}"#)
+        );
+        // An activation between notified boundaries, then its summary.
+        for req in [
+            r#"{"action":"activation_start","container":"c1","activation_id":"a1","ack":true}"#,
+            r#"{"action":"activation_end","container":"c1","activation_id":"a1","ack":true}"#,
+        ] {
+            let a = ask(&m, Socket::Notify, req).await;
+            assert_eq!(a.body.as_deref(), Some(r#"{"ok":true}"#));
+        }
+        let a = ask(
+            &m,
+            Socket::Query,
+            r#"{"type":"activation","activation_id":"a1"}"#,
+        )
+        .await;
+        let s: wire::ActivationSummary = decode(a.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (s.activation_id.as_str(), s.container.as_str()),
+            ("a1", "c1")
+        );
+        assert_eq!(s.backend, wire::Backend::Cgroupfs);
+        assert_eq!(bad_requests(&m), 0);
+    }
 }

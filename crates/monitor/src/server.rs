@@ -14,8 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast};
 
+use faasload_protocol::monitor::{ErrorAnswer, ErrorCode, RequestError, StreamItem};
+
 use super::protocol::{self, After, Answer, Socket};
-use super::state::{Monitor, StreamMsg};
+use super::state::Monitor;
 
 /// How long an idle connection is kept.
 const IDLE: Duration = Duration::from_secs(120);
@@ -86,7 +88,10 @@ pub async fn serve(m: Arc<Monitor>, listener: &UnixListener, sock: Socket) {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             m.stats.refused_clients.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
-                let a = Answer::error("too many clients, try again", "busy", After::Close);
+                let a = Answer::error(
+                    ErrorAnswer::new(ErrorCode::Busy, "too many clients, try again"),
+                    After::Close,
+                );
                 if write_answer(&mut stream, &a).await.is_ok() {
                     close_gracefully(stream).await;
                 }
@@ -170,7 +175,7 @@ async fn connection(m: &Arc<Monitor>, stream: UnixStream, sock: Socket) -> Resul
 }
 
 /// A subscription's receiver and whether it streams samples.
-type Subscribed = (bool, broadcast::Receiver<StreamMsg>);
+type Subscribed = (bool, broadcast::Receiver<StreamItem>);
 
 /// Answers requests until the connection is done; Some to switch to a subscription.
 async fn requests(
@@ -201,21 +206,14 @@ async fn requests(
                 }
                 Frame::Incomplete => break,
                 Frame::Invalid(e) => {
-                    m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-                    let a =
-                        Answer::error(format!("invalid JSON: {e}"), "bad_request", After::Close);
+                    let a = protocol::bad(m, &RequestError::InvalidJson(e));
                     write_answer(stream, &a).await?;
                     return Ok(None);
                 }
             }
         }
         if buf.len() > max {
-            m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-            let a = Answer::error(
-                format!("request larger than {max} bytes"),
-                "too_large",
-                After::Close,
-            );
+            let a = protocol::bad(m, &RequestError::TooLarge(max));
             write_answer(stream, &a).await?;
             return Ok(None);
         }
@@ -225,8 +223,7 @@ async fn requests(
         };
         if n == 0 {
             if buf.iter().any(|b| !b.is_ascii_whitespace()) {
-                m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-                let a = Answer::error("truncated JSON request", "bad_request", After::Close);
+                let a = protocol::bad(m, &RequestError::Truncated);
                 let _ = write_answer(stream, &a).await;
             }
             return Ok(None);
@@ -240,7 +237,7 @@ async fn subscription(
     m: &Arc<Monitor>,
     mut stream: UnixStream,
     samples: bool,
-    mut rx: broadcast::Receiver<StreamMsg>,
+    mut rx: broadcast::Receiver<StreamItem>,
 ) -> Result<()> {
     let (mut rd, mut wr) = stream.split();
     let mut scratch = [0u8; 256];
@@ -252,15 +249,16 @@ async fn subscription(
                 }
             }
             msg = rx.recv() => {
-                let line = match msg {
-                    Ok(StreamMsg::Sample { .. }) if !samples => continue,
-                    Ok(msg) => serde_json::to_string(&msg)?,
+                let item = match msg {
+                    Ok(StreamItem::Sample { .. }) if !samples => continue,
+                    Ok(item) => item,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         m.stats.stream_lagged.fetch_add(n, Ordering::Relaxed);
-                        format!("{{\"type\":\"lagged\",\"missed\":{n}}}")
+                        StreamItem::Lagged { missed: n }
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 };
+                let line = serde_json::to_string(&item)?;
                 let mut b = line.into_bytes();
                 b.push(b'\n');
                 match tokio::time::timeout(IDLE, wr.write_all(&b)).await {

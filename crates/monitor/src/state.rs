@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use faasload_common::CgroupStats;
-use serde::Serialize;
+use faasload_protocol::monitor::{
+    ActivationCounters, ActivationSummary, ContainerEvent, MemPeakSource, StreamItem,
+};
 use tokio::sync::broadcast;
 
 use super::config::{Backend, MonitorConfig};
@@ -16,6 +18,9 @@ use super::discovery::{Found, Matcher};
 use super::ebpf::Kernel;
 use faasload_cgroup::{CgroupReader, Counters, Layout, inode};
 use faasload_os::clock::{EpochMap, epoch_ns, mono_ns};
+
+/// Hardware counters' availability, as `hello` and summaries carry it.
+pub use faasload_protocol::monitor::Hardware;
 
 /// One sample of a container. `NONE` marks a value this host or cgroup lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,8 +55,7 @@ impl Sample {
 }
 
 /// Life-cycle state of a container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Life {
     Running,
     Paused,
@@ -98,8 +102,8 @@ impl Container {
     }
 }
 
-/// Serializable view of a container.
-#[derive(Clone, Debug, Serialize)]
+/// A snapshot of a container (the `containers` answer is made of these).
+#[derive(Clone, Debug)]
 pub struct ContainerView {
     pub id: String,
     pub kind: String,
@@ -112,50 +116,10 @@ pub struct ContainerView {
     pub open_activations: usize,
 }
 
-/// OS-level counters of an activation.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct OsCounters {
-    pub nvcsw: Option<u64>,
-    pub nivcsw: Option<u64>,
-    pub wakeups: Option<u64>,
-    pub migrations: Option<u64>,
-    pub pgfault: Option<u64>,
-    pub pgmajfault: Option<u64>,
-}
-
-/// Hardware counters (cycles, instructions, cache misses), or why they are unavailable.
-#[derive(Clone, Debug, Serialize)]
-pub struct Hardware {
-    pub available: bool,
-    pub reason: Option<String>,
-}
-
-/// What the monitor measured for one activation.
-#[derive(Clone, Debug, Serialize)]
-pub struct Summary {
-    pub activation_id: String,
-    pub container: String,
-    /// Epoch seconds of the start and end notifications.
-    pub start: f64,
-    pub end: f64,
-    pub cpu_ns: Option<u64>,
-    pub cpu_user_ns: Option<u64>,
-    pub cpu_sys_ns: Option<u64>,
-    pub mem_peak_bytes: Option<u64>,
-    /// `counter` (the cgroup's own peak since the start) or `samples`.
-    pub mem_peak_source: &'static str,
-    pub mem_avg_bytes: Option<u64>,
-    pub samples: usize,
-    pub counters: OsCounters,
-    pub hardware: Hardware,
-    pub backend: Backend,
-    pub oom_killed: bool,
-}
-
 /// Bounded store of finished activations (oldest dropped first, counted).
 #[derive(Default)]
 struct Activations {
-    by_id: HashMap<String, Arc<Summary>>,
+    by_id: HashMap<String, Arc<ActivationSummary>>,
     order: VecDeque<String>,
 }
 
@@ -175,28 +139,6 @@ pub struct SelfStats {
     pub stream_lagged: AtomicU64,
 }
 
-/// Messages of the subscription stream.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum StreamMsg {
-    Container {
-        event: &'static str,
-        id: String,
-        kind: String,
-        time: f64,
-    },
-    Sample {
-        id: String,
-        date: f64,
-        cpu_ns: Option<u64>,
-        memory: Option<u64>,
-        rss_mapped: Option<u64>,
-    },
-    Activation {
-        summary: Arc<Summary>,
-    },
-}
-
 /// Everything shared between the monitor's tasks.
 pub struct Monitor {
     pub cfg: MonitorConfig,
@@ -205,7 +147,7 @@ pub struct Monitor {
     pub matcher: Matcher,
     pub epoch: EpochMap,
     pub stats: SelfStats,
-    pub stream: broadcast::Sender<StreamMsg>,
+    pub stream: broadcast::Sender<StreamItem>,
     pub hardware: Hardware,
     pub started_ns: u64,
     /// Container names (Docker API, kubelet, or cgroup).
@@ -348,8 +290,8 @@ impl Monitor {
             .unwrap_or_else(|e| e.into_inner())
             .insert(f.id.clone(), c);
         tracing::info!(id = %f.id, kind = %f.kind, cgroup = %f.rel.display(), "container discovered");
-        let _ = self.stream.send(StreamMsg::Container {
-            event: "discovered",
+        let _ = self.stream.send(StreamItem::Container {
+            event: ContainerEvent::Discovered,
             id: f.id.clone(),
             kind: f.kind.clone(),
             time: secs(epoch_ns()),
@@ -396,8 +338,8 @@ impl Monitor {
         inner.removed_ns = Some(epoch_ns());
         drop(inner);
         tracing::info!(id = %c.id, "container removed");
-        let _ = self.stream.send(StreamMsg::Container {
-            event: "removed",
+        let _ = self.stream.send(StreamItem::Container {
+            event: ContainerEvent::Removed,
             id: c.id.clone(),
             kind: c.kind.clone(),
             time: secs(epoch_ns()),
@@ -414,8 +356,12 @@ impl Monitor {
             inner.life = if paused { Life::Paused } else { Life::Running };
         }
         drop(inner);
-        let _ = self.stream.send(StreamMsg::Container {
-            event: if paused { "paused" } else { "resumed" },
+        let _ = self.stream.send(StreamItem::Container {
+            event: if paused {
+                ContainerEvent::Paused
+            } else {
+                ContainerEvent::Resumed
+            },
             id: c.id.clone(),
             kind: c.kind.clone(),
             time: secs(epoch_ns()),
@@ -494,7 +440,7 @@ impl Monitor {
             drop(i);
             self.stats.samples.fetch_add(1, Ordering::Relaxed);
             if subscribed {
-                let _ = self.stream.send(StreamMsg::Sample {
+                let _ = self.stream.send(StreamItem::Sample {
                     id: c.id.clone(),
                     date: secs(s.t_ns),
                     cpu_ns: s.cpu(),
@@ -580,7 +526,11 @@ impl Monitor {
 
     /// An activation ends in container `c`; returns its summary (None if its start was
     /// never seen).
-    pub fn activation_end(&self, c: &Container, activation_id: &str) -> Option<Arc<Summary>> {
+    pub fn activation_end(
+        &self,
+        c: &Container,
+        activation_id: &str,
+    ) -> Option<Arc<ActivationSummary>> {
         let (ids, open) = {
             let mut i = c.lock();
             (i.cpu_ids.clone(), i.open.remove(activation_id))
@@ -594,7 +544,13 @@ impl Monitor {
         Some(s)
     }
 
-    fn summarize(&self, c: &Container, activation_id: &str, open: &Open, end: &Snap) -> Summary {
+    fn summarize(
+        &self,
+        c: &Container,
+        activation_id: &str,
+        open: &Open,
+        end: &Snap,
+    ) -> ActivationSummary {
         let st = &open.start;
         let d = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
         let window = self.samples(c, st.t_ns, end.t_ns);
@@ -602,8 +558,11 @@ impl Monitor {
         let mem_avg = (!mems.is_empty()).then(|| mems.iter().sum::<u64>() / mems.len() as u64);
         let sampled_peak = mems.iter().copied().max();
         let (mem_peak, source) = match (open.peak_reset, end.cg.mem_peak) {
-            (true, Some(p)) => (Some(p.max(sampled_peak.unwrap_or(0))), "counter"),
-            _ => (sampled_peak, "samples"),
+            (true, Some(p)) => (
+                Some(p.max(sampled_peak.unwrap_or(0))),
+                MemPeakSource::Counter,
+            ),
+            _ => (sampled_peak, MemPeakSource::Samples),
         };
         let (cpu, ebpf_counters) = match self.cfg.backend {
             Backend::Ebpf => (
@@ -617,7 +576,7 @@ impl Monitor {
                 (d(a, b), None)
             }
         };
-        let counters = OsCounters {
+        let counters = ActivationCounters {
             nvcsw: ebpf_counters.map(|(a, b)| b.nvcsw.saturating_sub(a.nvcsw)),
             nivcsw: ebpf_counters.map(|(a, b)| b.nivcsw.saturating_sub(a.nivcsw)),
             wakeups: ebpf_counters.map(|(a, b)| b.wakeups.saturating_sub(a.wakeups)),
@@ -626,7 +585,7 @@ impl Monitor {
             pgmajfault: d(st.cg.pgmajfault, end.cg.pgmajfault),
         };
         self.stats.activations.fetch_add(1, Ordering::Relaxed);
-        Summary {
+        ActivationSummary {
             activation_id: activation_id.to_string(),
             container: c.id.clone(),
             start: secs(st.t_ns),
@@ -640,12 +599,12 @@ impl Monitor {
             samples: window.len(),
             counters,
             hardware: self.hardware.clone(),
-            backend: self.cfg.backend,
+            backend: self.cfg.backend.into(),
             oom_killed: d(st.cg.oom_kills, end.cg.oom_kills).is_some_and(|n| n > 0),
         }
     }
 
-    fn store(&self, s: Arc<Summary>) {
+    fn store(&self, s: Arc<ActivationSummary>) {
         let mut a = self.activations.lock().unwrap_or_else(|e| e.into_inner());
         if a.by_id.insert(s.activation_id.clone(), s.clone()).is_none() {
             a.order.push_back(s.activation_id.clone());
@@ -660,12 +619,12 @@ impl Monitor {
         }
         drop(a);
         if self.stream.receiver_count() > 0 {
-            let _ = self.stream.send(StreamMsg::Activation { summary: s });
+            let _ = self.stream.send(StreamItem::Activation { summary: s });
         }
     }
 
     /// A finished activation by id.
-    pub fn activation(&self, id: &str) -> Option<Arc<Summary>> {
+    pub fn activation(&self, id: &str) -> Option<Arc<ActivationSummary>> {
         self.activations
             .lock()
             .unwrap_or_else(|e| e.into_inner())

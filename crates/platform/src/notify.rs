@@ -9,25 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use faasload_protocol::monitor::{Ack, ContainerAction, Notification, decode};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
-/// One message to the monitor.
-#[derive(Debug, Serialize)]
-pub(crate) struct Message {
-    pub action: &'static str,
-    pub container: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub activation_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time: Option<f64>,
-    /// Always true: the monitor answers each message with one line.
-    pub ack: bool,
-}
-
-type Item = (Message, Option<oneshot::Sender<()>>);
+/// A message to the monitor (always with `ack`: the monitor answers each one with a
+/// line), and who waits for its answer.
+type Item = (Notification, Option<oneshot::Sender<()>>);
 
 /// Handle to the sender task (cheap to clone).
 #[derive(Clone, Debug)]
@@ -74,27 +63,13 @@ impl Notifier {
     }
 
     /// A container event: `run`, `rm`, `pause` or `resume`.
-    pub fn container(&self, action: &'static str, container: &str) {
-        self.send(
-            Message {
-                action,
-                container: container.to_string(),
-                activation_id: None,
-                time: None,
-                ack: true,
-            },
-            None,
-        );
+    pub fn container(&self, action: ContainerAction, container: &str) {
+        self.send(Notification::container(action, container).with_ack(), None);
     }
 
-    fn activation_msg(action: &'static str, container: &str, activation_id: &str) -> Message {
-        Message {
-            action,
-            container: container.to_string(),
-            activation_id: Some(activation_id.to_string()),
-            time: Some(faasload_os::clock::epoch_ns() as f64 / 1e9),
-            ack: true,
-        }
+    /// An activation message, stamped now.
+    fn stamped(n: Notification) -> Notification {
+        n.at(faasload_os::clock::epoch_ns() as f64 / 1e9).with_ack()
     }
 
     /// An activation starts: returns once the monitor has recorded it, or after
@@ -104,7 +79,7 @@ impl Notifier {
             return;
         }
         let (done, wait) = oneshot::channel();
-        let m = Self::activation_msg("activation_start", container, activation_id);
+        let m = Self::stamped(Notification::activation_start(container, activation_id));
         self.send(m, Some(done));
         if tokio::time::timeout(START_WAIT, wait).await.is_err() {
             let n = self.late_starts.fetch_add(1, Ordering::Relaxed);
@@ -124,11 +99,11 @@ impl Notifier {
 
     /// An activation ended (fire and forget).
     pub fn activation_end(&self, container: &str, activation_id: &str) {
-        let m = Self::activation_msg("activation_end", container, activation_id);
+        let m = Self::stamped(Notification::activation_end(container, activation_id));
         self.send(m, None);
     }
 
-    fn send(&self, m: Message, done: Option<oneshot::Sender<()>>) {
+    fn send(&self, m: Notification, done: Option<oneshot::Sender<()>>) {
         if let Some(tx) = &self.tx
             && tx.try_send((m, done)).is_err()
         {
@@ -206,8 +181,8 @@ async fn sender(path: PathBuf, mut rx: mpsc::Receiver<Item>, dropped: Arc<Atomic
             let Some(c) = conn.as_mut() else { break };
             if exchange(c, &buf, &mut answer).await {
                 sent = true;
-                if !answer.is_empty() && !answer.contains("\"ok\":true") {
-                    tracing::debug!("monitor answered {}: {}", m.action, answer.trim());
+                if !answer.is_empty() && decode::<Ack>(&answer).map_or(true, |a| !a.ok) {
+                    tracing::debug!("monitor answered {}: {}", m.kind.action(), answer.trim());
                 }
                 break;
             }
@@ -225,6 +200,7 @@ async fn sender(path: PathBuf, mut rx: mpsc::Receiver<Item>, dropped: Arc<Atomic
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faasload_protocol::monitor::{NotificationKind, Request, Socket};
     use tokio::io::AsyncBufReadExt;
 
     #[tokio::test]
@@ -232,7 +208,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.sock");
         let n = Notifier::start(path.clone());
-        n.container("run", "c0");
+        n.container(ContainerAction::Run, "c0");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(n.dropped(), 1);
         let l = tokio::net::UnixListener::bind(&path).unwrap();
@@ -250,14 +226,29 @@ mod tests {
         });
         // The start waits for the monitor's answer (well under START_WAIT here).
         n.activation_start("c0", "0123").await;
-        n.container("rm", "c0");
+        n.container(ContainerAction::Rm, "c0");
         let got = server.await.unwrap();
-        let v: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
-        assert_eq!(v["action"], "activation_start");
-        assert_eq!(v["container"], "c0");
-        assert_eq!(v["activation_id"], "0123");
-        assert_eq!(v["ack"], true);
-        assert!(v["time"].as_f64().unwrap() > 1.6e9);
+        let start = match Request::parse_str(&got[0], Socket::Notify) {
+            Ok(Request::Notification(n)) => n,
+            other => panic!("{}: {other:?}", got[0]),
+        };
+        assert_eq!(
+            start.kind,
+            NotificationKind::ActivationStart {
+                activation_id: "0123".into()
+            }
+        );
+        assert_eq!(start.container, "c0");
+        assert!(start.ack);
+        assert!(start.time.unwrap() > 1.6e9);
+        // Wire bytes on purpose: the order the monitor's other clients see.
+        assert!(
+            got[0].starts_with(
+                r#"{"action":"activation_start","container":"c0","activation_id":"0123","time":"#
+            ) && got[0].ends_with(r#","ack":true}"#),
+            "{}",
+            got[0]
+        );
         assert_eq!(got[1], r#"{"action":"rm","container":"c0","ack":true}"#);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(n.dropped(), 1);

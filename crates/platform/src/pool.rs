@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use faasload_protocol::monitor::ContainerAction;
 use tokio::sync::oneshot;
 
 use super::backend::{Backend, Container};
@@ -157,7 +158,7 @@ impl Pool {
             let name = me.name(&format!("prewarm_{}", kind.short()));
             match Container::create(&me.backend, name, kind, memory).await {
                 Ok(c) => {
-                    me.notifier.container("run", c.monitor_id());
+                    me.notifier.container(ContainerAction::Run, c.monitor_id());
                     let mut g = me.lock();
                     if g.closed {
                         drop(g);
@@ -299,7 +300,8 @@ impl Pool {
         let name = self.name(&format!("{}_{}", req.namespace, action_part(&req.action)));
         let c = Container::create(&self.backend, name, req.kind, req.memory_mb).await?;
         tracing::debug!("cold start: container {} for {}", c.name, req.action);
-        self.notifier.container("run", c.monitor_id());
+        self.notifier
+            .container(ContainerAction::Run, c.monitor_id());
         c.lease.fetch_add(1, Ordering::SeqCst);
         let mut g = self.lock();
         if let Some(e) = g.entries.iter_mut().find(|e| e.id == lease.id) {
@@ -399,7 +401,7 @@ impl Pool {
             tokio::spawn(async move {
                 if c.pause(lease).await {
                     tracing::debug!("paused container {}", c.name);
-                    n.container("pause", c.monitor_id());
+                    n.container(ContainerAction::Pause, c.monitor_id());
                 }
             });
         }
@@ -415,7 +417,7 @@ impl Pool {
         let h = tokio::spawn(async move {
             c.destroy().await;
             tracing::debug!("removed container {}", c.name);
-            n.container("rm", c.monitor_id());
+            n.container(ContainerAction::Rm, c.monitor_id());
         });
         self.track(h);
     }
@@ -430,7 +432,8 @@ impl Pool {
     /// Resumes a paused container before a run.
     pub async fn resume(&self, c: &Container) {
         if c.resume().await {
-            self.notifier.container("resume", c.monitor_id());
+            self.notifier
+                .container(ContainerAction::Resume, c.monitor_id());
         }
     }
 
@@ -466,7 +469,7 @@ impl Pool {
         };
         for c in cs {
             c.destroy().await;
-            self.notifier.container("rm", c.monitor_id());
+            self.notifier.container(ContainerAction::Rm, c.monitor_id());
         }
         // A stem cell finishing its creation now sees `closed` and queues its removal:
         // await until no task is left.

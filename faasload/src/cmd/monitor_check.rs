@@ -10,10 +10,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use faasload_cgroup::{CgroupReader, Layout, OwnedCgroup};
 use faasload_monitor::config::Backend;
+use faasload_protocol::monitor::{
+    self as wire, Ack, ActivationQuery, ActivationSummary, ContainerAction, ContainerList, Hello,
+    Notification, Query, decode,
+};
 
 /// Arguments of `faasload monitor-check`.
 #[derive(clap::Args, Debug)]
@@ -32,14 +37,17 @@ impl Drop for Daemon {
     }
 }
 
-fn request(sock: &Path, req: &Value) -> Result<Value> {
+/// One request on a fresh connection, its one-line answer read as `T`.
+fn request<T: DeserializeOwned>(sock: &Path, req: &impl Serialize) -> Result<T> {
     let mut s =
         UnixStream::connect(sock).with_context(|| format!("connecting {}", sock.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    writeln!(s, "{req}")?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    serde_json::from_str(&line).with_context(|| format!("monitor answered {line:?}"))
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    Ok(decode(&answer)?)
 }
 
 /// Runs the check.
@@ -84,8 +92,8 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
             .context("starting the monitor")?,
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    let hello = loop {
-        match request(query, &json!({"type": "hello"})) {
+    let hello: Hello = loop {
+        match request(query, &Query::Hello) {
             Ok(v) => break v,
             Err(e) if Instant::now() > deadline => {
                 return Err(e.context("the monitor did not come up"));
@@ -95,14 +103,14 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
     };
     println!(
         "monitor up: backend {}, protocol {}, hardware counters: {}",
-        hello["backend"],
-        hello["protocol"],
-        if hello["hardware"]["available"] == true {
+        a_backend_name(hello.backend),
+        hello.protocol,
+        if hello.hardware.available {
             "available".to_string()
         } else {
             format!(
                 "unavailable ({})",
-                hello["hardware"]["reason"].as_str().unwrap_or("?")
+                hello.hardware.reason.as_deref().unwrap_or("?")
             )
         }
     );
@@ -135,12 +143,13 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
             writeln!(child.stdin.as_mut().expect("piped"), "cpu 0")?;
             let mut ready = String::new();
             BufReader::new(child.stdout.as_mut().expect("piped")).read_line(&mut ready)?;
-            let ok = request(
+            let ok: Ack = request(
                 notify,
-                &json!({"action": "run", "container": name, "ack": true}),
-            )?;
-            if ok["ok"] != true {
-                bail!("monitor did not find container {name}: {ok}");
+                &Notification::container(ContainerAction::Run, *name).with_ack(),
+            )
+            .with_context(|| format!("monitor did not find container {name}"))?;
+            if !ok.ok {
+                bail!("monitor did not find container {name}: {ok:?}");
             }
             containers.push((name.to_string(), cg, child));
         }
@@ -151,25 +160,31 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
         let reader = CgroupReader::open(&layout, cg.rel());
         let act = format!("{:032x}", 0xfaa5_10adu64 * 1000 + i as u64);
         let before = reader.read();
-        request(
+        let _: Ack = request(
             notify,
-            &json!({"action": "activation_start", "container": name, "activation_id": act, "ack": true}),
+            &Notification::activation_start(*name, &act).with_ack(),
         )?;
         let stdin = child.stdin.as_mut().expect("piped");
         writeln!(stdin, "{cmd}")?;
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().expect("piped")).read_line(&mut line)?;
-        request(
+        let _: Ack = request(
             notify,
-            &json!({"action": "activation_end", "container": name, "activation_id": act, "ack": true}),
+            &Notification::activation_end(*name, &act).with_ack(),
         )?;
         let after = reader.read();
-        let s = request(query, &json!({"type": "activation", "activation_id": act}))?;
+        let s: ActivationSummary = request(
+            query,
+            &Query::Activation(ActivationQuery {
+                activation_id: act,
+                wait_ms: None,
+            }),
+        )?;
         let truth = after
             .cpu_ns
             .zip(before.cpu_ns)
             .map(|(a, b)| a.saturating_sub(b));
-        let got = s["cpu_ns"].as_u64();
+        let got = s.cpu_ns;
         let err = match (got, truth) {
             (Some(g), Some(t)) => {
                 let e = (g as f64 - t as f64).abs();
@@ -193,14 +208,14 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
             ms(got),
             ms(truth),
             err,
-            mib(s["mem_peak_bytes"].as_u64()),
+            mib(s.mem_peak_bytes),
             mib(after.mem_peak)
         );
     }
-    let list = request(query, &json!({"type": "containers"}))?;
+    let list: ContainerList = request(query, &Query::Containers)?;
     println!(
         "\ncontainers seen by the monitor: {}",
-        list["containers"].as_array().map(|l| l.len()).unwrap_or(0)
+        list.containers.len()
     );
     for (_, cg, mut child) in containers {
         let _ = child.kill();
@@ -225,6 +240,14 @@ fn check(exe: &Path, cfg: &Path, notify: &Path, query: &Path, tree: &str) -> Res
     Ok(())
 }
 
-fn a_backend_is_exact(hello: &Value) -> bool {
-    hello["backend"] == "ebpf"
+fn a_backend_is_exact(hello: &Hello) -> bool {
+    hello.backend == wire::Backend::Ebpf
+}
+
+/// The backend as the monitor's configuration names it.
+fn a_backend_name(b: wire::Backend) -> Backend {
+    match b {
+        wire::Backend::Ebpf => Backend::Ebpf,
+        wire::Backend::Cgroupfs => Backend::Cgroupfs,
+    }
 }

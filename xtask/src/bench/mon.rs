@@ -15,7 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use faasload_protocol::monitor::{
+    Ack, Backend, ContainerAction, Hello, Notification, Query, decode,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Set by SIGINT while a suite runs.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -354,16 +359,15 @@ pub(super) struct Monitor {
 
 /// How a monitor is configured.
 #[derive(Clone, Debug)]
-pub(super) struct MonitorSpec {
-    /// `ebpf` or `cgroupfs`.
-    pub backend: &'static str,
+pub struct MonitorSpec {
+    pub backend: Backend,
     pub interval_ms: f64,
     pub bpf_stats: bool,
 }
 
 impl MonitorSpec {
-    pub(super) fn label(&self) -> String {
-        let mut s = if self.backend == "ebpf" {
+    pub fn label(&self) -> String {
+        let mut s = if self.backend == Backend::Ebpf {
             format!(
                 "eBPF monitor (memory sampled every {})",
                 fmt_interval(self.interval_ms)
@@ -416,7 +420,7 @@ impl Monitor {
                 "# Written by cargo xtask bench.\nbackend: {}\ninterval_ms: {}\nmax_age_s: 3600\n\
                  notify_socket: {}\nquery_socket: {}\nbpf_stats: {}\n\
                  patterns:\n  - kind: bench\n    regex: '{}'\n",
-                spec.backend,
+                config_name(spec.backend),
                 spec.interval_ms,
                 notify.display(),
                 query.display(),
@@ -450,10 +454,10 @@ impl Monitor {
                     std::fs::read_to_string(dir.join(format!("{tag}.log"))).unwrap_or_default();
                 bail!("the monitor exited during start-up ({st}): {}", text.trim());
             }
-            if let Ok(h) = request(&m.query, &json!({"type": "hello"})) {
-                if h["backend"] != spec.backend {
+            if let Ok(h) = request::<Hello>(&m.query, &Query::Hello) {
+                if h.backend != spec.backend {
                     bail!(
-                        "monitor answered hello {h}, expected backend {}",
+                        "monitor answered hello {h:?}, expected backend {:?}",
                         spec.backend
                     );
                 }
@@ -475,13 +479,14 @@ impl Monitor {
     }
 
     /// Tells the monitor about a container (it rescans if needed) and checks it is found.
-    pub(super) fn announce(&self, name: &str) -> Result<()> {
-        let a = request(
+    pub fn announce(&self, name: &str) -> Result<()> {
+        let a: Ack = request(
             &self.notify,
-            &json!({"action": "run", "container": name, "ack": true}),
-        )?;
-        if a["ok"] != true {
-            bail!("{}: container {name} not found: {a}", self.label);
+            &Notification::container(ContainerAction::Run, name).with_ack(),
+        )
+        .with_context(|| format!("{}: container {name} not found", self.label))?;
+        if !a.ok {
+            bail!("{}: container {name} not found: {a:?}", self.label);
         }
         Ok(())
     }
@@ -519,14 +524,29 @@ impl Drop for Monitor {
     }
 }
 
-/// One request on a fresh connection, one JSON line back.
-pub(super) fn request(sock: &Path, req: &Value) -> Result<Value> {
+/// The monitor configuration's name of a backend.
+fn config_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Ebpf => "ebpf",
+        Backend::Cgroupfs => "cgroupfs",
+    }
+}
+
+/// A request as one line.
+fn line(req: &impl Serialize) -> Result<Vec<u8>> {
+    let mut l = serde_json::to_vec(req).context("encode a monitor request")?;
+    l.push(b'\n');
+    Ok(l)
+}
+
+/// One request on a fresh connection, its one-line answer read as `T`.
+pub fn request<T: DeserializeOwned>(sock: &Path, req: &impl Serialize) -> Result<T> {
     let mut s = UnixStream::connect(sock).with_context(|| format!("connect {}", sock.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    writeln!(s, "{req}")?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    serde_json::from_str(&line).with_context(|| format!("monitor answered {line:?} to {req}"))
+    s.write_all(&line(req)?)?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    Ok(decode(&answer)?)
 }
 
 /// A persistent connection for many requests (one JSON line each way).
@@ -543,11 +563,12 @@ impl Conn {
         Ok(Conn { w, r })
     }
 
-    pub(super) fn ask(&mut self, req: &Value) -> Result<Value> {
-        writeln!(self.w, "{req}")?;
-        let mut line = String::new();
-        self.r.read_line(&mut line)?;
-        serde_json::from_str(&line).with_context(|| format!("monitor answered {line:?} to {req}"))
+    /// One request, its answer read as `T`.
+    pub fn ask<T: DeserializeOwned>(&mut self, req: &impl Serialize) -> Result<T> {
+        self.w.write_all(&line(req)?)?;
+        let mut answer = String::new();
+        self.r.read_line(&mut answer)?;
+        Ok(decode(&answer)?)
     }
 }
 

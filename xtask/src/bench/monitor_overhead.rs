@@ -16,7 +16,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
+use faasload_protocol::monitor::{Backend, ContainerList, Query, Stats};
 
 use super::Options;
 use super::mon::{self, Monitor, MonitorSpec, Tree, check_interrupt, median, min_max};
@@ -160,27 +160,27 @@ fn measure(
     let configs: Vec<Option<MonitorSpec>> = vec![
         None,
         Some(MonitorSpec {
-            backend: "ebpf",
+            backend: Backend::Ebpf,
             interval_ms: 10.0,
             bpf_stats: false,
         }),
         Some(MonitorSpec {
-            backend: "ebpf",
+            backend: Backend::Ebpf,
             interval_ms: 10.0,
             bpf_stats: true,
         }),
         Some(MonitorSpec {
-            backend: "ebpf",
+            backend: Backend::Ebpf,
             interval_ms: 1000.0,
             bpf_stats: false,
         }),
         Some(MonitorSpec {
-            backend: "cgroupfs",
+            backend: Backend::Cgroupfs,
             interval_ms: 10.0,
             bpf_stats: false,
         }),
         Some(MonitorSpec {
-            backend: "cgroupfs",
+            backend: Backend::Cgroupfs,
             interval_ms: 1000.0,
             bpf_stats: false,
         }),
@@ -402,8 +402,8 @@ fn one_run(
             for i in 0..n {
                 m.announce(&format!("c{i}"))?;
             }
-            let s = mon::request(&m.query, &json!({"type": "containers"}))?;
-            let seen = s["containers"].as_array().map_or(0, Vec::len);
+            let s: ContainerList = mon::request(&m.query, &Query::Containers)?;
+            let seen = s.containers.len();
             if seen != n {
                 bail!("{} sees {seen} containers, expected {n}", m.label);
             }
@@ -415,21 +415,11 @@ fn one_run(
     let pid = monitor.as_ref().map_or(0, Monitor::pid);
     let stats = |m: &Option<Monitor>| -> Result<Vec<(String, u64, u64)>> {
         let Some(m) = m else { return Ok(vec![]) };
-        let s = mon::request(&m.query, &json!({"type": "stats"}))?;
-        Ok(s["programs"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|p| {
-                        (
-                            p["name"].as_str().unwrap_or("?").to_string(),
-                            p["run_count"].as_u64().unwrap_or(0),
-                            p["run_time_ns"].as_u64().unwrap_or(0),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        let s: Stats = mon::request(&m.query, &Query::Stats)?;
+        Ok(s.programs
+            .into_iter()
+            .map(|p| (p.name, p.run_count, p.run_time_ns))
+            .collect())
     };
     let p0 = stats(&monitor)?;
     let cpu0 = if pid > 0 { mon::process_cpu_ns(pid) } else { 0 };

@@ -18,8 +18,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
-use serde_json::{Value, json};
+use anyhow::{Context, Result, bail};
+use faasload_protocol::monitor::{
+    Ack, ActivationQuery, ActivationSummary, Backend, Notification, OriginalQuery, OriginalSample,
+    Query,
+};
 
 use super::Options;
 use super::mon::{
@@ -100,17 +103,17 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
     w.cmd("cpu 0")?;
     let specs = [
         MonitorSpec {
-            backend: "ebpf",
+            backend: Backend::Ebpf,
             interval_ms: 10.0,
             bpf_stats: false,
         },
         MonitorSpec {
-            backend: "cgroupfs",
+            backend: Backend::Cgroupfs,
             interval_ms: 10.0,
             bpf_stats: false,
         },
         MonitorSpec {
-            backend: "cgroupfs",
+            backend: Backend::Cgroupfs,
             interval_ms: 1000.0,
             bpf_stats: false,
         },
@@ -139,9 +142,11 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
             counters.reset_peak()?;
             let cpu0 = counters.cpu_ns()?;
             let start = epoch_s();
-            let a = notify.ask(&json!({"action": "activation_start", "container": name, "activation_id": id, "ack": true}))?;
-            if a["ok"] != true {
-                bail!("activation_start refused: {a}");
+            let a: Ack = notify
+                .ask(&Notification::activation_start(name, &id).with_ack())
+                .context("activation_start refused")?;
+            if !a.ok {
+                bail!("activation_start refused: {a:?}");
             }
             match kind {
                 Kind::Cpu(ms) => {
@@ -152,9 +157,11 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
                     w.cmd("free")?;
                 }
             }
-            let a = notify.ask(&json!({"action": "activation_end", "container": name, "activation_id": id, "ack": true}))?;
-            if a["ok"] != true {
-                bail!("activation_end refused: {a}");
+            let a: Ack = notify
+                .ask(&Notification::activation_end(name, &id).with_ack())
+                .context("activation_end refused")?;
+            if !a.ok {
+                bail!("activation_end refused: {a:?}");
             }
             let end = epoch_s();
             let cpu1 = counters.cpu_ns()?;
@@ -180,27 +187,31 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
     let mut reports: Vec<Vec<(Option<u64>, Option<u64>)>> = vec![Vec::new(); specs.len()];
     let mut q = Conn::open(&monitors[0].query)?;
     for a in &acts {
-        let s = q.ask(&json!({"type": "activation", "activation_id": a.id, "wait_ms": 1000}))?;
-        if s.get("error").is_some() {
-            bail!("eBPF monitor: activation {}: {s}", a.id);
-        }
-        reports[0].push((s["cpu_ns"].as_u64(), s["mem_peak_bytes"].as_u64()));
+        let s: ActivationSummary = q
+            .ask(&Query::Activation(ActivationQuery {
+                activation_id: a.id.clone(),
+                wait_ms: Some(1000),
+            }))
+            .with_context(|| format!("eBPF monitor: activation {}", a.id))?;
+        reports[0].push((s.cpu_ns, s.mem_peak_bytes));
     }
     for (mi, m) in monitors.iter().enumerate().skip(1) {
         for a in &acts {
-            let v = mon::request(
+            let samples: Vec<OriginalSample> = mon::request(
                 &m.query,
-                &json!({"container": name, "start": a.start, "end": a.end}),
-            )?;
-            let Value::Array(samples) = v else {
-                bail!("{}: window query answered {v}", m.label);
-            };
+                &OriginalQuery {
+                    container: name.to_string(),
+                    start: a.start,
+                    end: a.end,
+                },
+            )
+            .with_context(|| format!("{}: window query", m.label))?;
             let cpu = samples
                 .iter()
-                .filter_map(|s| s["cpu"].as_f64())
+                .filter_map(|s| s.cpu)
                 .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))))
                 .map(|c| (c * 1e9).round() as u64);
-            let mem = samples.iter().filter_map(|s| s["memory"].as_u64()).max();
+            let mem = samples.iter().filter_map(|s| s.memory).max();
             reports[mi].push((cpu, mem));
         }
     }
@@ -344,7 +355,7 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, quick: bool) -> Result<Strin
 }
 
 fn short(s: &MonitorSpec) -> String {
-    if s.backend == "ebpf" {
+    if s.backend == Backend::Ebpf {
         "eBPF".into()
     } else {
         format!("poll {}", mon::fmt_interval(s.interval_ms))

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use faasload_protocol::monitor::{Backend, Query, WindowQuery, WindowSummary, decode};
 
 use super::Options;
 use super::mon::{
@@ -62,12 +62,12 @@ fn measure(bin: &Path, dir: &Path, tree: &mut Tree, rounds: usize, secs: u64) ->
     }
     let rows: Vec<Option<MonitorSpec>> = vec![
         Some(MonitorSpec {
-            backend: "ebpf",
+            backend: Backend::Ebpf,
             interval_ms: 10.0,
             bpf_stats: false,
         }),
         Some(MonitorSpec {
-            backend: "cgroupfs",
+            backend: Backend::Cgroupfs,
             interval_ms: 10.0,
             bpf_stats: false,
         }),
@@ -198,13 +198,14 @@ fn open_loop_monitor(sock: &PathBuf, total: u64) -> Result<RowResult> {
         for i in 0..total {
             wait_until(t0 + period * i as u32);
             let now = epoch_s();
-            let req = format!(
-                "{{\"type\":\"window\",\"container\":\"c{}\",\"start\":{:.6},\"end\":{:.6}}}\n",
-                i as usize % CONTAINERS,
-                now - 1.0,
-                now
-            );
-            w.write_all(req.as_bytes())?;
+            let q = Query::Window(WindowQuery {
+                container: format!("c{}", i as usize % CONTAINERS),
+                start: now - 1.0,
+                end: now,
+            });
+            let mut req = serde_json::to_vec(&q)?;
+            req.push(b'\n');
+            w.write_all(&req)?;
         }
         Ok(())
     });
@@ -219,8 +220,7 @@ fn open_loop_monitor(sock: &PathBuf, total: u64) -> Result<RowResult> {
         let t = Instant::now();
         let due = t0 + period * i as u32;
         lat.push(t.saturating_duration_since(due).as_nanos() as f64 / 1e3);
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v.get("error").is_some() || v.get("samples").and_then(Value::as_u64).unwrap_or(0) == 0 {
+        if decode::<WindowSummary>(&line).map_or(true, |w| w.samples == 0) {
             errors += 1;
         }
     }
