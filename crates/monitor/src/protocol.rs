@@ -399,6 +399,7 @@ pub fn stats(m: &Monitor) -> Stats {
 pub fn self_rusage() -> (u64, u64) {
     // SAFETY: zeroed rusage is valid, getrusage fills it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid out-parameter for this process's usage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
     (ns(ru.ru_utime), ns(ru.ru_stime))

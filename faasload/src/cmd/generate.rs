@@ -458,7 +458,10 @@ async fn generate(a: GenerateArgs, cfg: Arc<GenConfig>, catalog: FunctionCatalog
     res
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the session's parts, set up by `run` and handed over once"
+)]
 async fn run_session(
     a: &GenerateArgs,
     cfg: &Arc<GenConfig>,

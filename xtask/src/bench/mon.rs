@@ -359,14 +359,14 @@ pub(super) struct Monitor {
 
 /// How a monitor is configured.
 #[derive(Clone, Debug)]
-pub struct MonitorSpec {
+pub(super) struct MonitorSpec {
     pub backend: Backend,
     pub interval_ms: f64,
     pub bpf_stats: bool,
 }
 
 impl MonitorSpec {
-    pub fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         let mut s = if self.backend == Backend::Ebpf {
             format!(
                 "eBPF monitor (memory sampled every {})",
@@ -479,7 +479,7 @@ impl Monitor {
     }
 
     /// Tells the monitor about a container (it rescans if needed) and checks it is found.
-    pub fn announce(&self, name: &str) -> Result<()> {
+    pub(super) fn announce(&self, name: &str) -> Result<()> {
         let a: Ack = request(
             &self.notify,
             &Notification::container(ContainerAction::Run, name).with_ack(),
@@ -540,7 +540,7 @@ fn line(req: &impl Serialize) -> Result<Vec<u8>> {
 }
 
 /// One request on a fresh connection, its one-line answer read as `T`.
-pub fn request<T: DeserializeOwned>(sock: &Path, req: &impl Serialize) -> Result<T> {
+pub(super) fn request<T: DeserializeOwned>(sock: &Path, req: &impl Serialize) -> Result<T> {
     let mut s = UnixStream::connect(sock).with_context(|| format!("connect {}", sock.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.write_all(&line(req)?)?;
@@ -564,7 +564,7 @@ impl Conn {
     }
 
     /// One request, its answer read as `T`.
-    pub fn ask<T: DeserializeOwned>(&mut self, req: &impl Serialize) -> Result<T> {
+    pub(super) fn ask<T: DeserializeOwned>(&mut self, req: &impl Serialize) -> Result<T> {
         self.w.write_all(&line(req)?)?;
         let mut answer = String::new();
         self.r.read_line(&mut answer)?;

@@ -18,10 +18,10 @@
 //! written with their keys sorted ([`encode`]), as the monitor always wrote them, so
 //! FaaSLoad-compatible answers stay the same byte for byte; stream items keep their
 //! field order ([`stream::StreamItem`]).
-pub mod answer;
-pub mod error;
-pub mod request;
-pub mod stream;
+mod answer;
+mod error;
+mod request;
+mod stream;
 
 #[cfg(test)]
 mod tests;

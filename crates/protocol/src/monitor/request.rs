@@ -192,12 +192,12 @@ pub enum Query {
 }
 
 /// The longest an `activation` query waits for the activation to end.
-pub const MAX_ACTIVATION_WAIT_MS: u64 = 60_000;
+pub(super) const MAX_ACTIVATION_WAIT_MS: u64 = 60_000;
 /// How long an `attribute` query waits for the sampler by default, and at most.
-pub const DEFAULT_ATTRIBUTE_WAIT_MS: u64 = 1000;
-pub const MAX_ATTRIBUTE_WAIT_MS: u64 = 10_000;
+pub(super) const DEFAULT_ATTRIBUTE_WAIT_MS: u64 = 1000;
+pub(super) const MAX_ATTRIBUTE_WAIT_MS: u64 = 10_000;
 /// The CPU time (µs) that makes a candidate busy unless the query says otherwise.
-pub const DEFAULT_MIN_BUSY_US: u64 = 100;
+pub(super) const DEFAULT_MIN_BUSY_US: u64 = 100;
 
 /// What the monitor measured for one activation, by its id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
