@@ -166,6 +166,8 @@ mod user {
     // SAFETY: all these types are #[repr(C)] plain integers without padding holes that
     // matter for reading; any bit pattern is valid.
     unsafe impl aya::Pod for super::CgroupStats {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::CpuState {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::Event {}
 }

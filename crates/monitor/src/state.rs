@@ -17,7 +17,7 @@ use super::config::{Backend, MonitorConfig};
 use super::discovery::{Found, Matcher};
 use super::ebpf::Kernel;
 use faasload_cgroup::{CgroupReader, Counters, Layout, inode};
-use faasload_os::clock::{EpochMap, epoch_ns, mono_ns};
+use faasload_os::clock::epoch_ns;
 
 /// Hardware counters' availability, as `hello` and summaries carry it.
 pub use faasload_protocol::monitor::Hardware;
@@ -145,7 +145,6 @@ pub struct Monitor {
     pub layout: Layout,
     pub kernel: Option<Kernel>,
     pub matcher: Matcher,
-    pub epoch: EpochMap,
     pub stats: SelfStats,
     pub stream: broadcast::Sender<StreamItem>,
     pub hardware: Hardware,
@@ -185,7 +184,6 @@ impl Monitor {
             layout,
             kernel,
             matcher,
-            epoch: EpochMap::now(),
             stats: SelfStats::default(),
             stream,
             started_ns: epoch_ns(),
@@ -660,10 +658,5 @@ impl Monitor {
             }
         }
         new
-    }
-
-    /// Monotonic now, for callers that align with kernel timestamps.
-    pub fn mono_now(&self) -> u64 {
-        mono_ns()
     }
 }

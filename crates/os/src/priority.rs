@@ -59,6 +59,7 @@ mod tests {
     #[test]
     fn raising_priority_works_with_cap_sys_nice() {
         // Root (as in CI) may go below 0; anyone else gets the kernel's refusal.
+        // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let r = std::thread::spawn(|| set_thread_nice(-10).map(|()| thread_nice().unwrap()))
             .join()
