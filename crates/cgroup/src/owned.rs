@@ -202,20 +202,6 @@ impl OwnedCgroup {
         }
     }
 
-    /// Is the cgroup frozen now?
-    pub fn is_frozen(&self) -> bool {
-        match self.layout.version() {
-            Version::V1 => self
-                .dir(Controller::Freezer)
-                .and_then(|d| std::fs::read_to_string(d.join("freezer.state")).ok())
-                .is_some_and(|s| s.trim() == "FROZEN"),
-            Version::V2 => self
-                .dir(Controller::Cpu)
-                .and_then(|d| std::fs::read_to_string(d.join("cgroup.events")).ok())
-                .is_some_and(|s| s.lines().any(|l| l == "frozen 1")),
-        }
-    }
-
     /// Kills every process of the cgroup (they are faasload's own: only faasload puts
     /// processes here) and waits until it is empty, up to `timeout`.
     pub fn kill_all(&self, timeout: Duration) -> Result<()> {

@@ -190,14 +190,6 @@ impl MonitorClient {
         }
     }
 
-    /// What the monitor measured for `activation_id`.
-    pub async fn reading(&self, activation_id: &str) -> MonitorReading {
-        match self.summary(activation_id, self.wait).await {
-            Ok(s) => self.reading_of(&s).await,
-            Err(e) => missing(e),
-        }
-    }
-
     /// The monitor's summary of `activation_id`, waiting up to `wait` for its end.
     async fn summary(
         &self,
