@@ -4,6 +4,7 @@
 //! already there), so the same command works on a fresh machine and on a warm one.
 
 mod bench;
+mod browser;
 mod cmd;
 mod demo;
 mod deploy_check;

@@ -51,6 +51,10 @@ const STEPS: &[(&str, Ensure)] = &[
     ("private dockerd and runtime images", crate::docker::ensure),
     ("pyarrow and pandas (PyPI)", crate::pyarrow::ensure),
     (
+        "Chromium for the HTML report tests (Debian)",
+        crate::browser::ensure,
+    ),
+    (
         "bench platform monitor-query --quick (harness smoke test)",
         ensure_bench_smoke,
     ),

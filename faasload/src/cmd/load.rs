@@ -95,6 +95,10 @@ pub(crate) struct ReportArgs {
     /// Which load (default: the last one).
     #[arg(long)]
     pub load: Option<i64>,
+    /// Also write the load's HTML report (self-contained: SVG charts and the
+    /// percentile tables) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `faasload deploy`.
@@ -117,10 +121,19 @@ pub(crate) fn deploy(a: DeployArgs) -> Result<()> {
 
 /// `faasload report`.
 pub(crate) fn report(a: ReportArgs) -> Result<()> {
-    print!(
-        "{}",
-        faasload_results::report::report_cli(&a.store, a.load)?
-    );
+    match &a.html {
+        None => print!(
+            "{}",
+            faasload_results::report::report_cli(&a.store, a.load)?
+        ),
+        Some(html) => {
+            print!(
+                "{}",
+                faasload_results::report::report_cli_html(&a.store, a.load, html)?
+            );
+            eprintln!("HTML report written to {}", html.display());
+        }
+    }
     Ok(())
 }
 
@@ -238,6 +251,7 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
     .await?;
 
     let mut stored = None;
+    let mut html = None;
     if let (Some(s), Some(id), Some(task)) = (&store, load_id, writer_task) {
         let ws = task.await.context("store writer")??;
         stored = Some(ws);
@@ -247,6 +261,13 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
             LoadStatus::Completed
         };
         s.end_load(id, status).await?;
+        // The HTML report, from the store: a failure is reported, the load stays as it is.
+        let path = faasload_results::report::html_report_path(&a.store, id);
+        html = Some(
+            faasload_results::report::write_html_report(s, &a.store, id, &path)
+                .await
+                .map(|()| path),
+        );
         s.close().await;
     }
     let rep = report
@@ -274,6 +295,11 @@ async fn run_load(a: &LoadArgs, trace: Arc<Trace>, emb: Option<&Embedded>) -> Re
             String::new()
         }
     );
+    match html {
+        Some(Ok(p)) => println!("HTML report: {}", p.display()),
+        Some(Err(e)) => eprintln!("error: writing the HTML report: {e:#}"),
+        None => {}
+    }
     if res.recorder.not_stored > 0 {
         anyhow::bail!("{} rows could not be stored", res.recorder.not_stored);
     }
