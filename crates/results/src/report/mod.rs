@@ -3,8 +3,8 @@
 //! record's duration, waitTime and initTime; outcome counts per class and cold/warm
 //! counts. Fed row by row while a load runs ([`Report::record`]) or rebuilt from a store
 //! ([`Report::from_store`]); rendered as a wrk2-style text table and written as an
-//! HdrHistogram interval log of latency per second; the `html` module renders a stored load as a
-//! self-contained HTML page of SVG charts and the same percentile tables.
+//! HdrHistogram interval log of latency per second; the `html` module renders a stored
+//! load as a self-contained HTML page of SVG charts and the same percentile tables.
 mod hlog;
 mod html;
 mod metrics;
