@@ -239,7 +239,7 @@ pub fn report_cli(url: &str, load: Option<i64>) -> anyhow::Result<String> {
 /// [`report_cli`], async.
 pub async fn report_store(url: &str, load: Option<i64>) -> anyhow::Result<String> {
     use anyhow::Context;
-    let store = Store::open(url)
+    let store = Store::open_read(url)
         .await
         .with_context(|| format!("opening the store {}", crate::store::redact(url)))?;
     let loads = store.loads().await?;
