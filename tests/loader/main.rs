@@ -10,4 +10,5 @@ mod functions;
 mod generator;
 mod openwhisk;
 mod replay;
+mod run_end;
 mod trace;

@@ -229,7 +229,23 @@ streams:
         "--store",
         &format!("sqlite://{}", db.display()),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    // Three failed invocations, none allowed by default: exit status 3, and the
+    // summary names each failure.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Summary: 2 of 5 invocations succeeded, 3 failed"),
+        "{out}"
+    );
+    for (class, seq) in [("throttled", 1), ("server_error", 2), ("refused", 4)] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(class)
+                    && l.ends_with(&format!("first at seq {seq}"))),
+            "{class}: {out}"
+        );
+    }
+    assert!(out.contains("x HTTP 429: Too many requests"), "{out}");
     let (status, mut rows) = rt.block_on(stored(&db));
     assert_eq!(status, LoadStatus::Completed);
     rows.sort_by_key(|r| r.seq);
@@ -377,7 +393,7 @@ fn sigint_mid_run_keeps_every_completed_row() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "interrupted: {}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("INTERRUPTED"), "{out}");
     let (status, rows) = rt.block_on(stored(&db));

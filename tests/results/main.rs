@@ -5,5 +5,6 @@
     reason = "in tests, a failed unwrap is the test failing"
 )]
 
+mod cli;
 mod export;
 mod store;
