@@ -165,6 +165,79 @@ fn original_faasload_trace_directory_replays() {
     );
 }
 
+/// An original trace directory whose inputs are in per-user containers
+/// (`userNNN/N.jpg`, the original FaaSLoad's naming) replays out of the box on the
+/// embedded platform: the inputs it names are generated where it names them, every
+/// invocation succeeds, and each row has its input's size. `faasload inputs --trace`
+/// writes the same files.
+#[test]
+fn original_trace_with_per_user_inputs_replays_out_of_the_box() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    std::fs::create_dir(&trace).unwrap();
+    std::fs::write(
+        trace.join("user001-wand_blur-256-1-0.1"),
+        "0\tuser001/15.jpg\tsigma:2.5\n0.5\tuser001/2.jpg\tsigma:10\n",
+    )
+    .unwrap();
+    std::fs::write(
+        trace.join("user002-sharp_resize-128-1-0.1"),
+        "0.2\tuser002/3.png\twidth:200\n",
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let o = Command::new(bin())
+        .arg("load")
+        .arg(&trace)
+        .args(["--embedded", "--quiet", "--no-monitor", "--store"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env_remove("FAASLOAD_STORE_DIR")
+        .env("FAASLOAD_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (status, rows) = rt().block_on(stored(&db));
+    assert_eq!(status, LoadStatus::Completed);
+    assert_eq!(rows.len(), 3);
+    let size = |input: &str| {
+        let (_, name) = input.split_once('/').unwrap();
+        let (n, ext) = name.split_once('.').unwrap();
+        faasload_inputs::render(
+            faasload_inputs::DEFAULT_SEED,
+            faasload_inputs::Kind::Image,
+            n.parse().unwrap(),
+        )
+        .unwrap()
+        .into_iter()
+        .find(|(e, _)| *e == ext)
+        .unwrap()
+        .1
+        .len() as i64
+    };
+    for r in &rows {
+        assert_eq!(r.class, "success", "{r:?}");
+        let input = r.input.as_deref().unwrap();
+        assert_eq!(r.input_bytes, Some(size(input)), "{r:?}");
+    }
+    // The same inputs, written by `faasload inputs --trace`.
+    let objects = dir.path().join("objects");
+    let o = Command::new(bin())
+        .args(["inputs", "--dir"])
+        .arg(&objects)
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    for input in ["user001/15.jpg", "user001/2.jpg", "user002/3.png"] {
+        let len = std::fs::metadata(objects.join(input)).unwrap().len() as i64;
+        assert_eq!(len, size(input), "{input}");
+    }
+    assert!(!objects.join("image").exists(), "only what the trace names");
+}
+
 #[test]
 fn every_outcome_of_a_misbehaving_platform_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
