@@ -217,8 +217,7 @@ mod tests {
         .unwrap();
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let catalog =
-            faasload_trace::FunctionCatalog::load(&repo.join("config/traces/catalog.yaml"))
-                .unwrap();
+            faasload_trace::FunctionCatalog::load(repo.join("config/traces/catalog.yaml")).unwrap();
         let trace = faasload_trace::load_faasload_dir(&dir, &catalog).unwrap();
         let store = generated_store(&trace, tmp.path()).unwrap().unwrap();
         let a = std::fs::read(store.join("user001/15.jpg")).unwrap();
