@@ -259,6 +259,15 @@ async fn open_generation(
         ),
         _ => {}
     }
+    if a.resume || a.fresh {
+        // Temporaries of a checkpoint writer that was killed before its rename.
+        for p in checkpoint::remove_orphans(dir)? {
+            tracing::info!(
+                "removed {}, left by a generation killed while checkpointing",
+                p.display()
+            );
+        }
+    }
     if a.fresh {
         for (_, p) in checkpoint::list(dir)? {
             std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
