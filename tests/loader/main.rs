@@ -11,4 +11,5 @@ mod generator;
 mod openwhisk;
 mod replay;
 mod run_end;
+mod systemd_unit;
 mod trace;
