@@ -12,6 +12,7 @@ mod ebpf;
 mod functions;
 mod images;
 mod layout;
+mod promclient;
 mod pyarrow;
 mod stable;
 mod test;
