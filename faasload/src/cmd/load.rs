@@ -318,7 +318,6 @@ async fn start_storing(
 /// Waits for the writer, ends the load (and its journal, if rows were spilled). Errors
 /// are kept to be reported with the rest: the report and the summary come first.
 async fn end_storing(s: Storing, res: &ReplayResult) -> Stored {
-    s.heartbeat.stop();
     let end = s.writer.await.unwrap_or_else(|e| WriterEnd {
         stats: WriterStats::default(),
         error: Some(StoreError::Invalid(format!("the store writer failed: {e}"))),
@@ -330,6 +329,8 @@ async fn end_storing(s: Storing, res: &ReplayResult) -> Stored {
     } else {
         LoadStatus::Completed
     };
+    // Alive until the load is ended (the writer may take a while to drain).
+    s.heartbeat.stop();
     let mut later = Vec::new();
     if let Err(e) = s.store.end_load(s.load_id, status).await {
         later.push(e.to_string());
