@@ -312,9 +312,8 @@ streams:
     );
     for (class, seq) in [("throttled", 1), ("server_error", 2), ("refused", 4)] {
         assert!(
-            out.lines()
-                .any(|l| l.trim_start().starts_with(class)
-                    && l.ends_with(&format!("first at seq {seq}"))),
+            out.lines().any(|l| l.trim_start().starts_with(class)
+                && l.ends_with(&format!("first at seq {seq}"))),
             "{class}: {out}"
         );
     }
