@@ -465,9 +465,14 @@ fn sigterm_checkpoints_and_bad_checkpoints_are_refused() {
         "{}",
         text(&o)
     );
+    // A checkpoint writer killed before its rename left its temporary file: resuming
+    // removes it.
+    let orphan = state.join(format!(".checkpoint-{:012}.json.tmp", c.next_seq + 1));
+    std::fs::write(&orphan, "{\"torn").unwrap();
     // Resumed: completes with every run once, and the same sequence as the plan.
     let o = run(&cfg, &db, &["--resume"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(!orphan.exists(), "{} left behind", orphan.display());
     assert!(text(&o).contains("deleted 2 lost runs"), "{}", text(&o));
     let (status, rows) = stored(&db);
     assert_eq!(status, LoadStatus::Completed);

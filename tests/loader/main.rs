@@ -10,4 +10,6 @@ mod functions;
 mod generator;
 mod openwhisk;
 mod replay;
+mod run_end;
+mod systemd_unit;
 mod trace;

@@ -323,10 +323,82 @@ async fn refused_connections_and_silent_servers() {
     assert_eq!(out.http_status, None);
     assert!(out.answered_ns - out.sent_ns >= 450_000_000, "{out:?}");
 
-    // A server that closes the connection without answering.
+    // A server that closes the connection without answering: the request was sent.
     let srv = answering(|| Reply::Close).await;
     let out = ow.invoke(&ep(&srv.url()), "hello", &params()).await;
-    assert_eq!(out.class, OutcomeClass::Refused, "{out:?}");
+    assert_eq!(out.class, OutcomeClass::ConnectionLost, "{out:?}");
+}
+
+/// A connection reset (or closed) after the request was read is `connection_lost`: the
+/// activation may be running, so even with retries on it is never sent again; a refused
+/// connection (nothing sent) still is.
+#[tokio::test]
+async fn a_connection_lost_after_the_request_is_never_retried() {
+    let ow = fast(OpenWhiskOptions {
+        retries: RetryOptions {
+            max: 3,
+            backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        },
+        ..Default::default()
+    });
+    for (what, reply) in [
+        ("reset", (|| Reply::Reset) as fn() -> Reply),
+        ("closed", || Reply::Close),
+    ] {
+        let srv = answering(reply).await;
+        let out = ow.invoke(&ep(&srv.url()), "hello", &params()).await;
+        assert_eq!(out.class, OutcomeClass::ConnectionLost, "{what}: {out:?}");
+        assert_eq!(out.class.as_str(), "connection_lost");
+        assert_eq!((out.retries, out.http_status), (0, None), "{what}: {out:?}");
+        assert!(
+            out.error.is_some() && out.record.is_none(),
+            "{what}: {out:?}"
+        );
+        let reqs = srv.requests();
+        assert_eq!(
+            reqs.len(),
+            1,
+            "{what}: sent again after it was lost: {reqs:?}"
+        );
+        assert_eq!(reqs[0].method, "POST");
+    }
+    // The generic HTTP backend classes it the same way.
+    let srv = answering(|| Reply::Reset).await;
+    let g = GenericHttp::new(GenericOptions {
+        http: HttpOptions {
+            request_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+        retries: RetryOptions {
+            max: 3,
+            backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        },
+        template: Some("{api_host}/function/{action}".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let out = g.invoke(&ep(&srv.url()), "f", &params()).await;
+    assert_eq!(
+        (out.class, out.retries),
+        (OutcomeClass::ConnectionLost, 0),
+        "{out:?}"
+    );
+    assert_eq!(srv.requests().len(), 1);
+    // Refused: nothing was sent, so it is retried.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = ow
+        .invoke(&ep(&format!("http://127.0.0.1:{port}")), "hello", &params())
+        .await;
+    assert_eq!(
+        (out.class, out.retries),
+        (OutcomeClass::Refused, 3),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]

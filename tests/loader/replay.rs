@@ -165,6 +165,79 @@ fn original_faasload_trace_directory_replays() {
     );
 }
 
+/// An original trace directory whose inputs are in per-user containers
+/// (`userNNN/N.jpg`, the original FaaSLoad's naming) replays out of the box on the
+/// embedded platform: the inputs it names are generated where it names them, every
+/// invocation succeeds, and each row has its input's size. `faasload inputs --trace`
+/// writes the same files.
+#[test]
+fn original_trace_with_per_user_inputs_replays_out_of_the_box() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    std::fs::create_dir(&trace).unwrap();
+    std::fs::write(
+        trace.join("user001-wand_blur-256-1-0.1"),
+        "0\tuser001/15.jpg\tsigma:2.5\n0.5\tuser001/2.jpg\tsigma:10\n",
+    )
+    .unwrap();
+    std::fs::write(
+        trace.join("user002-sharp_resize-128-1-0.1"),
+        "0.2\tuser002/3.png\twidth:200\n",
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let o = Command::new(bin())
+        .arg("load")
+        .arg(&trace)
+        .args(["--embedded", "--quiet", "--no-monitor", "--store"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env_remove("FAASLOAD_STORE_DIR")
+        .env("FAASLOAD_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (status, rows) = rt().block_on(stored(&db));
+    assert_eq!(status, LoadStatus::Completed);
+    assert_eq!(rows.len(), 3);
+    let size = |input: &str| {
+        let (_, name) = input.split_once('/').unwrap();
+        let (n, ext) = name.split_once('.').unwrap();
+        faasload_inputs::render(
+            faasload_inputs::DEFAULT_SEED,
+            faasload_inputs::Kind::Image,
+            n.parse().unwrap(),
+        )
+        .unwrap()
+        .into_iter()
+        .find(|(e, _)| *e == ext)
+        .unwrap()
+        .1
+        .len() as i64
+    };
+    for r in &rows {
+        assert_eq!(r.class, "success", "{r:?}");
+        let input = r.input.as_deref().unwrap();
+        assert_eq!(r.input_bytes, Some(size(input)), "{r:?}");
+    }
+    // The same inputs, written by `faasload inputs --trace`.
+    let objects = dir.path().join("objects");
+    let o = Command::new(bin())
+        .args(["inputs", "--dir"])
+        .arg(&objects)
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    for input in ["user001/15.jpg", "user001/2.jpg", "user002/3.png"] {
+        let len = std::fs::metadata(objects.join(input)).unwrap().len() as i64;
+        assert_eq!(len, size(input), "{input}");
+    }
+    assert!(!objects.join("image").exists(), "only what the trace names");
+}
+
 #[test]
 fn every_outcome_of_a_misbehaving_platform_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,7 +302,22 @@ streams:
         "--store",
         &format!("sqlite://{}", db.display()),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    // Three failed invocations, none allowed by default: exit status 3, and the
+    // summary names each failure.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Summary: 2 of 5 invocations succeeded, 3 failed"),
+        "{out}"
+    );
+    for (class, seq) in [("throttled", 1), ("server_error", 2), ("refused", 4)] {
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(class)
+                && l.ends_with(&format!("first at seq {seq}"))),
+            "{class}: {out}"
+        );
+    }
+    assert!(out.contains("x HTTP 429: Too many requests"), "{out}");
     let (status, mut rows) = rt.block_on(stored(&db));
     assert_eq!(status, LoadStatus::Completed);
     rows.sort_by_key(|r| r.seq);
@@ -377,7 +465,7 @@ fn sigint_mid_run_keeps_every_completed_row() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "interrupted: {}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("INTERRUPTED"), "{out}");
     let (status, rows) = rt.block_on(stored(&db));

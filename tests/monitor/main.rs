@@ -10,3 +10,4 @@ mod daemon;
 mod deploy_files;
 mod docker;
 mod k8s;
+mod metrics;

@@ -5,6 +5,7 @@
     reason = "in tests, a failed unwrap is the test failing"
 )]
 
+mod cli;
 mod export;
 mod html;
 mod store;

@@ -1,6 +1,7 @@
 //! A scripted HTTP/1.1 server for the OpenWhisk client's tests: each request (method,
 //! path with query, headers, body) is answered by a closure with a status and body, by
-//! never answering (the connection stays open), or by closing the connection; every
+//! never answering (the connection stays open), by closing the connection (an end of
+//! file) or by resetting it (a TCP RST) once the request is read; every
 //! request is kept for the test to look at. Keep-alive works, so a client's connection
 //! reuse is exercised too. [`FakeServer::start_tls`] serves the same over TLS with a
 //! self-signed certificate made by `openssl` (to check certificate verification).
@@ -43,8 +44,29 @@ pub enum Reply {
     Answer(u16, Vec<(String, String)>, Vec<u8>),
     /// Keep the connection open and never answer.
     Never,
-    /// Close the connection without an answer.
+    /// Close the connection without an answer (the client reads an end of file).
     Close,
+    /// Reset the connection (TCP RST: SO_LINGER 0, then close) without an answer.
+    Reset,
+}
+
+/// A stream the server can reset (abortive close) instead of closing.
+trait Resettable {
+    /// Arms an abortive close: dropping the stream then sends a TCP RST.
+    fn arm_reset(&self);
+}
+
+impl Resettable for tokio::net::TcpStream {
+    fn arm_reset(&self) {
+        // Failing leaves a plain close: the client then sees an end of file instead.
+        let _ = self.set_zero_linger();
+    }
+}
+
+impl Resettable for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn arm_reset(&self) {
+        self.get_ref().0.arm_reset();
+    }
 }
 
 impl Reply {
@@ -174,7 +196,7 @@ impl Drop for FakeServer {
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+async fn serve<S: AsyncRead + AsyncWrite + Resettable + Unpin>(
     mut s: S,
     conn: u32,
     handler: Arc<Handler>,
@@ -238,6 +260,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
             Reply::Close => return,
+            Reply::Reset => {
+                s.arm_reset();
+                return;
+            }
             Reply::Answer(status, headers, body) => {
                 let mut out = format!(
                     "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: keep-alive\r\n",

@@ -13,6 +13,7 @@ mod ebpf;
 mod functions;
 mod images;
 mod layout;
+mod promclient;
 mod pyarrow;
 mod stable;
 mod test;

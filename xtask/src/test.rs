@@ -50,6 +50,7 @@ const STEPS: &[(&str, Ensure)] = &[
     ),
     ("private dockerd and runtime images", crate::docker::ensure),
     ("pyarrow and pandas (PyPI)", crate::pyarrow::ensure),
+    ("prometheus_client (PyPI)", crate::promclient::ensure),
     (
         "Chromium for the HTML report tests (Debian)",
         crate::browser::ensure,

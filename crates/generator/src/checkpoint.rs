@@ -3,7 +3,9 @@
 //! committed, the draw stream's state after the last committed run). Written atomically
 //! (temp file, fsync, rename, fsync of the directory) as `checkpoint-<next>.json` in the
 //! generation's state directory, the newest few kept. A file is its JSON body on one line
-//! and a checksum line, so a torn or edited file is detected, never trusted.
+//! and a checksum line, so a torn or edited file is detected, never trusted. A writer
+//! killed before its rename leaves a `.checkpoint-*.json.tmp`: [`remove_orphans`] removes
+//! them when the generation resumes.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -120,6 +122,35 @@ pub fn write(dir: &Path, c: &Checkpoint) -> Result<PathBuf> {
         }
     }
     Ok(path)
+}
+
+/// Removes the temporary files of checkpoints whose writer was killed before renaming
+/// them (`.checkpoint-*.json.tmp`): only a generation that owns `dir` may call it (on
+/// resume), since a running writer's temporary file looks the same. Returns the files
+/// removed.
+pub fn remove_orphans(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut removed = Vec::new();
+    for e in rd {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let name = e.file_name();
+        let orphan = name.to_str().is_some_and(|n| {
+            n.strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(SUFFIX))
+        });
+        if orphan {
+            let p = e.path();
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+            removed.push(p);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// Reads and verifies one checkpoint file: a torn, edited or foreign file is an error
@@ -250,6 +281,26 @@ mod tests {
         // Garbage.
         std::fs::write(&p, "\0\0\0").unwrap();
         assert!(format!("{:#}", read(&p).unwrap_err()).contains("corrupt"));
+    }
+
+    #[test]
+    fn orphan_temporaries_are_removed_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), &ck(2)).unwrap();
+        // What a writer killed between create and rename leaves.
+        let orphan = d.path().join(".checkpoint-000000000004.json.tmp");
+        std::fs::write(&orphan, "{\"torn").unwrap();
+        let other = d.path().join(".notes.tmp");
+        std::fs::write(&other, "x").unwrap();
+        assert_eq!(remove_orphans(d.path()).unwrap(), vec![orphan.clone()]);
+        assert!(!orphan.exists() && other.exists());
+        assert_eq!(list(d.path()).unwrap().len(), 1);
+        assert!(remove_orphans(d.path()).unwrap().is_empty());
+        assert!(
+            remove_orphans(&d.path().join("missing"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `faasload inputs`: deterministic input sets for the function suite, generated from a
 //! seed so that no download is ever needed. One container (sub-directory of the store
 //! root) per input kind, objects named `<N>.<ext>` from 1 like the original FaaSLoad's,
-//! so an original trace's `INPUT` column (`image/17.jpg`) finds them. Each file's content
-//! depends only on (seed, kind, N): the same seed gives byte-identical files, and asking
-//! for more files of a kind keeps the first ones.
+//! so an original trace's `INPUT` column (`image/17.jpg`) finds them; `--trace` writes
+//! exactly the inputs a trace names, also in per-user containers (`user001/15.jpg`, the
+//! kind then from the extension). Each file's content depends only on (seed, kind, N):
+//! the same seed gives byte-identical files, and asking for more files of a kind keeps
+//! the first ones.
 mod data;
 mod image;
 pub mod suite;
@@ -156,14 +158,45 @@ pub struct InputsArgs {
     /// Seed; the same seed and kinds give byte-identical files.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Kinds and counts: `kind:count,...` (kinds: image, matrix, text, json).
-    #[arg(long, default_value = "image:20,matrix:10,text:10,json:10")]
-    pub kinds: String,
+    /// Kinds and counts: `kind:count,...` (kinds: image, matrix, text, json). Default
+    /// `image:20,matrix:10,text:10,json:10`, none with --trace.
+    #[arg(long)]
+    pub kinds: Option<String>,
+    /// Write exactly the inputs this trace (YAML or original FaaSLoad directory) names:
+    /// `kind/N.ext`, and per-user containers like `user001/15.jpg` (the kind from the
+    /// extension; the content of input N of that kind).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
 }
 
+/// The default of `--kinds` without `--trace`.
+const DEFAULT_KINDS: &str = "image:20,matrix:10,text:10,json:10";
+
 pub fn run(a: InputsArgs) -> Result<()> {
-    let kinds = parse_kinds(&a.kinds)?;
-    let files = generate(&a.dir, a.seed, &kinds)?;
+    let kinds = match (&a.kinds, &a.trace) {
+        (Some(k), _) => parse_kinds(k)?,
+        (None, None) => parse_kinds(DEFAULT_KINDS)?,
+        (None, Some(_)) => Vec::new(),
+    };
+    let mut files = generate(&a.dir, a.seed, &kinds)?;
+    if let Some(t) = &a.trace {
+        let trace = faasload_trace::load(t)?;
+        let named = suite::named_inputs(&trace);
+        if named.is_empty() {
+            bail!(
+                "{} names no input faasload can generate (`kind/N.ext` or `container/N.ext` \
+                 with a known extension: {})",
+                t.display(),
+                Kind::ALL
+                    .iter()
+                    .flat_map(|k| k.extensions())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        files.extend(suite::write_inputs(&a.dir, a.seed, &named)?);
+    }
     let bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())

@@ -11,10 +11,12 @@ pub mod openwhisk;
 mod recorder;
 mod run;
 mod scheduler;
+mod summary;
 mod timer;
 
 pub use dry_run::{render as render_dry_run, walk as walk_dry_run};
 pub use invoker::{Ctx, Live, invoke};
 pub use monitor_client::MonitorClient;
 pub use recorder::RowSink;
-pub use run::{DEFAULT_SENDER_NICE, ReplayOptions, default_senders, replay};
+pub use run::{DEFAULT_SENDER_NICE, ReplayOptions, ReplayResult, default_senders, replay};
+pub use summary::{MaxFailed, RunSummary};

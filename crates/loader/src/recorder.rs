@@ -9,8 +9,9 @@
 //! row reaches the sinks at most [`DRAIN_EVERY`] after it was sent; the channel is
 //! bounded, so a burst makes invokers wait for room (after their answer was timed),
 //! never drops a row.
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -65,6 +66,49 @@ impl RowSink for LagTracker {
     }
 }
 
+/// The sizes of the input objects of a directory object store (the platform's
+/// `FAASLOAD_STORE_DIR`): each input's size is looked up once, then remembered, and
+/// stored in the rows' `input_bytes`.
+pub(crate) struct InputSizes {
+    dir: PathBuf,
+    known: HashMap<String, Option<u64>>,
+}
+
+impl InputSizes {
+    pub(crate) fn new(dir: PathBuf) -> InputSizes {
+        InputSizes {
+            dir,
+            known: HashMap::new(),
+        }
+    }
+
+    /// The size of `input` (`container/name`), None when it is not a file of the
+    /// store (or names something outside it).
+    fn size(&mut self, input: &str) -> Option<u64> {
+        if let Some(s) = self.known.get(input) {
+            return *s;
+        }
+        let rel = Path::new(input);
+        let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        let size = inside
+            .then(|| std::fs::metadata(self.dir.join(rel)).ok())
+            .flatten()
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| m.len());
+        self.known.insert(input.to_string(), size);
+        size
+    }
+
+    /// Fills `r.input_bytes` when the row has an input and no size yet.
+    fn fill(&mut self, r: &mut RunRow) {
+        if r.input_bytes.is_none()
+            && let Some(i) = &r.input
+        {
+            r.input_bytes = self.size(i);
+        }
+    }
+}
+
 /// What the recorder did.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RecorderStats {
@@ -83,6 +127,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<RunRow>,
     mut sinks: Vec<Box<dyn RowSink>>,
     writer: Option<mpsc::Sender<RunRow>>,
+    mut sizes: Option<InputSizes>,
     give_up: watch::Receiver<bool>,
     on_row: impl Fn(&RunRow) + Send,
 ) -> (RecorderStats, Vec<Box<dyn RowSink>>) {
@@ -96,7 +141,10 @@ pub(crate) async fn run(
         // `try_recv` registers no waker: senders do not wake this task.
         let closed = loop {
             match rx.try_recv() {
-                Ok(row) => {
+                Ok(mut row) => {
+                    if let Some(z) = &mut sizes {
+                        z.fill(&mut row);
+                    }
                     for s in sinks.iter_mut() {
                         s.row(&row);
                     }
@@ -165,6 +213,7 @@ mod tests {
             rx,
             vec![Box::new(Count(seen.clone()))],
             Some(wtx),
+            None,
             give_up,
             |_| {},
         ));
@@ -205,6 +254,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn input_sizes_come_from_the_store_directory_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("user001")).unwrap();
+        std::fs::write(dir.path().join("user001/15.jpg"), [0u8; 1234]).unwrap();
+        let mut z = InputSizes::new(dir.path().to_path_buf());
+        let mut r = row(1);
+        r.input = Some("user001/15.jpg".into());
+        z.fill(&mut r);
+        assert_eq!(r.input_bytes, Some(1234));
+        // Remembered: a later change of the file is not seen.
+        std::fs::write(dir.path().join("user001/15.jpg"), [0u8; 10]).unwrap();
+        let mut again = row(2);
+        again.input = Some("user001/15.jpg".into());
+        z.fill(&mut again);
+        assert_eq!(again.input_bytes, Some(1234));
+        for bad in ["user001/16.jpg", "../x", "/etc/passwd", "user001"] {
+            let mut r = row(3);
+            r.input = Some(bad.into());
+            z.fill(&mut r);
+            assert_eq!(r.input_bytes, None, "{bad}");
+        }
+        // A size the caller knows is kept.
+        let mut known = row(4);
+        known.input = Some("user001/15.jpg".into());
+        known.input_bytes = Some(7);
+        z.fill(&mut known);
+        assert_eq!(known.input_bytes, Some(7));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn giving_up_takes_the_rows_already_sent_though_senders_remain() {
         let (tx, rx) = mpsc::channel(64);
@@ -213,6 +292,7 @@ mod tests {
         let rec = tokio::spawn(run(
             rx,
             vec![Box::new(Count(seen.clone()))],
+            None,
             None,
             give_up,
             |_| {},

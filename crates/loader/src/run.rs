@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::invoker::{Ctx, Live};
 use super::monitor_client::MonitorClient;
-use super::recorder::{self, LagTracker, RecorderStats, RowSink};
+use super::recorder::{self, InputSizes, LagTracker, RecorderStats, RowSink};
 use super::scheduler::{self, ScheduleStats};
 use crate::openwhisk::{Backend, Endpoint};
 use faasload_os::clock::{epoch_ns, mono_ns};
@@ -41,6 +41,9 @@ pub struct ReplayOptions {
     /// Nice value of the sender threads (-20..=19; 0 leaves them as they are). Below 0
     /// needs CAP_SYS_NICE; refused, the run goes on at the default with a warning.
     pub sender_nice: i32,
+    /// The platform's directory object store, when the loader can read it: each row's
+    /// `input_bytes` is the size of its input object there.
+    pub inputs_dir: Option<PathBuf>,
 }
 
 /// The default nice value of the sender threads. A sender spins before each release
@@ -71,6 +74,7 @@ impl Default for ReplayOptions {
             quiet: false,
             senders: default_senders(),
             sender_nice: DEFAULT_SENDER_NICE,
+            inputs_dir: None,
         }
     }
 }
@@ -132,6 +136,7 @@ pub async fn replay(
         row_rx,
         all_sinks,
         writer,
+        opts.inputs_dir.clone().map(InputSizes::new),
         give_up_rx,
         move |_| {
             rec_count.fetch_add(1, Ordering::Relaxed);

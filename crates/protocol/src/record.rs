@@ -23,8 +23,12 @@ pub enum OutcomeClass {
     ClientError,
     /// No answer within the client's timeout.
     Timeout,
-    /// Connection refused or reset before an answer.
+    /// No connection: refused, unreachable, or the TLS handshake failed. The request
+    /// was never sent, so it may be sent again.
     Refused,
+    /// The connection was made and the request sent (or being sent), then reset or
+    /// closed before a whole answer came: the action may be running. Never retried.
+    ConnectionLost,
     /// 202 (wait exceeded or non-blocking) and the record was not obtained by polling.
     Accepted,
     /// An answer that could not be understood.
@@ -44,6 +48,7 @@ impl OutcomeClass {
             OutcomeClass::ClientError => "client_error",
             OutcomeClass::Timeout => "timeout",
             OutcomeClass::Refused => "refused",
+            OutcomeClass::ConnectionLost => "connection_lost",
             OutcomeClass::Accepted => "accepted",
             OutcomeClass::ProtocolError => "protocol_error",
         }

@@ -30,6 +30,10 @@ const EMBEDDED_NAMESPACE: &str = "faasload-gen";
 pub(crate) struct GenerateArgs {
     /// Generator configuration (see config/generator.yaml).
     pub config: PathBuf,
+    /// Start the embedded platform and the monitor for this generation (root), deploy
+    /// the variants, run the sweep, and clean up.
+    #[arg(long)]
+    pub embedded: bool,
     #[command(flatten)]
     pub target: TargetArgs,
     /// Namespace to deploy and invoke in (default: the key's own; `faasload-gen` with
@@ -255,6 +259,15 @@ async fn open_generation(
         ),
         _ => {}
     }
+    if a.resume || a.fresh {
+        // Temporaries of a checkpoint writer that was killed before its rename.
+        for p in checkpoint::remove_orphans(dir)? {
+            tracing::info!(
+                "removed {}, left by a generation killed while checkpointing",
+                p.display()
+            );
+        }
+    }
     if a.fresh {
         for (_, p) in checkpoint::list(dir)? {
             std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
@@ -370,7 +383,7 @@ async fn open_generation(
 async fn generate(a: GenerateArgs, cfg: Arc<GenConfig>, catalog: FunctionCatalog) -> Result<()> {
     let dir = state_dir(&a);
     let origin = a.config.display().to_string();
-    let namespace = match (&a.namespace, a.target.embedded) {
+    let namespace = match (&a.namespace, a.embedded) {
         (Some(n), _) => n.clone(),
         (None, true) => EMBEDDED_NAMESPACE.to_string(),
         (None, false) => faasload_loader::openwhisk::resolve_endpoint(
@@ -433,7 +446,7 @@ async fn generate(a: GenerateArgs, cfg: Arc<GenConfig>, catalog: FunctionCatalog
         return Ok(());
     }
 
-    let emb = if a.target.embedded {
+    let emb = if a.embedded {
         Some(Embedded::start(&trace, !a.no_monitor).await?)
     } else {
         None
@@ -506,6 +519,8 @@ async fn run_session(
     });
     let mut planner = Planner::new(cfg.clone());
     planner.skip_to(start_seq);
+    // While the session runs, the load's heartbeat says its generator is alive.
+    let heartbeat = store.keep_alive(template.load_id);
     let session = Session {
         trace,
         variants,
@@ -529,6 +544,7 @@ async fn run_session(
         bar: bar.clone(),
     };
     let end = session::run(session, planner, opts).await?;
+    heartbeat.stop();
     if let Some(b) = &bar {
         b.finish();
     }

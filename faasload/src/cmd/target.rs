@@ -24,13 +24,10 @@ pub(crate) enum PlatformKind {
     Http,
 }
 
-/// Where the platform is and how to talk to it (shared by `load` and `deploy`).
+/// Where the platform is and how to talk to it (shared by `load`, `deploy` and
+/// `generate`; the first and the last also take `--embedded`).
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct TargetArgs {
-    /// Start the embedded platform and the monitor for this run (root), deploy, replay,
-    /// report, and clean up.
-    #[arg(long)]
-    pub embedded: bool,
     /// Platform kind.
     #[arg(long, value_enum, default_value = "openwhisk")]
     pub platform: PlatformKind,

@@ -25,14 +25,30 @@ pub(crate) struct TraceArgs {
 enum TraceCmd {
     /// Convert a production trace (Azure 2019/2021, Huawei 2023) or an original FaaSLoad
     /// TSV directory into a faasload trace (or YAML back into a TSV directory).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  faasload trace convert azure2019 invocations_per_function_md.anon.d01.csv --top 20 -o day.yaml
+  faasload trace convert azure2021 AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt -o a21.yaml
+  faasload trace convert huawei requests_per_second_day_00.csv -o hw.yaml
+  faasload trace convert tsv-to-yaml config/traces/faasload-sample -o sample.yaml"
+    )]
     Convert(ConvertCmd),
     /// Synthesise tenants x functions with arrival laws, as a YAML trace (and optionally
     /// the original FaaSLoad TSV directory).
+    #[command(after_help = "Examples:
+  faasload trace synth --tenants 4 --functions 3 --mean-iat 2 --law conditional --span 600 -o synth.yaml
+  faasload trace synth --tenants 2 --functions 2 --span 60 -o s.yaml --tsv s-tsv/")]
     Synth(synth::SynthArgs),
     /// Validate a trace (errors say file:line:col).
+    #[command(after_help = "Examples:
+  faasload trace check day.yaml
+  faasload trace check config/traces/faasload-sample")]
     Check(CheckArgs),
     /// Per-user and per-function counts, rate over time, expected concurrency.
+    #[command(after_help = "Examples:
+  faasload trace stats day.yaml
+  faasload trace stats day.yaml --json --rows 60")]
     Stats(stats::StatsArgs),
 }
 
@@ -57,15 +73,30 @@ pub(crate) struct Common {
 #[derive(Subcommand)]
 enum ConvertCmd {
     /// Azure Functions 2019: invocations_per_function_md (+ durations, app memory).
+    #[command(after_help = "Examples:
+  faasload trace convert azure2019 invocations_per_function_md.anon.d01.csv \\
+      --durations function_durations_percentiles.anon.d01.csv \\
+      --memory app_memory_percentiles.anon.d01.csv \\
+      --top 20 --from-minute 60 --to-minute 120 --scale 0.5 --law poisson -o day.yaml")]
     Azure2019(Azure2019Args),
     /// Azure Functions 2021: app, func, end_timestamp, duration (start = end - duration).
+    #[command(after_help = "Examples:
+  faasload trace convert azure2021 AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt -o a21.yaml
+  faasload trace convert azure2021 a21.txt --from 3600 --to 7200 --memory 512 -o hour.yaml")]
     Azure2021(Azure2021Args),
     /// Huawei 2023 per-second or per-minute request files (a time column, one column per
     /// function).
+    #[command(after_help = "Examples:
+  faasload trace convert huawei requests_per_second_day_00.csv -o hw.yaml
+  faasload trace convert huawei requests_per_minute_day_00.csv --bin 60 --scale 0.1 -o hw.yaml")]
     Huawei(HuaweiArgs),
     /// Original FaaSLoad TSV directory -> YAML (lossless: file names are kept).
+    #[command(after_help = "Examples:
+  faasload trace convert tsv-to-yaml config/traces/faasload-sample -o sample.yaml")]
     TsvToYaml(TsvToYamlArgs),
     /// YAML trace -> original FaaSLoad TSV directory.
+    #[command(after_help = "Examples:
+  faasload trace convert yaml-to-tsv sample.yaml -o sample-tsv/")]
     YamlToTsv(YamlToTsvArgs),
 }
 

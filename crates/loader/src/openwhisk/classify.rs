@@ -43,20 +43,23 @@ pub(super) fn classify_plain_http(http: u16) -> OutcomeClass {
     }
 }
 
-/// The class of a request that got no HTTP answer.
+/// The class of a request that got no (whole) HTTP answer: a timeout; no connection
+/// (refused, unreachable, TLS handshake failed: nothing was sent); or a connection that
+/// was reset or closed after the request went out (the action may be running).
 pub(super) fn classify_transport(err: &reqwest::Error) -> OutcomeClass {
     if err.is_timeout() || chain_has(err, std::io::ErrorKind::TimedOut) {
         OutcomeClass::Timeout
-    } else if err.is_connect() || err.is_request() || chain_has_reset(err) {
-        // Refused, unreachable, reset or closed before the answer.
+    } else if err.is_connect() {
         OutcomeClass::Refused
+    } else if err.is_request() || err.is_body() || chain_has_reset(err) {
+        OutcomeClass::ConnectionLost
     } else {
         OutcomeClass::ProtocolError
     }
 }
 
 /// Whether a failed invocation of this class may be sent again: only classes where
-/// the action surely produced no record of its own (a timeout may have run it).
+/// the action surely did not run (a timeout or a lost connection may have run it).
 pub(super) fn retryable(class: OutcomeClass) -> bool {
     matches!(
         class,
@@ -78,7 +81,7 @@ fn chain_has_reset(err: &reqwest::Error) -> bool {
     io_kinds(err).any(|k| {
         matches!(
             k,
-            ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
         )
     })
 }
@@ -168,6 +171,7 @@ mod tests {
             InternalError,
             ClientError,
             Timeout,
+            ConnectionLost,
             Accepted,
             ProtocolError,
         ] {

@@ -2,7 +2,10 @@
 //! API host, key and namespace comes from the first of (1) the trace or configuration,
 //! (2) the environment (`__OW_API_HOST`, `__OW_API_KEY`, `__OW_NAMESPACE`), (3) the
 //! `wsk` properties file (`$WSK_CONFIG_FILE`, else `~/.wskprops`: `APIHOST`, `AUTH`,
-//! `NAMESPACE`).
+//! `NAMESPACE`). Under systemd, the properties file may come as the service credential
+//! `wskprops` (`LoadCredential=wskprops:/etc/faasload/wskprops`): when
+//! `$CREDENTIALS_DIRECTORY/wskprops` exists it is read instead of `~/.wskprops` (a unit
+//! with `DynamicUser=yes` has no home).
 //!
 //! API hosts: a URL with `http://` or `https://` is kept as is (a trailing `/` or
 //! `/api/v1` is dropped); a bare host (`host`, `host:port`) means `https://`, like `wsk`,
@@ -102,10 +105,20 @@ pub(super) fn parse_wskprops(text: &str, path: &Path) -> Result<Wskprops, Creden
     Ok(p)
 }
 
-/// The path `wsk` reads: `$WSK_CONFIG_FILE`, else `$HOME/.wskprops`.
+/// The name of the systemd credential holding a `wsk` properties file.
+pub const SYSTEMD_CREDENTIAL: &str = "wskprops";
+
+/// The path read: `$WSK_CONFIG_FILE`, else the systemd credential
+/// `$CREDENTIALS_DIRECTORY/wskprops` when it exists, else `$HOME/.wskprops` (as `wsk`).
 pub(super) fn wskprops_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("WSK_CONFIG_FILE").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
+    }
+    if let Some(d) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        let p = PathBuf::from(d).join(SYSTEMD_CREDENTIAL);
+        if p.is_file() {
+            return Some(p);
+        }
     }
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())

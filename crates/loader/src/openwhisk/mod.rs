@@ -16,7 +16,7 @@ mod generic;
 mod http;
 
 pub use client::{OpenWhisk, OpenWhiskOptions, PollOptions};
-pub use credentials::{CredentialsError, resolve_endpoint};
+pub use credentials::{CredentialsError, SYSTEMD_CREDENTIAL, resolve_endpoint};
 pub use deploy::{DeployReport, DeployedAction, deploy_all};
 pub use faasload_protocol::record::{self, ActivationRecord, Outcome, OutcomeClass};
 pub use generic::{GenericHttp, GenericOptions};

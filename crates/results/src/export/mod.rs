@@ -177,7 +177,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
 }
 
 async fn export(a: &ExportArgs, format: Format, out: &Path, res_out: &Path) -> Result<()> {
-    let store = Store::open(&a.store)
+    let store = Store::open_read(&a.store)
         .await
         .with_context(|| format!("opening the store {}", redact(&a.store)))?;
     let loads = store.loads().await?;
@@ -349,6 +349,7 @@ mod tests {
             planned: None,
             rows: 0,
             failed: 0,
+            heartbeat_epoch_ms: None,
         }
     }
 

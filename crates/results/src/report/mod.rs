@@ -242,29 +242,41 @@ pub fn report_cli(url: &str, load: Option<i64>) -> anyhow::Result<String> {
 /// [`report_cli`], async.
 pub async fn report_store(url: &str, load: Option<i64>) -> anyhow::Result<String> {
     use anyhow::Context;
-    let store = Store::open(url)
+    let store = Store::open_read(url)
         .await
         .with_context(|| format!("opening the store {}", crate::store::redact(url)))?;
-    let loads = store.loads().await?;
-    let info = match load {
-        Some(id) => loads.iter().find(|l| l.id == id).with_context(|| {
-            let ids: Vec<String> = loads.iter().map(|l| l.id.to_string()).collect();
-            format!(
-                "no load {id} in the store (loads: {})",
-                if ids.is_empty() {
-                    "none".to_string()
-                } else {
-                    ids.join(", ")
-                }
-            )
-        })?,
-        None => loads.last().context("the store holds no load yet")?,
-    };
+    let info = pick_load(&store, load).await?;
     let report = Report::from_store(&store, info.id).await?;
     store.close().await;
-    let mut out = text::load_header(info);
+    let mut out = text::load_header(&info);
     out.push_str(&report.render_text());
     Ok(out)
+}
+
+/// Load `load` of `store`, or its last one.
+pub(crate) async fn pick_load(
+    store: &Store,
+    load: Option<i64>,
+) -> anyhow::Result<crate::store::LoadInfo> {
+    use anyhow::Context;
+    let mut loads = store.loads().await?;
+    match load {
+        Some(id) => {
+            let ids: Vec<String> = loads.iter().map(|l| l.id.to_string()).collect();
+            let at = loads.iter().position(|l| l.id == id).with_context(|| {
+                format!(
+                    "no load {id} in the store (loads: {})",
+                    if ids.is_empty() {
+                        "none".to_string()
+                    } else {
+                        ids.join(", ")
+                    }
+                )
+            })?;
+            Ok(loads.swap_remove(at))
+        }
+        None => loads.pop().context("the store holds no load yet"),
+    }
 }
 
 #[cfg(test)]

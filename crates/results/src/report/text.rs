@@ -133,13 +133,21 @@ pub(super) fn render(r: &Report) -> String {
 
 /// A header naming the load a stored report comes from.
 pub(super) fn load_header(l: &LoadInfo) -> String {
+    let state = l.state_now();
     let mut out = format!(
         "Load {} from {} ({}), started at epoch {} ms",
         l.id,
         l.origin,
-        l.status.as_str(),
+        state.as_str(),
         l.start_epoch_ms
     );
+    if state == crate::store::LoadState::Crashed {
+        let _ = write!(
+            out,
+            ", its loader gone since {} UTC (no heartbeat since; rows up to then are kept)",
+            crate::store::format_epoch_ms(l.last_seen_epoch_ms())
+        );
+    }
     if let Some(end) = l.end_epoch_ms {
         let _ = write!(
             out,

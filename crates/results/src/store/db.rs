@@ -4,10 +4,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Row, Type};
+use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Row, Type};
 
 use super::StoreError;
 use super::schema::{self, Dialect};
@@ -124,18 +124,68 @@ pub fn redact(url: &str) -> String {
     url.to_string()
 }
 
+/// How a store is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Writing commands (`load`, `generate`, `store load-journal`): a missing SQLite file
+    /// is created, missing tables and columns are added.
+    ReadWrite,
+    /// Reading commands (`report`, `loads`, `export`): nothing is created or changed; a
+    /// missing SQLite file is an error, and SQLite is opened read-only.
+    ReadOnly,
+}
+
+/// How long opening a store may take (a first connection, or a busy SQLite file).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The error of one connection attempt (a pool only says it timed out when the server
+/// refuses or is unreachable: this says why), within [`OPEN_TIMEOUT`].
+async fn first_connection<C: Connection>(opts: &C::Options, url: &str) -> Result<(), StoreError> {
+    let what = || format!("connecting to {}", redact(url));
+    match tokio::time::timeout(OPEN_TIMEOUT, C::connect_with(opts)).await {
+        Ok(Ok(conn)) => {
+            // Only the attempt's error mattered; the pool makes its own connections.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(StoreError::db(what(), e)),
+        Err(_) => Err(StoreError::Invalid(format!(
+            "{}: no answer within {} s",
+            what(),
+            OPEN_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 impl Pool {
     /// Connects and creates the missing tables.
     pub async fn open(target: &Target) -> Result<Pool, StoreError> {
-        let timeout = Duration::from_secs(10);
+        Pool::open_with(target, Access::ReadWrite).await
+    }
+
+    /// Connects with `access`: read-write creates what is missing, read-only changes
+    /// nothing (see [`Access`]).
+    pub async fn open_with(target: &Target, access: Access) -> Result<Pool, StoreError> {
+        let timeout = OPEN_TIMEOUT;
         let pool = match target {
             Target::Sqlite(path) => {
-                let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+                let mut opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
                     .map_err(|e| StoreError::db(format!("SQLite file {path}"), e))?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
                     .foreign_keys(true)
                     .busy_timeout(timeout);
+                opts = match access {
+                    Access::ReadWrite => opts
+                        .create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal),
+                    Access::ReadOnly => {
+                        if !std::path::Path::new(path).exists() {
+                            return Err(StoreError::Invalid(format!(
+                                "no SQLite store at {path} (nothing was created: check the path)"
+                            )));
+                        }
+                        opts.read_only(true).create_if_missing(false)
+                    }
+                };
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(4)
@@ -145,25 +195,61 @@ impl Pool {
                         .map_err(|e| StoreError::db(format!("opening SQLite file {path}"), e))?,
                 )
             }
-            Target::Postgres(url) => Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(timeout)
-                    .connect(url)
-                    .await
-                    .map_err(|e| StoreError::db(format!("connecting to {}", redact(url)), e))?,
-            ),
-            Target::MySql(url) => Pool::MySql(
-                MySqlPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(timeout)
-                    .connect(url)
-                    .await
-                    .map_err(|e| StoreError::db(format!("connecting to {}", redact(url)), e))?,
-            ),
+            Target::Postgres(url) => {
+                let opts = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::db(format!("store URL {}", redact(url)), e))?;
+                first_connection::<sqlx::PgConnection>(&opts, url).await?;
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(4)
+                        .acquire_timeout(timeout)
+                        .connect_with(opts)
+                        .await
+                        .map_err(|e| StoreError::db(format!("connecting to {}", redact(url)), e))?,
+                )
+            }
+            Target::MySql(url) => {
+                let opts = MySqlConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::db(format!("store URL {}", redact(url)), e))?;
+                first_connection::<sqlx::MySqlConnection>(&opts, url).await?;
+                Pool::MySql(
+                    MySqlPoolOptions::new()
+                        .max_connections(4)
+                        .acquire_timeout(timeout)
+                        .connect_with(opts)
+                        .await
+                        .map_err(|e| StoreError::db(format!("connecting to {}", redact(url)), e))?,
+                )
+            }
         };
-        pool.create_schema().await?;
+        if access == Access::ReadWrite {
+            pool.create_schema().await?;
+        }
         Ok(pool)
+    }
+
+    /// The columns of [`schema::added_columns`] this database lacks (a database made by
+    /// the original FaaSLoad or an older faasload, opened read-only): readers select
+    /// NULL in their place. An error if it has no `loads` table (not a faasload store).
+    pub async fn absent_columns(&self) -> Result<Vec<(&'static str, &'static str)>, StoreError> {
+        let probe = "SELECT id FROM loads WHERE 1 = 0";
+        on_pool!(self, p => sqlx::query(AssertSqlSafe(probe)).fetch_all(p).await.map(|_| ()))
+            .map_err(|e| {
+                StoreError::db("reading the `loads` table (is this a faasload store?)", e)
+            })?;
+        let mut absent = Vec::new();
+        for (table, col, _) in schema::added_columns(self.dialect()) {
+            if !self.has_column(table, col).await {
+                absent.push((table, col));
+            }
+        }
+        Ok(absent)
+    }
+
+    /// Whether `table` has a column `col` (a query naming it succeeds).
+    async fn has_column(&self, table: &str, col: &str) -> bool {
+        let probe = format!("SELECT {col} FROM {table} WHERE 1 = 0");
+        on_pool!(self, p => sqlx::query(AssertSqlSafe(probe)).fetch_all(p).await.is_ok())
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -184,10 +270,7 @@ impl Pool {
         // An original FaaSLoad database: add faasload's columns to its tables (before the
         // indexes, which use them).
         for (table, col, ty) in schema::added_columns(self.dialect()) {
-            let probe = format!("SELECT {col} FROM {table} WHERE 1 = 0");
-            let present =
-                on_pool!(self, p => sqlx::query(AssertSqlSafe(probe)).fetch_all(p).await.is_ok());
-            if !present {
+            if !self.has_column(table, col).await {
                 tracing::info!("store: adding column {table}.{col} to an existing table");
                 let alter = format!("ALTER TABLE {table} ADD COLUMN {col} {ty}");
                 on_pool!(self, p => sqlx::raw_sql(AssertSqlSafe(alter)).execute(p).await.map(|_| ()))

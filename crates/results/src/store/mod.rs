@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 pub mod db;
+pub mod journal;
+mod listing;
 mod read;
 mod row;
 pub mod schema;
@@ -27,13 +29,18 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use db::redact;
-pub use read::{LoadInfo, ResourceRow, StoredRow};
+pub use db::{Access, redact};
+pub use journal::{JournalEnd, JournalHeader, JournalSpec};
+pub use listing::{format_epoch_ms, render_loads};
+pub use read::{LoadInfo, LoadState, ResourceRow, StoredRow};
 pub use row::{MonitorReading, RunRow};
 pub use schema::Dialect;
-pub use writer::{CHANNEL_CAPACITY, WriterStats};
+pub use writer::{CHANNEL_CAPACITY, WriterEnd, WriterStats};
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -46,25 +53,21 @@ pub enum StoreError {
     /// The URL names no supported database.
     #[error("store URL {url}: {why}")]
     Url { url: String, why: String },
-    /// The database refused or failed.
-    #[error("{what}: {source}")]
-    Db {
-        what: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    /// The database refused or failed (its own message follows `what`; it is not
+    /// chained as a source, so that a chain printed whole says it once).
+    #[error("{what}: {error}")]
+    Db { what: String, error: sqlx::Error },
     /// The arguments or the stored data are not what they should be.
     #[error("{0}")]
     Invalid(String),
     /// The writer gave up after retries; rows still buffered or queued are not stored.
     #[error(
-        "store writer stopped after {written} rows ({unwritten} buffered rows not stored): {source}"
+        "store writer stopped after {written} rows ({unwritten} buffered rows not stored): {error}"
     )]
     Writer {
         written: u64,
         unwritten: u64,
-        #[source]
-        source: Box<StoreError>,
+        error: Box<StoreError>,
     },
 }
 
@@ -72,13 +75,21 @@ impl StoreError {
     pub(crate) fn db(what: impl Into<String>, source: sqlx::Error) -> StoreError {
         StoreError::Db {
             what: what.into(),
-            source,
+            error: source,
         }
     }
 }
 
+/// How often a running loader records its heartbeat in `loads.heartbeat_epoch_ms`.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+/// A `running` load whose heartbeat is older than this is `crashed` (its loader is
+/// gone): five heartbeats missed.
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(10);
+
 /// State of a load (a replay), as stored in `loads.status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LoadStatus {
     /// Started and not ended (or the loader died without ending it).
     Running,
@@ -108,7 +119,7 @@ impl LoadStatus {
 }
 
 /// A function, for the original `functions` table.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FunctionMeta {
     /// Function name (as in the trace; `runs.function` points to it).
     pub name: String,
@@ -123,7 +134,7 @@ pub struct FunctionMeta {
 }
 
 /// What is known of a load when it starts.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadMeta {
     /// Where the trace came from (file or directory path, `synth ...`).
     pub origin: String,
@@ -154,6 +165,9 @@ pub struct Store {
     pool: Pool,
     /// Where it lives (the batching writer opens its own connections to it).
     target: Target,
+    /// Columns faasload adds that this database lacks (a store opened read-only that an
+    /// older faasload or the original FaaSLoad made): read as NULL.
+    absent: Arc<Vec<(&'static str, &'static str)>>,
 }
 
 impl Store {
@@ -161,10 +175,27 @@ impl Store {
     /// `sqlite://FILE` (or a bare file path), `postgres://user:pw@host/db`,
     /// `mysql://user:pw@host/db` or `mariadb://...`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, Access::ReadWrite).await
+    }
+
+    /// Opens for reading only (`report`, `loads`, `export`): nothing is created or
+    /// changed; a SQLite file that does not exist is an error, not a new database.
+    pub async fn open_read(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, Access::ReadOnly).await
+    }
+
+    /// Opens with `access` (see [`Access`]).
+    pub async fn open_with(url: &str, access: Access) -> Result<Store, StoreError> {
         let target = Target::parse(url)?;
+        let pool = Pool::open_with(&target, access).await?;
+        let absent = match access {
+            Access::ReadWrite => Vec::new(),
+            Access::ReadOnly => pool.absent_columns().await?,
+        };
         Ok(Store {
-            pool: Pool::open(&target).await?,
+            pool,
             target,
+            absent: Arc::new(absent),
         })
     }
 
@@ -180,13 +211,14 @@ impl Store {
         let d = self.dialect();
         let q = sql(
             d,
-            "INSERT INTO loads (origin, seed, start_epoch_ms, status, planned) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO loads (origin, seed, start_epoch_ms, status, planned, heartbeat_epoch_ms) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         );
         let seed = meta.seed.map(|s| s.to_string());
         let start = db::big(meta.start_epoch_ms);
         let planned = meta.planned.map(db::big);
         let status = LoadStatus::Running.as_str();
+        let now = db::big(faasload_os::clock::epoch_ns() / 1_000_000);
         let id: i64 = on_pool!(&self.pool, p => {
             let row = sqlx::query(sqlx::AssertSqlSafe(q))
                 .bind(&meta.origin)
@@ -194,6 +226,7 @@ impl Store {
                 .bind(start)
                 .bind(status)
                 .bind(planned)
+                .bind(now)
                 .fetch_one(p)
                 .await
                 .map_err(|e| StoreError::db("recording the load's start", e))?;
@@ -221,6 +254,42 @@ impl Store {
         mpsc::Sender<RunRow>,
         JoinHandle<Result<WriterStats, StoreError>>,
     ) {
+        let (tx, task) = self.spawn_writer(load_id, flush_every, None);
+        let task = tokio::spawn(async move {
+            let end = task
+                .await
+                .map_err(|e| StoreError::Invalid(format!("the store writer failed: {e}")))?;
+            match end.error {
+                None => Ok(end.stats),
+                Some(e) => Err(StoreError::Writer {
+                    written: end.stats.rows,
+                    unwritten: end.stats.lost,
+                    error: Box::new(e),
+                }),
+            }
+        });
+        (tx, task)
+    }
+
+    /// [`Store::writer`] that never loses a row: once a batch fails (after retries),
+    /// or when the writer cannot connect, that batch and every later row go to the
+    /// spill journal of `journal` (created then, see [`journal`]) and the channel stays
+    /// open. The task ends with what was stored, spilled and lost, and why.
+    pub fn writer_spilling(
+        &self,
+        load_id: i64,
+        flush_every: Duration,
+        journal: JournalSpec,
+    ) -> (mpsc::Sender<RunRow>, JoinHandle<WriterEnd>) {
+        self.spawn_writer(load_id, flush_every, Some(journal))
+    }
+
+    fn spawn_writer(
+        &self,
+        load_id: i64,
+        flush_every: Duration,
+        journal: Option<JournalSpec>,
+    ) -> (mpsc::Sender<RunRow>, JoinHandle<WriterEnd>) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let target = self.target.clone();
         let task = tokio::task::spawn_blocking(move || {
@@ -228,18 +297,60 @@ impl Store {
             if let Err(e) = faasload_os::priority::set_thread_nice(5) {
                 tracing::debug!("setpriority for the store writer failed: {e}");
             }
-            let rt = tokio::runtime::Builder::new_current_thread()
+            match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| StoreError::Invalid(format!("starting the store writer: {e}")))?;
-            rt.block_on(async move {
-                let pool = Pool::open(&target).await?;
-                let res = writer::run(pool.clone(), load_id, flush_every, rx).await;
-                pool.close().await;
-                res
-            })
+            {
+                Ok(rt) => rt.block_on(writer::run(target, load_id, flush_every, rx, journal)),
+                Err(e) => WriterEnd {
+                    stats: WriterStats::default(),
+                    error: Some(StoreError::Invalid(format!(
+                        "starting the store writer: {e}"
+                    ))),
+                    journal: None,
+                    journal_error: Some("the writer did not start".into()),
+                },
+            }
         });
         (tx, task)
+    }
+
+    /// Records that the loader of `load_id` is alive (`loads.heartbeat_epoch_ms`), while
+    /// the load is running.
+    pub async fn heartbeat(&self, load_id: i64) -> Result<(), StoreError> {
+        let q = sql(
+            self.dialect(),
+            "UPDATE loads SET heartbeat_epoch_ms = ? WHERE id = ? AND status = ?",
+        );
+        let now = db::big(faasload_os::clock::epoch_ns() / 1_000_000);
+        on_pool!(&self.pool, p => sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(now)
+            .bind(load_id)
+            .bind(LoadStatus::Running.as_str())
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| StoreError::db(format!("recording the heartbeat of load {load_id}"), e))
+    }
+
+    /// Records a heartbeat of `load_id` every [`HEARTBEAT_EVERY`] until the returned
+    /// handle is dropped (or stopped). A failed heartbeat is logged once and retried:
+    /// the store's other errors say what matters.
+    pub fn keep_alive(&self, load_id: i64) -> Heartbeat {
+        let store = self.clone();
+        Heartbeat(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut warned = false;
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.heartbeat(load_id).await
+                    && !std::mem::replace(&mut warned, true)
+                {
+                    tracing::warn!("store: {e} (retried every {HEARTBEAT_EVERY:?})");
+                }
+            }
+        }))
     }
 
     /// Marks the load ended with `status`, with its end date and row counts.
@@ -367,12 +478,12 @@ impl Store {
 
     /// Every load, oldest first, with live row counts.
     pub async fn loads(&self) -> Result<Vec<LoadInfo>, StoreError> {
-        read::loads(&self.pool).await
+        read::loads(&self.pool, &self.absent).await
     }
 
     /// Every row of `load_id` in schedule order, with its parameters and resources.
     pub async fn rows(&self, load_id: i64) -> Result<Vec<StoredRow>, StoreError> {
-        read::rows(&self.pool, load_id).await
+        read::rows(&self.pool, &self.absent, load_id).await
     }
 
     /// The runs of `load_id` after the run `after` (its `(seq, id)`, from the first if
@@ -384,7 +495,7 @@ impl Store {
         after: Option<(i64, i64)>,
         limit: u64,
     ) -> Result<Vec<StoredRow>, StoreError> {
-        read::rows_page(&self.pool, load_id, after, Some(limit)).await
+        read::rows_page(&self.pool, &self.absent, load_id, after, Some(limit)).await
     }
 
     /// Calls `f` with the (name, value) of every parameter of the runs of `load_id`,
@@ -406,5 +517,22 @@ impl Store {
     /// Closes the connections (pending writer tasks should be awaited first).
     pub async fn close(&self) {
         self.pool.close().await
+    }
+}
+
+/// A task recording a load's heartbeat ([`Store::keep_alive`]); dropping it stops it.
+#[derive(Debug)]
+pub struct Heartbeat(JoinHandle<()>);
+
+impl Heartbeat {
+    /// Stops the heartbeat (before the load is ended).
+    pub fn stop(self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -7,7 +7,19 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Row, Type};
 
 use super::db::{self, Pool, on_pool, sql};
 use super::schema::{ColumnType, Dialect, RUN_COLUMNS};
-use super::{FunctionMeta, LoadStatus, StoreError};
+use super::{FunctionMeta, HEARTBEAT_STALE, LoadStatus, StoreError};
+
+/// Columns a store opened read-only lacks, as (table, column): selected as NULL.
+type Absent = [(&'static str, &'static str)];
+
+/// `alias.col AS col`, or `NULL AS col` when `table` lacks it.
+fn col_or_null(absent: &Absent, table: &str, alias: &str, col: &str) -> String {
+    if absent.iter().any(|&(t, c)| t == table && c == col) {
+        format!("NULL AS {col}")
+    } else {
+        format!("{alias}.{col} AS {col}")
+    }
+}
 
 /// One load (a replay), from `loads`.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +35,64 @@ pub struct LoadInfo {
     pub rows: i64,
     /// Rows with `failed` now.
     pub failed: i64,
+    /// Epoch ms of its loader's last heartbeat (None: never recorded, e.g. by a faasload
+    /// older than the heartbeat).
+    pub heartbeat_epoch_ms: Option<i64>,
+}
+
+/// What a load is, as shown: its stored status, or `crashed` for a `running` load whose
+/// loader stopped recording its heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadState {
+    Running,
+    Completed,
+    Interrupted,
+    /// `running` in the store, its heartbeat older than [`HEARTBEAT_STALE`]: the loader
+    /// is gone (killed, crashed, its host down) and never ended it.
+    Crashed,
+}
+
+impl LoadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadState::Running => "running",
+            LoadState::Completed => "completed",
+            LoadState::Interrupted => "interrupted",
+            LoadState::Crashed => "crashed",
+        }
+    }
+}
+
+impl LoadInfo {
+    /// Its state at `now_epoch_ms`. A running load without any heartbeat (written by an
+    /// older faasload) stays `running`: nothing says its loader is gone.
+    pub fn state(&self, now_epoch_ms: i64) -> LoadState {
+        match self.status {
+            LoadStatus::Completed => LoadState::Completed,
+            LoadStatus::Interrupted => LoadState::Interrupted,
+            LoadStatus::Running => match self.heartbeat_epoch_ms {
+                Some(hb)
+                    if now_epoch_ms.saturating_sub(hb) > HEARTBEAT_STALE.as_millis() as i64 =>
+                {
+                    LoadState::Crashed
+                }
+                _ => LoadState::Running,
+            },
+        }
+    }
+
+    /// Its state now.
+    pub fn state_now(&self) -> LoadState {
+        self.state((faasload_os::clock::epoch_ns() / 1_000_000) as i64)
+    }
+
+    /// The last instant it is known to have run at: its end, else its last heartbeat,
+    /// else its start (epoch ms).
+    pub fn last_seen_epoch_ms(&self) -> i64 {
+        self.end_epoch_ms
+            .or(self.heartbeat_epoch_ms)
+            .unwrap_or(self.start_epoch_ms)
+    }
 }
 
 /// One `resources` row: a monitor sample in the activation's window.
@@ -98,14 +168,17 @@ pub struct StoredRow {
     pub resources: Vec<ResourceRow>,
 }
 
-pub(super) async fn loads(pool: &Pool) -> Result<Vec<LoadInfo>, StoreError> {
-    let q = "SELECT l.id AS id, l.origin AS origin, l.seed AS seed, \
-             l.start_epoch_ms AS start_epoch_ms, l.end_epoch_ms AS end_epoch_ms, \
-             l.status AS status, l.planned AS planned, \
-             (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id) AS rows_now, \
-             (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id AND r.failed = ?) AS failed_now \
-             FROM loads l ORDER BY l.id";
-    let q = sql(pool.dialect(), q);
+pub(super) async fn loads(pool: &Pool, absent: &Absent) -> Result<Vec<LoadInfo>, StoreError> {
+    let q = format!(
+        "SELECT l.id AS id, l.origin AS origin, l.seed AS seed, \
+         l.start_epoch_ms AS start_epoch_ms, l.end_epoch_ms AS end_epoch_ms, \
+         l.status AS status, l.planned AS planned, {}, \
+         (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id) AS rows_now, \
+         (SELECT COUNT(*) FROM runs r WHERE r.load_id = l.id AND r.failed = ?) AS failed_now \
+         FROM loads l ORDER BY l.id",
+        col_or_null(absent, "loads", "l", "heartbeat_epoch_ms")
+    );
+    let q = sql(pool.dialect(), &q);
     let what = "loads";
     on_pool!(pool, p => {
         let rows = sqlx::query(AssertSqlSafe(q))
@@ -135,6 +208,7 @@ pub(super) async fn loads(pool: &Pool) -> Result<Vec<LoadInfo>, StoreError> {
                 planned: db::get(r, "planned", what)?,
                 rows: db::get(r, "rows_now", what)?,
                 failed: db::get(r, "failed_now", what)?,
+                heartbeat_epoch_ms: db::get(r, "heartbeat_epoch_ms", what)?,
             });
         }
         Ok(out)
@@ -171,12 +245,13 @@ pub(super) async fn functions(pool: &Pool) -> Result<Vec<FunctionMeta>, StoreErr
 /// The SELECT list of the runs of a load: every [`RUN_COLUMNS`] column under its own
 /// name (the ETL times cast: an original FaaSLoad table may hold them as integers), the
 /// run's `id` and its function's name as `function_name`.
-fn run_select_list(d: Dialect) -> String {
+fn run_select_list(d: Dialect, absent: &Absent) -> String {
     let mut cols = vec![
         "r.id AS id".to_string(),
         "f.name AS function_name".to_string(),
     ];
     cols.extend(RUN_COLUMNS.iter().map(|c| match c.ty {
+        _ if absent.contains(&("runs", c.name)) => format!("NULL AS {}", c.name),
         ColumnType::Double => format!("CAST(r.{n} AS {}) AS {n}", d.double(), n = c.name),
         _ => format!("r.{n} AS {n}", n = c.name),
     }));
@@ -248,8 +323,12 @@ where
     })
 }
 
-pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, StoreError> {
-    rows_page(pool, load_id, None, None).await
+pub(super) async fn rows(
+    pool: &Pool,
+    absent: &Absent,
+    load_id: i64,
+) -> Result<Vec<StoredRow>, StoreError> {
+    rows_page(pool, absent, load_id, None, None).await
 }
 
 /// The runs of `load_id` after the run `after` (its `(seq, id)`; from the first if None),
@@ -257,6 +336,7 @@ pub(super) async fn rows(pool: &Pool, load_id: i64) -> Result<Vec<StoredRow>, St
 /// resources. Paging through a load this way holds one page in memory at a time.
 pub(super) async fn rows_page(
     pool: &Pool,
+    absent: &Absent,
     load_id: i64,
     after: Option<(i64, i64)>,
     limit: Option<u64>,
@@ -274,7 +354,7 @@ pub(super) async fn rows_page(
         &format!(
             "SELECT {} FROM runs r JOIN functions f ON r.function = f.id \
              WHERE r.load_id = ?{lower} ORDER BY r.seq, r.id{limit_sql}",
-            run_select_list(d)
+            run_select_list(d, absent)
         ),
     );
     let mut out: Vec<StoredRow> = on_pool!(pool, p => {
@@ -311,9 +391,10 @@ pub(super) async fn rows_page(
         d,
         &format!(
             "SELECT s.run AS run, s.timestamp_ms AS timestamp_ms, s.memory_B AS memory_b, \
-             s.proc_mCPU AS proc_mcpu, s.cpu_ns AS cpu_ns \
+             s.proc_mCPU AS proc_mcpu, {} \
              FROM resources s JOIN runs r ON s.run = r.id \
-             WHERE r.load_id = ?{lower}{upper_sql} ORDER BY s.id"
+             WHERE r.load_id = ?{lower}{upper_sql} ORDER BY s.id",
+            col_or_null(absent, "resources", "s", "cpu_ns")
         ),
     );
     let index: HashMap<i64, usize> = out.iter().enumerate().map(|(i, r)| (r.id, i)).collect();

@@ -26,8 +26,9 @@ pub struct MonitorReading {
     pub missing: Option<String>,
 }
 
-/// One invocation, complete.
-#[derive(Clone, Debug, PartialEq)]
+/// One invocation, complete (also a spill journal's `run` line: see
+/// [`super::journal`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
     /// Position in the schedule.
     pub seq: u64,

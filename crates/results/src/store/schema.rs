@@ -12,6 +12,9 @@
 //! - Original columns: `start_ms`/`end_ms` epoch ms of the activation record, `wait_ms`,
 //!   `init_ms` (NULL when warm), `outputsize` (bytes) and `extract_ms`/`transform_ms`/
 //!   `load_ms` from the action's result (`outputsize`, `times`), NULL when absent.
+//! - `loads.heartbeat_epoch_ms` (added): epoch ms of the loader's last heartbeat, written
+//!   every [`super::HEARTBEAT_EVERY`] while the load runs (a `running` load whose heartbeat
+//!   is older than [`super::HEARTBEAT_STALE`] is shown `crashed`).
 //! - `resources.proc_mCPU`: cumulative CPU in milli-CPU-seconds since the first sample of
 //!   the activation's window (as the original monitor answered it); `resources.cpu_ns`
 //!   (added) is the container's raw cumulative CPU counter in ns.
@@ -106,7 +109,8 @@ pub fn statements(d: Dialect) -> Vec<String> {
   status VARCHAR(16) NOT NULL,
   planned BIGINT,
   rows_written BIGINT,
-  failed BIGINT
+  failed BIGINT,
+  heartbeat_epoch_ms BIGINT
 ){opts}"
         ),
         format!(
@@ -428,9 +432,10 @@ pub fn run_column(name: &str) -> Option<&'static RunColumn> {
     RUN_COLUMNS.iter().find(|c| c.name == name)
 }
 
-/// The columns faasload adds to the original tables, with their type when added to an
-/// existing table (always nullable: rows of the original tool have no value for them).
-/// An original FaaSLoad database gets them by `ALTER TABLE ... ADD COLUMN`.
+/// The columns faasload adds to the original tables, and to its own `loads` since it was
+/// first written, with their type when added to an existing table (always nullable:
+/// rows of the original tool or of an older faasload have no value for them). Such a
+/// database gets them by `ALTER TABLE ... ADD COLUMN` when opened for writing.
 pub fn added_columns(d: Dialect) -> Vec<(&'static str, &'static str, String)> {
     let mut v: Vec<(&'static str, &'static str, String)> = RUN_COLUMNS
         .iter()
@@ -438,6 +443,7 @@ pub fn added_columns(d: Dialect) -> Vec<(&'static str, &'static str, String)> {
         .map(|c| ("runs", c.name, c.added_type(d)))
         .collect();
     v.push(("resources", "cpu_ns", "BIGINT".into()));
+    v.push(("loads", "heartbeat_epoch_ms", "BIGINT".into()));
     v
 }
 
@@ -464,7 +470,10 @@ mod tests {
                 assert!(all.contains(c), "{d:?} lacks {c}");
             }
             for (_, c, _) in added_columns(d) {
-                assert!(run_column(c).is_some() || c == "cpu_ns", "{c}");
+                assert!(
+                    run_column(c).is_some() || ["cpu_ns", "heartbeat_epoch_ms"].contains(&c),
+                    "{c}"
+                );
             }
             for c in RUN_COLUMNS {
                 assert!(

@@ -161,3 +161,172 @@ async fn every_column_reads_back_into_its_own_field() {
     }
     store.close().await;
 }
+
+/// A store that starts refusing rows mid-load (a trigger stands for a full disk): the
+/// spilling writer stores what it can, journals the refused batch and every later row
+/// (none lost, the channel stays open), and `load_journal` puts them back into the same
+/// load once the store takes rows again; loading it twice adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_store_refuses_go_to_the_journal_and_load_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let meta = LoadMeta::new("trace.yaml", 1_700_000_000_000);
+    let load = store.begin_load(&meta).await.unwrap();
+    let spec = JournalSpec {
+        dir: dir.path().join("spill"),
+        header: JournalHeader {
+            version: journal::JOURNAL_VERSION,
+            store: url.clone(),
+            load_id: load,
+            meta: meta.clone(),
+            reason: String::new(),
+        },
+    };
+    let Pool::Sqlite(p) = &store.pool else {
+        unreachable!()
+    };
+    sqlx::raw_sql(
+        "CREATE TRIGGER full BEFORE INSERT ON runs WHEN NEW.seq >= 50 \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
+    )
+    .execute(p)
+    .await
+    .unwrap();
+    let (tx, writer) = store.writer_spilling(load, Duration::from_millis(50), spec.clone());
+    let row = |seq: u64| RunRow {
+        seq,
+        params: serde_json::from_value(json!({"n": seq})).unwrap(),
+        ..distinct_row()
+    };
+    for seq in 0..50 {
+        tx.send(row(seq)).await.unwrap();
+    }
+    // The first 50 are written before the others come.
+    for _ in 0..100 {
+        if store.run_seqs(load).await.unwrap().len() == 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for seq in 50..200 {
+        tx.send(row(seq)).await.expect("the channel stays open");
+    }
+    drop(tx);
+    let end = writer.await.unwrap();
+    assert_eq!(end.stats.rows, 50, "{end:?}");
+    assert_eq!((end.stats.spilled, end.stats.lost), (150, 0), "{end:?}");
+    let e = end.error.as_ref().unwrap().to_string();
+    assert!(e.contains("disk is full (test)"), "{e}");
+    let path = end.journal.clone().unwrap();
+    assert_eq!(path, spec.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 151, "the load line, then one per row");
+    assert!(text.lines().next().unwrap().contains("disk is full (test)"));
+    journal::append_end(
+        &path,
+        &JournalEnd {
+            status: LoadStatus::Completed,
+            rows: 150,
+        },
+    )
+    .unwrap();
+    sqlx::raw_sql("DROP TRIGGER full").execute(p).await.unwrap();
+    let done = journal::load_journal(&store, &path).await.unwrap();
+    assert_eq!(
+        (done.load_id, done.created, done.written, done.skipped),
+        (load, false, 150, 0)
+    );
+    assert_eq!(done.status, Some(LoadStatus::Completed));
+    assert_eq!(
+        store.run_seqs(load).await.unwrap(),
+        (0..200).collect::<Vec<_>>()
+    );
+    let rows = store.rows(load).await.unwrap();
+    assert_eq!(rows[120].params, vec![("n".to_string(), "120".to_string())]);
+    let info = store.loads().await.unwrap().pop().unwrap();
+    assert_eq!((info.status, info.rows), (LoadStatus::Completed, 200));
+    // Again: nothing added.
+    let again = journal::load_journal(&store, &path).await.unwrap();
+    assert_eq!((again.written, again.skipped), (0, 150));
+    // Into another store: a new load with the journal's metadata.
+    let other = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("other.db").display()
+    ))
+    .await
+    .unwrap();
+    let moved = journal::load_journal(&other, &path).await.unwrap();
+    assert!(moved.created);
+    assert_eq!(moved.written, 150);
+    let l = other.loads().await.unwrap().pop().unwrap();
+    assert_eq!(
+        (l.origin.as_str(), l.start_epoch_ms, l.status),
+        ("trace.yaml", 1_700_000_000_000, LoadStatus::Completed)
+    );
+    // A damaged journal is refused with its line, before anything is written.
+    std::fs::write(&path, text.replacen("\"run\"", "\"rum\"", 1) + "\n").unwrap();
+    let e = journal::load_journal(&other, &path)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":2:"), "{e}");
+    other.close().await;
+    store.close().await;
+}
+
+/// Reading never creates: a missing SQLite file is an error (and stays missing), and a
+/// store an older faasload made (no heartbeat column) is read without being changed.
+#[tokio::test]
+async fn reading_opens_read_only_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("mistyped.db");
+    let e = Store::open_read(&format!("sqlite://{}", missing.display()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no SQLite store at") && e.contains("mistyped.db"),
+        "{e}"
+    );
+    assert!(
+        !missing.exists(),
+        "a reading command created {}",
+        missing.display()
+    );
+    // An older store: drop the heartbeat column.
+    let path = dir.path().join("old.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::open(&url).await.unwrap();
+    let load = store.begin_load(&LoadMeta::new("t", 5)).await.unwrap();
+    let Pool::Sqlite(p) = &store.pool else {
+        unreachable!()
+    };
+    sqlx::raw_sql("ALTER TABLE loads DROP COLUMN heartbeat_epoch_ms")
+        .execute(p)
+        .await
+        .unwrap();
+    store.close().await;
+    let read = Store::open_read(&url).await.unwrap();
+    let loads = read.loads().await.unwrap();
+    assert_eq!((loads[0].id, loads[0].heartbeat_epoch_ms), (load, None));
+    assert_eq!(loads[0].state_now(), LoadState::Running);
+    read.close().await;
+    let again = Store::open_read(&url).await.unwrap();
+    let Pool::Sqlite(p) = &again.pool else {
+        unreachable!()
+    };
+    let has: Result<Vec<sqlx::sqlite::SqliteRow>, _> =
+        sqlx::query("SELECT heartbeat_epoch_ms FROM loads")
+            .fetch_all(p)
+            .await;
+    assert!(has.is_err(), "reading added a column");
+    // Writing through it is refused by SQLite itself.
+    let e = again
+        .end_load(load, LoadStatus::Completed)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("readonly"), "{e}");
+    again.close().await;
+}

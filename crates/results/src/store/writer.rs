@@ -1,7 +1,10 @@
 //! The batching writer: one task that receives [`RunRow`]s from a bounded channel and
 //! writes them in multi-row inserts (runs, then their parameters and resources) inside
 //! one transaction per batch. A batch is written when it is full, at the latest
-//! `flush_every` after its oldest row arrived, and when the channel closes.
+//! `flush_every` after its oldest row arrived, and when the channel closes. With a spill
+//! journal, a batch the store refuses (after retries) and every later row go to the
+//! journal instead, and the channel stays open: no row is lost, none waits on a database
+//! that is not coming back.
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -10,7 +13,8 @@ use sqlx::{AssertSqlSafe, QueryBuilder};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::db::{self, Pool, Val, big, on_pool, push_val, sql};
+use super::db::{self, Pool, Target, Val, big, on_pool, push_val, sql};
+use super::journal::{JournalSpec, JournalWriter};
 use super::schema::{RUN_COLUMNS, RunSource};
 use super::{FunctionMeta, RunRow, StoreError};
 
@@ -43,17 +47,122 @@ pub struct WriterStats {
     pub max_batch: u64,
     /// Batches that failed and were retried successfully.
     pub retried: u64,
+    /// Rows the store did not take, written to the spill journal instead.
+    pub spilled: u64,
+    /// Rows neither the store nor the journal took.
+    pub lost: u64,
 }
 
-/// The writer task: runs until the channel closes (every sender dropped) and the last
-/// batch is written, or a batch fails [`ATTEMPTS`] times.
+impl std::fmt::Display for WriterStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs, {} parameters, {} resource samples in {} transactions",
+            self.rows, self.parameters, self.resources, self.batches
+        )?;
+        if self.retried > 0 {
+            write!(f, " ({} retried)", self.retried)?;
+        }
+        Ok(())
+    }
+}
+
+/// How a writer with a spill journal ended: its statistics, and, when the store stopped
+/// taking rows, why and where the rest went.
+#[derive(Debug)]
+pub struct WriterEnd {
+    pub stats: WriterStats,
+    /// Why the store stopped taking rows (None: every row is stored).
+    pub error: Option<StoreError>,
+    /// The spill journal, when one was written.
+    pub journal: Option<std::path::PathBuf>,
+    /// Why rows are lost: the journal could not be written (None when none is lost).
+    pub journal_error: Option<String>,
+}
+
+/// Where the rows the store does not take go.
+enum Spill {
+    /// Nowhere: the writer stops (the channel is closed, so senders see it).
+    Off,
+    /// To this journal, created on the first refused batch.
+    To(JournalSpec),
+    /// To this open journal.
+    Open(JournalWriter),
+    /// The journal could not be written either: rows are counted as lost.
+    Broken(String),
+}
+
+impl Spill {
+    /// Writes `rows` to the journal (opened with `reason` if it is not yet), durably;
+    /// counts them as spilled, or as lost when the journal cannot take them.
+    fn take(&mut self, rows: &[RunRow], reason: &str, st: &mut WriterStats) {
+        if let Spill::To(spec) = self {
+            *self = match JournalWriter::create(spec, reason) {
+                Ok(w) => {
+                    tracing::error!(
+                        "store: {reason}; this load's rows now go to the spill journal {} \
+                         (load it later with `faasload store load-journal`)",
+                        w.path().display()
+                    );
+                    Spill::Open(w)
+                }
+                Err(e) => Spill::Broken(e),
+            };
+        }
+        let n = rows.len() as u64;
+        match self {
+            Spill::Open(w) => match w.append(rows).and_then(|()| w.sync()) {
+                Ok(()) => st.spilled += n,
+                Err(e) => {
+                    tracing::error!("{e}: {n} rows lost");
+                    st.lost += n;
+                    *self = Spill::Broken(e);
+                }
+            },
+            Spill::Broken(_) => st.lost += n,
+            Spill::Off | Spill::To(_) => {}
+        }
+    }
+}
+
+/// The writer task of [`Store::writer`](super::Store::writer) and
+/// [`Store::writer_spilling`](super::Store::writer_spilling): connects to `target` and
+/// runs until the channel closes (every sender dropped) and the last batch is written.
+/// Without a journal it stops at the first batch that fails [`ATTEMPTS`] times (or when
+/// it cannot connect); with one, that batch and every later row go to the journal.
 pub(super) async fn run(
-    pool: Pool,
+    target: Target,
     load_id: i64,
     flush_every: Duration,
     mut rx: mpsc::Receiver<RunRow>,
-) -> Result<WriterStats, StoreError> {
+    journal: Option<JournalSpec>,
+) -> WriterEnd {
     let mut st = WriterStats::default();
+    let mut spill = match journal {
+        Some(j) => Spill::To(j),
+        None => Spill::Off,
+    };
+    let mut error: Option<StoreError> = None;
+    let pool = match Pool::open(&target).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            error = Some(e);
+            None
+        }
+    };
+    if error.is_some() && matches!(spill, Spill::Off) {
+        // No store and no journal: senders learn it at once.
+        rx.close();
+        while rx.try_recv().is_ok() {
+            st.lost += 1;
+        }
+        return WriterEnd {
+            stats: st,
+            error,
+            journal: None,
+            journal_error: None,
+        };
+    }
     let mut functions: HashMap<String, i64> = HashMap::new();
     let mut buf: Vec<RunRow> = Vec::with_capacity(MAX_BATCH);
     let mut deadline: Option<Instant> = None;
@@ -72,24 +181,45 @@ pub(super) async fn run(
         };
         let due = deadline.is_some_and(|d| Instant::now() >= d);
         if !buf.is_empty() && (closed || due || buf.len() >= MAX_BATCH) {
-            if let Err(e) = flush(&pool, load_id, &mut functions, &buf, &mut st).await {
-                rx.close();
-                let mut unwritten = buf.len() as u64;
-                while rx.try_recv().is_ok() {
-                    unwritten += 1;
+            if let (Some(p), None) = (&pool, &error)
+                && let Err(e) = flush(p, load_id, &mut functions, &buf, &mut st).await
+            {
+                error = Some(e);
+            }
+            if let Some(e) = &error {
+                if matches!(spill, Spill::Off) {
+                    // No journal: stop, counting what is not stored.
+                    rx.close();
+                    let mut unwritten = buf.len() as u64;
+                    while rx.try_recv().is_ok() {
+                        unwritten += 1;
+                    }
+                    st.lost += unwritten;
+                    break;
                 }
-                return Err(StoreError::Writer {
-                    written: st.rows,
-                    unwritten,
-                    source: Box::new(e),
-                });
+                let reason = e.to_string();
+                spill.take(&buf, &reason, &mut st);
             }
             buf.clear();
             deadline = None;
         }
         if closed {
-            return Ok(st);
+            break;
         }
+    }
+    if let Some(p) = pool {
+        p.close().await;
+    }
+    let (journal, journal_error) = match spill {
+        Spill::Open(w) => (Some(w.path().to_path_buf()), None),
+        Spill::Broken(e) => (None, Some(e)),
+        Spill::Off | Spill::To(_) => (None, None),
+    };
+    WriterEnd {
+        stats: st,
+        error,
+        journal,
+        journal_error,
     }
 }
 
@@ -155,6 +285,7 @@ async fn function_id(pool: &Pool, name: &str, runtime: Option<&str>) -> Result<i
     let select = sql(d, "SELECT id FROM functions WHERE name = ?");
     let insert = sql(d, "INSERT INTO functions (name, runtime) VALUES (?, ?)");
     let what = || format!("looking up function {name:?}");
+    let mut insert_error = None;
     for _ in 0..2 {
         let found: Option<i64> = on_pool!(pool, p => {
             match sqlx::query(AssertSqlSafe(select.clone()))
@@ -179,11 +310,16 @@ async fn function_id(pool: &Pool, name: &str, runtime: Option<&str>) -> Result<i
             .map(|_| ()));
         if let Err(e) = ins {
             tracing::debug!("store: inserting function {name:?}: {e}");
+            insert_error = Some(e);
         }
     }
-    Err(StoreError::Invalid(format!(
-        "function {name:?} could be neither found nor inserted in `functions`"
-    )))
+    // Neither found nor inserted: the database's own reason (read-only, full, ...).
+    Err(match insert_error {
+        Some(e) => StoreError::db(format!("inserting function {name:?} into `functions`"), e),
+        None => StoreError::Invalid(format!(
+            "function {name:?} was inserted into `functions` but cannot be found"
+        )),
+    })
 }
 
 /// The values of one `runs` row, in [`RUN_COLUMNS`] order.

@@ -373,30 +373,16 @@ pub fn report_cli_html(url: &str, load: Option<i64>, html: &Path) -> Result<Stri
 
 /// [`report_cli_html`], async.
 pub async fn report_store_html(url: &str, load: Option<i64>, html: &Path) -> Result<String> {
-    let store = Store::open(url)
+    let store = Store::open_read(url)
         .await
         .with_context(|| format!("opening the store {}", crate::store::redact(url)))?;
-    let loads = store.loads().await?;
-    let info = match load {
-        Some(id) => loads.iter().find(|l| l.id == id).with_context(|| {
-            let ids: Vec<String> = loads.iter().map(|l| l.id.to_string()).collect();
-            format!(
-                "no load {id} in the store (loads: {})",
-                if ids.is_empty() {
-                    "none".to_string()
-                } else {
-                    ids.join(", ")
-                }
-            )
-        })?,
-        None => loads.last().context("the store holds no load yet")?,
-    };
-    let report = write_for(&store, info, html, &crate::store::redact(url))
+    let info = super::pick_load(&store, load).await?;
+    let report = write_for(&store, &info, html, &crate::store::redact(url))
         .await
         .with_context(|| format!("writing the HTML report {}", html.display()));
     store.close().await;
     let report = report?;
-    let mut out = super::text::load_header(info);
+    let mut out = super::text::load_header(&info);
     out.push_str(&report.render_text());
     Ok(out)
 }
