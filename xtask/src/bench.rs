@@ -10,11 +10,13 @@
 //! Add a suite by writing its module under `bench/` and adding a line to [`SUITES`].
 
 mod floor;
+mod kprogs;
 mod loader;
 mod mon;
 mod monitor_overhead;
 mod monitor_precision;
 mod monitor_query;
+mod paired;
 mod platform;
 mod trace_ingest;
 
@@ -78,9 +80,11 @@ const SUITES: &[(&str, &str, Suite)] = &[
     ),
     (
         "monitor-overhead",
-        "slowdown of fixed CPU work in 10 and 100 containers under no monitor, the eBPF \
-         monitor and cgroupfs polling at 10 ms and 1 s; the monitor's own CPU and the kernel \
-         programs' run time",
+        "disturbance of fixed CPU work in 100 and 10 busy containers (its CPU time per unit \
+         of work, in paired blocks with and without a monitor, with 95 % intervals) under the \
+         eBPF monitor and cgroupfs polling at 10 ms and 1 s; the monitor's own CPU (user \
+         threads and kernel programs) and the ns per `sched_switch` run; whether issue 15's \
+         goals are met",
         monitor_overhead::run,
     ),
     (

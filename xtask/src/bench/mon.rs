@@ -491,6 +491,20 @@ impl Monitor {
         Ok(())
     }
 
+    /// Opens activation `id` in container `name` (with ack), as an invoker would when a
+    /// request starts running there: the container is then busy for the monitor.
+    pub(super) fn start_activation(&self, name: &str, id: &str) -> Result<()> {
+        let a: Ack = request(
+            &self.notify,
+            &Notification::activation_start(name, id).with_ack(),
+        )
+        .with_context(|| format!("{}: activation_start in {name}", self.label))?;
+        if !a.ok {
+            bail!("{}: activation_start in {name} refused: {a:?}", self.label);
+        }
+        Ok(())
+    }
+
     /// SIGTERM and wait (SIGKILL after 20 s); an error unless it exited cleanly.
     pub(super) fn stop(&mut self) -> Result<()> {
         let Some(mut c) = self.child.take() else {
