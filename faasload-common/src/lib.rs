@@ -2,25 +2,39 @@
 //!
 //! Everything here is `#[repr(C)]` plain data with the same layout on both sides. The
 //! `user` feature implements `aya::Pod` so user space can read the maps directly.
+//!
+//! The per-context-switch data lives in arrays that user space maps into its memory
+//! (`BPF_F_MMAPABLE`), so reading every container's counters costs no system call:
+//! - [`names::SLOT_IDS`]: the watched cgroups, an open-addressing table keyed by
+//!   [`slot_hash`] of the cgroup id; a cgroup's *slot* is its index in this table. Written
+//!   by user space only.
+//! - [`names::SLOT_STATS`]: [`CgroupStats`] per CPU and slot, at `cpu * SLOTS + slot`
+//!   (each CPU writes only its own row: no atomics).
+//! - [`names::SLOT_MEM`]: per slot, the memory cgroup user space expects and the page
+//!   counter the kernel last read there ([`SlotMem`]).
+//! - [`names::CPU_STATE`]: per CPU, what runs there since the last switch ([`CpuState`]).
 #![no_std]
 
 /// Names of the maps and programs, so both sides agree on them.
 pub mod names {
-    /// Per-CPU hash: cgroup id (u64) -> [`super::CgroupStats`].
-    pub const CGROUP_STATS: &str = "CGROUP_STATS";
-    /// Per-CPU array (one slot): [`super::CpuState`] of the task currently on that CPU.
+    /// Mmapable array, `cpu * SLOTS + slot` -> [`super::CgroupStats`].
+    pub const SLOT_STATS: &str = "SLOT_STATS";
+    /// Mmapable array, slot -> watched cgroup id (u64; [`super::SLOT_EMPTY`],
+    /// [`super::SLOT_TOMBSTONE`]).
+    pub const SLOT_IDS: &str = "SLOT_IDS";
+    /// Mmapable array, slot -> [`super::SlotMem`].
+    pub const SLOT_MEM: &str = "SLOT_MEM";
+    /// Mmapable array, cpu -> [`super::CpuState`].
     pub const CPU_STATE: &str = "CPU_STATE";
-    /// Per-CPU array: drop/overflow and activity counters, indexed by [`super::counter`].
+    /// Per-CPU array: rare-path and drop counters, indexed by [`super::counter`].
     pub const COUNTERS: &str = "COUNTERS";
     /// Ring buffer of [`super::Event`].
     pub const EVENTS: &str = "EVENTS";
-    /// Hash: cgroup id (u64) -> u8, cgroups whose process exec/exit user space wants.
-    pub const WATCHED: &str = "WATCHED";
-    /// LRU hash: thread id (u32) -> the task's `sum_exec_runtime` when last accounted.
-    pub const LAST_RUNTIME: &str = "LAST_RUNTIME";
 }
 
-/// Global variables set at load time by user space (`EbpfLoader::override_global`).
+/// Global variables set at load time by user space (`EbpfLoader::override_global`). They
+/// land in `.rodata`, which the loader freezes, so the verifier knows them as constants:
+/// offsets added to typed kernel pointers stay verifiable direct loads.
 pub mod globals {
     /// 1 = cgroup v1 (read `task->cgroups->subsys[CPU_SUBSYS_ID]`), 2 = cgroup v2 (`dfl_cgrp`).
     pub const CGROUP_MODE: &str = "CGROUP_MODE";
@@ -44,14 +58,26 @@ pub mod globals {
     pub const OFF_TASK_SE: &str = "OFF_TASK_SE";
     /// Byte offset of `sched_entity.sum_exec_runtime`.
     pub const OFF_SE_SUM: &str = "OFF_SE_SUM";
-    /// Byte offset of `sched_entity.prev_sum_exec_runtime`.
+    /// Byte offset of `sched_entity.prev_sum_exec_runtime` (the sum when last picked).
     pub const OFF_SE_PREV_SUM: &str = "OFF_SE_PREV_SUM";
-    /// Byte offset of `task_struct.pid`.
-    pub const OFF_TASK_PID: &str = "OFF_TASK_PID";
+    /// Byte offset of `task_struct.tgid`.
+    pub const OFF_TASK_TGID: &str = "OFF_TASK_TGID";
+    /// Byte offset of `task_struct.policy` (scheduling policy).
+    pub const OFF_TASK_POLICY: &str = "OFF_TASK_POLICY";
+    /// Byte offset of `task_struct.prio` (effective priority; < 100: real-time).
+    pub const OFF_TASK_PRIO: &str = "OFF_TASK_PRIO";
+    /// Byte offset, from a memory controller's `cgroup_subsys_state`, of its page
+    /// counter's usage in pages: `mem_cgroup.memory.usage - mem_cgroup.css`.
+    pub const OFF_CSS_MEMCG_USAGE: &str = "OFF_CSS_MEMCG_USAGE";
     /// Index of the controller used for CPU attribution on v1 (`cpu_cgrp_id`).
     pub const CPU_SUBSYS_ID: &str = "CPU_SUBSYS_ID";
-    /// Hierarchy id whose cgroup life-cycle events are reported (0 = all).
-    pub const EVENT_HIERARCHY: &str = "EVENT_HIERARCHY";
+    /// Index of the memory controller (`memory_cgrp_id`), on v1 and v2.
+    pub const MEMORY_SUBSYS_ID: &str = "MEMORY_SUBSYS_ID";
+    /// Hierarchy id of the cgroups CPU is attributed by (v1: the `cpu` hierarchy; v2: 0,
+    /// the default hierarchy): the attaches that move CPU accounting.
+    pub const CPU_HIERARCHY: &str = "CPU_HIERARCHY";
+    /// Number of possible CPUs (entries of `CPU_STATE`, rows of `SLOT_STATS`).
+    pub const NR_CPUS: &str = "NR_CPUS";
 }
 
 /// `CGROUP_MODE` values.
@@ -59,28 +85,55 @@ pub const MODE_V1: u64 = 1;
 /// `CGROUP_MODE` value for cgroup v2.
 pub const MODE_V2: u64 = 2;
 
-/// Indexes into the `COUNTERS` per-CPU array. Every drop has its own counter: none is silent.
+/// Indexes into the `COUNTERS` per-CPU array (rare paths and drops: none is silent).
+/// Context switches and unmatched switch-outs are counted in [`CpuState`] instead, on
+/// the cache line the switch program writes anyway.
 pub mod counter {
-    /// Context switches seen.
-    pub const SWITCHES: u32 = 0;
-    /// `CGROUP_STATS` was full: a cgroup's CPU time could not be recorded.
-    pub const STATS_FULL: u32 = 1;
-    /// Nanoseconds that could not be recorded because `CGROUP_STATS` was full.
-    pub const STATS_LOST_NS: u32 = 2;
     /// The ring buffer was full: an event was dropped.
-    pub const EVENTS_DROPPED: u32 = 3;
+    pub const EVENTS_DROPPED: u32 = 0;
     /// Events written to the ring buffer.
-    pub const EVENTS_SENT: u32 = 4;
-    /// A kernel read (`bpf_probe_read_kernel`) failed: a switch was not attributed.
-    pub const READ_FAILED: u32 = 5;
+    pub const EVENTS_SENT: u32 = 1;
+    /// A kernel read (`bpf_probe_read_kernel`) failed.
+    pub const READ_FAILED: u32 = 2;
+    /// A running task moved to another cgroup: its slice was split at the move.
+    pub const MOVES_SPLIT: u32 = 3;
+    /// A running task moved more than [`super::MAX_SPLITS`] times within one slice: the
+    /// later moves were merged into the last split (time between them misattributed).
+    pub const MOVES_OVERFLOW: u32 = 4;
+    /// Nanoseconds of slices of watched cgroups that could not be charged: their
+    /// switch-in was not seen and the task is not of the fair class (whose slice start
+    /// the scheduler keeps); an estimate (`sum_exec_runtime - prev_sum_exec_runtime`).
+    pub const LOST_NS: u32 = 5;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
 
-/// Maximum number of threads whose last accounted run time is remembered (LRU).
-pub const MAX_TASKS: u32 = 65536;
-/// Maximum number of cgroups tracked at once in `CGROUP_STATS`.
-pub const MAX_CGROUPS: u32 = 16384;
+/// log2 of [`SLOTS`].
+pub const SLOT_BITS: u32 = 11;
+/// Watched-cgroup slots (open-addressing table size; a power of two).
+pub const SLOTS: u32 = 1 << SLOT_BITS;
+/// Positions of the table probed for one cgroup id (linear probing).
+pub const PROBES: u32 = 8;
+/// `SLOT_IDS` value of a position never used: a lookup stops there.
+pub const SLOT_EMPTY: u64 = 0;
+/// `SLOT_IDS` value of a position freed: a lookup goes on past it.
+pub const SLOT_TOMBSTONE: u64 = u64::MAX;
+/// "No slot": the task's cgroup is not watched.
+pub const NO_SLOT: u32 = u32::MAX;
+/// Upper bound of possible CPUs the move hook looks at (verifier loop bound).
+pub const MAX_CPUS: u32 = 1024;
+/// Moves of one running task within one slice remembered separately.
+pub const MAX_SPLITS: usize = 4;
+/// [`SlotMem::usage_pages`] before the kernel has read the page counter for that slot.
+pub const MEM_UNSET: u64 = u64::MAX;
+
+/// First table position probed for cgroup `id` (Fibonacci hashing: cgroup ids are mostly
+/// consecutive inode numbers, the multiply spreads them).
+#[inline(always)]
+pub const fn slot_hash(id: u64) -> u32 {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOT_BITS)) as u32
+}
+
 /// Size of the event ring buffer in bytes (power of two, multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 20;
 /// Bytes of cgroup path carried in an event (NUL-terminated, truncated if longer).
@@ -113,14 +166,75 @@ impl CgroupStats {
     }
 }
 
-/// What runs on one CPU since its last context switch.
+/// Memory of one slot: which memory cgroup user space wants sampled there, and the page
+/// counter the switch program last read for it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotMem {
+    /// Cgroup id of the memory cgroup whose page counter belongs to this slot (v1: the
+    /// container's directory in the memory hierarchy; v2: the cgroup itself); 0: none.
+    /// Written by user space before the slot is published.
+    pub mem_id: u64,
+    /// `mem_cgroup.memory.usage` in pages at the last switch-out of one of the slot's
+    /// tasks whose memory cgroup is `mem_id`; [`MEM_UNSET`] until then.
+    pub usage_pages: u64,
+}
+
+/// One move of the running task: from `sum` (its `sum_exec_runtime` at the move, `ns`
+/// the monotonic time of the move) on, its time belongs to `slot`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Split {
+    pub sum: u64,
+    pub ns: u64,
+    pub slot: u32,
+    pub _pad: u32,
+}
+
+/// Moves of the task running on a CPU, published by the `cgroup_attach_task` program
+/// (which runs on another CPU, under the kernel's cgroup mutex, so one at a time) for the
+/// CPU's own switch program to apply at the task's switch-out. Valid while `generation` differs
+/// from [`CpuState::mbox_seen`] and `task`/`base` match the running slice.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Bumped (last) each time a split is published.
+    pub generation: u64,
+    /// `task_struct *` of the moved task.
+    pub task: u64,
+    /// [`CpuState::start_sum`] of the slice the splits belong to.
+    pub base: u64,
+    /// Splits used (at most [`MAX_SPLITS`]).
+    pub count: u32,
+    pub _pad: u32,
+    pub splits: [Split; MAX_SPLITS],
+}
+
+/// What runs on one CPU since its last context switch. The first 64 bytes are written
+/// only by that CPU's switch program; `mbox` only by the move program.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuState {
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the last switch on this CPU.
-    pub last_switch_ns: u64,
-    /// Cgroup id of the task switched in then (0 = idle or unknown).
-    pub cgroup: u64,
+    /// Odd while the switch program updates this CPU's state and counters (a sequence
+    /// count: user space retries a read that saw it odd or changed).
+    pub seq: u64,
+    /// `task_struct *` switched in (0: not seen yet).
+    pub task: u64,
+    /// Its cgroup's slot, [`NO_SLOT`] if not watched.
+    pub slot: u32,
+    pub _pad: u32,
+    /// Its `sum_exec_runtime` when switched in.
+    pub start_sum: u64,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when switched in; set only when watched.
+    pub start_ns: u64,
+    /// Context switches on this CPU.
+    pub switches: u64,
+    /// Switch-outs of a task other than the one recorded at switch-in (a run missed).
+    pub unmatched: u64,
+    /// The last [`Mailbox::generation`] this CPU's switch program looked at.
+    pub mbox_seen: u64,
+    /// Moves of the running task (second cache line).
+    pub mbox: Mailbox,
 }
 
 /// Kinds of [`Event`].
@@ -161,11 +275,41 @@ pub struct Event {
     pub path: [u8; PATH_LEN],
 }
 
+// The layouts user space maps: fixed sizes, cache-line-sized per-CPU state.
+const _: () = assert!(core::mem::size_of::<CgroupStats>() == 40);
+const _: () = assert!(core::mem::size_of::<SlotMem>() == 16);
+const _: () = assert!(core::mem::size_of::<Mailbox>() == 128);
+const _: () = assert!(core::mem::size_of::<CpuState>() == 192);
+const _: () = assert!(core::mem::offset_of!(CpuState, mbox) == 64);
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: all these types are #[repr(C)] plain integers without padding holes that
     // matter for reading; any bit pattern is valid.
     unsafe impl aya::Pod for super::CgroupStats {}
     unsafe impl aya::Pod for super::CpuState {}
+    unsafe impl aya::Pod for super::SlotMem {}
     unsafe impl aya::Pod for super::Event {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_stays_in_the_table_and_spreads_consecutive_ids() {
+        let mut seen = [false; SLOTS as usize];
+        let mut distinct = 0;
+        for id in 1000..1000 + 256u64 {
+            let h = slot_hash(id);
+            assert!(h < SLOTS);
+            if !seen[h as usize] {
+                seen[h as usize] = true;
+                distinct += 1;
+            }
+        }
+        // 256 consecutive inode numbers land on (almost) as many positions.
+        assert!(distinct >= 250, "{distinct}");
+        assert!(slot_hash(u64::MAX) < SLOTS && slot_hash(0) < SLOTS);
+    }
 }

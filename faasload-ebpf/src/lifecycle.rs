@@ -8,8 +8,8 @@ use aya_ebpf::{
 use aya_log_ebpf::info;
 use faasload_common::{Event, counter, event_kind};
 
-use crate::cgroup::{cgroup_id, hierarchy_id, task_cgroup};
-use crate::maps::{EVENTS, WATCHED, count};
+use crate::cgroup::{cgroup_id, find_slot, hierarchy_id, task_cgroup};
+use crate::maps::{EVENTS, count};
 
 /// Reserves an event, fills it with `fill`, and submits it.
 #[inline(always)]
@@ -40,8 +40,8 @@ fn cgroup_event(ctx: &BtfTracePointContext, kind: u32) {
     let cgrp: *const u8 = ctx.arg(0);
     let path: *const u8 = ctx.arg(1);
     emit(kind, |ev| unsafe {
-        ev.cgroup = cgroup_id(cgrp).unwrap_or(0);
-        ev.hierarchy = hierarchy_id(cgrp).unwrap_or(u32::MAX);
+        ev.cgroup = cgroup_id(cgrp);
+        ev.hierarchy = hierarchy_id(cgrp);
         if bpf_probe_read_kernel_str_bytes(path, &mut ev.path).is_err() {
             ev.path[0] = 0;
         }
@@ -75,11 +75,9 @@ pub fn cgroup_unfreeze(ctx: BtfTracePointContext) -> i32 {
 /// Emits a process event if `task`'s cgroup is watched.
 #[inline(always)]
 fn proc_event(task: *const u8, kind: u32) {
-    let Ok(id) = (unsafe { task_cgroup(task) }) else {
-        count(counter::READ_FAILED, 1);
-        return;
-    };
-    if WATCHED.get_ptr(&id).is_none() {
+    // SAFETY: the tracepoint's typed task pointer.
+    let id = unsafe { task_cgroup(task) };
+    if find_slot(id) == faasload_common::NO_SLOT {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -102,12 +100,8 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
-    let task: *const u8 = ctx.arg(0);
-    // The thread's last slice is charged at its final switch, as a first sight.
-    if let Ok(pid) = unsafe { crate::cgroup::task_pid(task) } {
-        let _ = crate::maps::LAST_RUNTIME.remove(&pid);
-    }
-    proc_event(task, event_kind::PROC_EXIT);
+    // The thread's last slice is charged at its final switch-out, like any other.
+    proc_event(ctx.arg(0), event_kind::PROC_EXIT);
     0
 }
 
@@ -116,7 +110,8 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
     // TP_PROTO(struct task_struct *task, uid_t uid): the victim's cgroup; the pid comes
     // from user space's view of the cgroup (the kernel side has no pid offset).
     let task: *const u8 = ctx.arg(0);
-    let id = unsafe { task_cgroup(task) }.unwrap_or(0);
+    // SAFETY: the tracepoint's typed task pointer.
+    let id = unsafe { task_cgroup(task) };
     info!(&ctx, "oom victim in cgroup {}", id);
     emit(event_kind::OOM_VICTIM, |ev| ev.cgroup = id);
     0

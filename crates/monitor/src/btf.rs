@@ -122,8 +122,18 @@ pub struct KernelOffsets {
     pub se_sum_exec_runtime: u64,
     /// `sched_entity.prev_sum_exec_runtime` (the sum when the task was last picked).
     pub se_prev_sum_exec_runtime: u64,
-    /// `task_struct.pid` (the thread id).
-    pub task_pid: u64,
+    /// `task_struct.tgid` (the process id).
+    pub task_tgid: u64,
+    /// `task_struct.policy` (scheduling policy).
+    pub task_policy: u64,
+    /// `task_struct.prio` (effective priority).
+    pub task_prio: u64,
+    /// `mem_cgroup.css` (the memory controller's `cgroup_subsys_state`).
+    pub memcg_css: u64,
+    /// `mem_cgroup.memory` (its page counter).
+    pub memcg_memory: u64,
+    /// `page_counter.usage` (pages charged).
+    pub page_counter_usage: u64,
 }
 
 impl KernelOffsets {
@@ -158,8 +168,20 @@ impl KernelOffsets {
             task_se: btf.member_offset("task_struct", "se")?,
             se_sum_exec_runtime: btf.member_offset("sched_entity", "sum_exec_runtime")?,
             se_prev_sum_exec_runtime: btf.member_offset("sched_entity", "prev_sum_exec_runtime")?,
-            task_pid: btf.member_offset("task_struct", "pid")?,
+            task_tgid: btf.member_offset("task_struct", "tgid")?,
+            task_policy: btf.member_offset("task_struct", "policy")?,
+            task_prio: btf.member_offset("task_struct", "prio")?,
+            memcg_css: btf.member_offset("mem_cgroup", "css")?,
+            memcg_memory: btf.member_offset("mem_cgroup", "memory")?,
+            page_counter_usage: btf.member_offset("page_counter", "usage")?,
         })
+    }
+
+    /// Offset from a memory controller's `cgroup_subsys_state *` to its page counter's
+    /// usage (`mem_cgroup.memory.usage - mem_cgroup.css`; the css is embedded, usually
+    /// first).
+    pub fn css_memcg_usage(&self) -> u64 {
+        (self.memcg_memory + self.page_counter_usage).wrapping_sub(self.memcg_css)
     }
 }
 
@@ -683,7 +705,13 @@ mod tests {
             KIND_STRUCT,
             "",
             3000,
-            &[("pid", int, 0, 0), ("cgroups", ptr, 2000 * 8, 0)],
+            &[
+                ("pid", int, 0, 0),
+                ("tgid", int, 4 * 8, 0),
+                ("prio", int, 8 * 8, 0),
+                ("policy", int, 20 * 8, 0),
+                ("cgroups", ptr, 2000 * 8, 0),
+            ],
         );
         let se = b.composite(
             KIND_STRUCT,
@@ -703,6 +731,22 @@ mod tests {
                 ("thread_info", int, 0, 0),
                 ("se", se, 128 * 8, 0),
                 ("", anon, 376 * 8, 0),
+            ],
+        );
+        let pc = b.composite(
+            KIND_STRUCT,
+            "page_counter",
+            192,
+            &[("usage", int, 0, 0), ("max", int, 64 * 8, 0)],
+        );
+        b.composite(
+            KIND_STRUCT,
+            "mem_cgroup",
+            4096,
+            &[
+                ("css", int, 0, 0),
+                ("id", int, 200 * 8, 0),
+                ("memory", pc, 256 * 8, 0),
             ],
         );
         b.enumeration(
@@ -730,9 +774,15 @@ mod tests {
                 task_se: 128,
                 se_sum_exec_runtime: 72,
                 se_prev_sum_exec_runtime: 88,
-                task_pid: 376,
+                task_tgid: 380,
+                task_policy: 396,
+                task_prio: 384,
+                memcg_css: 0,
+                memcg_memory: 256,
+                page_counter_usage: 0,
             }
         );
+        assert_eq!(k.css_memcg_usage(), 256);
     }
 
     #[test]
@@ -808,6 +858,17 @@ mod tests {
             assert!(off < 16384, "{name} at {off} is implausibly large");
         }
         assert_eq!(k.root_hierarchy_id % 4, 0);
+        assert_eq!(k.task_tgid % 4, 0);
+        assert_eq!(
+            k.page_counter_usage % 8,
+            0,
+            "page_counter.usage is an atomic long"
+        );
+        assert!(
+            k.css_memcg_usage() > 0 && k.css_memcg_usage() < 16384,
+            "mem_cgroup.memory.usage at {} from its css",
+            k.css_memcg_usage()
+        );
         assert!(
             k.task_cgroups > 0,
             "task_struct.cgroups cannot be the first field"

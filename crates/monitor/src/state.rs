@@ -14,20 +14,56 @@ use tokio::sync::broadcast;
 use super::config::{Backend, MonitorConfig};
 use super::discovery::{Found, Matcher};
 use super::ebpf::Kernel;
-use faasload_cgroup::{CgroupReader, Counters, Layout, inode};
+use faasload_cgroup::{CgroupReader, Controller, Counters, Layout, inode};
 use faasload_os::clock::{EpochMap, epoch_ns, mono_ns};
 
 /// One sample of a container. `NONE` marks a value this host or cgroup lacks.
+///
+/// Where the values come from (eBPF backend): CPU from the kernel programs' counters,
+/// memory from the page counter the switch program copied at the container's last
+/// switch-out, or from the cgroup file when that copy may be stale (see
+/// [`Monitor::sample_all`]); `rss_mapped` from `memory.stat` at most once per second
+/// and at activation boundaries, moved in between by the page counter's change. The
+/// cgroupfs backend reads every value from the files at every tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     /// Epoch nanoseconds.
     pub t_ns: u64,
     /// Cumulative CPU time (ns): eBPF on-CPU time, or cgroupfs usage.
     pub cpu_ns: u64,
-    /// Memory charged (bytes).
+    /// Memory charged (bytes): the memory cgroup's page counter.
     pub mem_bytes: u64,
-    /// FaaSLoad's memory metric: rss + mapped_file (bytes).
+    /// FaaSLoad's memory metric: rss + mapped_file (bytes). eBPF backend: exact when
+    /// `memory.stat` was read for this sample; otherwise the last reading (at most 1 s
+    /// old) plus the change of `mem_bytes` since it (what was charged or freed meanwhile
+    /// is taken as rss), never above `mem_bytes`.
     pub rss_mapped: u64,
+}
+
+/// How often, at most, `memory.stat` is read per container between activation
+/// boundaries (its read flushes the kernel's statistics: the costly part of a sample).
+pub const STAT_PERIOD_NS: u64 = 1_000_000_000;
+/// The memory of a container is read from its cgroup file at least this often, so an
+/// idle container's value cannot go stale (reclaim, uncharges by others) for longer.
+pub const MEM_FILE_PERIOD_NS: u64 = 1_000_000_000;
+
+/// Memory reading state of one container (eBPF backend).
+#[derive(Clone, Copy, Debug, Default)]
+struct MemTrack {
+    /// Epoch ns of the last read of the memory file.
+    file_ns: u64,
+    /// The last `memory.stat` reading: (epoch ns, rss + mapped, memory charged then).
+    stat: Option<(u64, u64, u64)>,
+}
+
+/// `rss + mapped` now, from a reading `rss_at` taken when `mem_at` was charged: moved
+/// by the change of the charge since, within `[0, mem_now]`.
+fn rss_estimate(rss_at: u64, mem_at: u64, mem_now: u64) -> u64 {
+    if mem_now >= mem_at {
+        rss_at.saturating_add(mem_now - mem_at).min(mem_now)
+    } else {
+        rss_at.saturating_sub(mem_at - mem_now).min(mem_now)
+    }
 }
 
 /// Marker for a missing value in a [`Sample`].
@@ -84,6 +120,7 @@ pub struct Container {
 
 struct Inner {
     cpu_ids: Vec<u64>,
+    mem: MemTrack,
     ring: VecDeque<Sample>,
     life: Life,
     created_ns: u64,
@@ -311,6 +348,9 @@ impl Monitor {
                         if !inner.cpu_ids.contains(i) {
                             inner.cpu_ids.push(*i);
                             self.index_cgroup(*i, &f.id);
+                            if let Some(k) = &self.kernel {
+                                k.watch(*i, 0);
+                            }
                         }
                     }
                     return false;
@@ -327,6 +367,7 @@ impl Monitor {
             reader: CgroupReader::open(&self.layout, &f.rel),
             inner: Mutex::new(Inner {
                 cpu_ids: ids.clone(),
+                mem: MemTrack::default(),
                 ring: VecDeque::new(),
                 life: Life::Running,
                 created_ns: epoch_ns(),
@@ -334,15 +375,27 @@ impl Monitor {
                 open: HashMap::new(),
             }),
         });
-        for i in &ids {
+        // The container's own memory cgroup is sampled in its own cgroup's slot (its
+        // children's tasks charge it too, but their memory cgroups are their own).
+        let mem_id = self
+            .layout
+            .dir(Controller::Memory, &f.rel)
+            .and_then(|d| inode(&d).ok())
+            .unwrap_or(0);
+        for (n, i) in ids.iter().enumerate() {
             self.index_cgroup(*i, &f.id);
             if let Some(k) = &self.kernel {
-                k.watch(*i);
+                k.watch(*i, if n == 0 { mem_id } else { 0 });
             }
         }
         // A first sample now, so a window starting right after discovery has a base.
-        let first = self.sample_of(&c, &ids);
-        c.lock().ring.push_back(first);
+        let mut mem = MemTrack::default();
+        let first = self.sample_of(&c, &ids, &mut mem);
+        {
+            let mut i = c.lock();
+            i.ring.push_back(first);
+            i.mem = mem;
+        }
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -374,6 +427,9 @@ impl Monitor {
                     inner.cpu_ids.push(cgroup_id);
                     drop(inner);
                     self.index_cgroup(cgroup_id, &c.id);
+                    if let Some(k) = &self.kernel {
+                        k.watch(cgroup_id, 0);
+                    }
                 }
                 return;
             }
@@ -389,7 +445,10 @@ impl Monitor {
         }
         // A last sample, so the end of its life is in the ring.
         if c.reader.exists() {
-            let s = self.sample_of(&c, &inner.cpu_ids);
+            let ids = inner.cpu_ids.clone();
+            let mut mem = inner.mem;
+            let s = self.sample_of(&c, &ids, &mut mem);
+            inner.mem = mem;
             inner.ring.push_back(s);
         }
         inner.life = Life::Removed;
@@ -454,35 +513,81 @@ impl Monitor {
         gone.len()
     }
 
-    /// Reads one sample of container `c` now.
-    pub fn sample_of(&self, c: &Container, cpu_ids: &[u64]) -> Sample {
-        let (cg_cpu, mem, rss_mapped) = c.reader.read_sample(self.kernel.is_none());
-        let cpu = match &self.kernel {
-            Some(k) => Some(k.cgroup_stats(cpu_ids).cpu_ns),
-            None => cg_cpu,
+    /// Reads one sample of container `c` (cgroups `cpu_ids`, its own first) now;
+    /// `mem` is its memory reading state, updated.
+    fn sample_of(&self, c: &Container, cpu_ids: &[u64], mem: &mut MemTrack) -> Sample {
+        let Some(k) = &self.kernel else {
+            // The poller: every value from the files, every tick.
+            let (cpu, mem, rss_mapped) = c.reader.read_sample(true);
+            return Sample {
+                t_ns: epoch_ns(),
+                cpu_ns: cpu.unwrap_or(NONE),
+                mem_bytes: mem.unwrap_or(NONE),
+                rss_mapped: rss_mapped.unwrap_or(NONE),
+            };
+        };
+        let r = k.read(cpu_ids, cpu_ids.first().copied());
+        let now = epoch_ns();
+        let now_mono = mono_ns();
+        let interval = self.cfg.interval().as_nanos() as u64;
+        // The kernel's copy is as of the last switch-out of one of the container's
+        // tasks: stale if one has run since before the last tick without a switch, or
+        // never taken; and an idle container's memory can shrink without its tasks
+        // running (reclaim), so the file is read at least every MEM_FILE_PERIOD_NS.
+        let running_long = r
+            .running_since_ns
+            .is_some_and(|s| now_mono.saturating_sub(s) > interval);
+        let due = now.saturating_sub(mem.file_ns) >= MEM_FILE_PERIOD_NS;
+        let mut mem_bytes = match r.mem_bytes {
+            Some(b) if !running_long && !due => Some(b),
+            _ => {
+                mem.file_ns = now;
+                c.reader.mem_bytes().or(r.mem_bytes)
+            }
+        };
+        let rss_mapped = match (mem_bytes, mem.stat) {
+            (Some(m), Some((t, rss, at))) if m == at || now.saturating_sub(t) < STAT_PERIOD_NS => {
+                Some(rss_estimate(rss, at, m))
+            }
+            (Some(_), _) => {
+                let (_, m, rss) = c.reader.read_sample(false);
+                if let Some(m) = m {
+                    mem_bytes = Some(m);
+                    mem.file_ns = now;
+                }
+                if let (Some(m), Some(rss)) = (m, rss) {
+                    mem.stat = Some((now, rss, m));
+                }
+                rss
+            }
+            (None, _) => None,
         };
         Sample {
-            t_ns: epoch_ns(),
-            cpu_ns: cpu.unwrap_or(NONE),
-            mem_bytes: mem.unwrap_or(NONE),
+            t_ns: now,
+            cpu_ns: r.stats.cpu_ns,
+            mem_bytes: mem_bytes.unwrap_or(NONE),
             rss_mapped: rss_mapped.unwrap_or(NONE),
         }
     }
 
     /// Takes one sample of every live container (called by the sampler every tick).
+    /// With the eBPF backend this reads the kernel programs' mapped arrays (no system
+    /// call) and touches a cgroup file only where the kernel's memory copy may be stale
+    /// and for `memory.stat` at most once per second per container.
     pub fn sample_all(&self) {
         let max_age = (self.cfg.max_age_s * 1e9) as u64;
         let subscribed = self.stream.receiver_count() > 0;
         for c in self.containers() {
-            let ids = {
+            let (ids, mut mem) = {
                 let i = c.lock();
                 if i.life == Life::Removed {
                     continue;
                 }
-                i.cpu_ids.clone()
+                (i.cpu_ids.clone(), i.mem)
             };
-            let s = self.sample_of(&c, &ids);
+            let s = self.sample_of(&c, &ids, &mut mem);
             let mut i = c.lock();
+            i.mem = mem;
             i.ring.push_back(s);
             while i
                 .ring
@@ -558,6 +663,10 @@ impl Monitor {
     fn push_boundary(&self, c: &Container, s: &Snap) {
         let Some(e) = s.ebpf else { return };
         let mut i = c.lock();
+        if let (Some(m), Some(rss)) = (s.cg.mem_bytes, s.cg.mem_rss_mapped) {
+            i.mem.stat = Some((s.t_ns, rss, m));
+            i.mem.file_ns = s.t_ns;
+        }
         i.ring.push_back(Sample {
             t_ns: s.t_ns,
             cpu_ns: e.cpu_ns,

@@ -1,0 +1,664 @@
+//! The kernel programs' per-switch arrays, mapped into this process (`BPF_F_MMAPABLE`),
+//! and the table of watched cgroups ("slots") user space keeps in them.
+//!
+//! Reading a container's CPU time, switch counts and memory costs no system call: its
+//! slots' counters are summed over the CPU rows of `SLOT_STATS`, plus the slice running
+//! right now on any CPU for one of its slots (from `CPU_STATE`, split at moves by the
+//! mailbox). Each CPU's state and row are read under that CPU's sequence count (the
+//! switch program makes it odd while it writes), so a context switch during the read
+//! never counts a slice twice or not at all. This relies on the kernel's plain stores
+//! becoming visible in program order, which x86-64 guarantees (TSO); on weakly-ordered
+//! CPUs a read racing a switch may rarely be torn.
+//!
+//! The table is open addressing keyed by [`slot_hash`], written only here: a position is
+//! published by storing the cgroup id last, after its counters were zeroed and its
+//! memory cgroup set; a forgotten cgroup leaves a tombstone, reused only after
+//! [`REUSE_AFTER_NS`] and once no CPU state or mailbox refers to it (a task switched in
+//! before the tombstone may still charge it until its switch-out).
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+
+use faasload_common::{
+    CgroupStats, CpuState, MAX_SPLITS, MEM_UNSET, Mailbox, NO_SLOT, PROBES, SLOT_EMPTY,
+    SLOT_TOMBSTONE, SLOTS, SlotMem, slot_hash,
+};
+
+/// A freed slot is reused no earlier than this after it was freed (ns).
+pub const REUSE_AFTER_NS: u64 = 1_000_000_000;
+/// Reads of one CPU retried at most this often before taking what was read.
+const MAX_TRIES: u32 = 10_000;
+
+/// One array's memory: a shared mapping of the map, or (tests) a heap buffer.
+struct Region {
+    ptr: *mut u8,
+    len: usize,
+    mmap: bool,
+    _heap: Vec<u64>,
+}
+
+// SAFETY: the region is plain shared memory; every access goes through volatile or
+// atomic operations, and its lifetime is the owning `Shared`'s.
+unsafe impl Send for Region {}
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Maps `len` bytes of the mmapable array map `fd`, read-write and shared.
+    fn map(fd: std::os::fd::BorrowedFd<'_>, len: usize, what: &str) -> std::io::Result<Region> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a fresh shared mapping of a BPF array map; the kernel checks the size.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("mmap of BPF map {what} ({len} bytes): {e}"),
+            ));
+        }
+        Ok(Region {
+            ptr: ptr.cast(),
+            len,
+            mmap: true,
+            _heap: Vec::new(),
+        })
+    }
+
+    #[cfg(test)]
+    fn heap(len: usize) -> Region {
+        let mut v = vec![0u64; len.div_ceil(8)];
+        Region {
+            ptr: v.as_mut_ptr().cast(),
+            len,
+            mmap: false,
+            _heap: v,
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        if self.mmap {
+            // SAFETY: unmapping our own mapping, never used after this.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        }
+    }
+}
+
+/// Bytes of an array map's mapping: `entries` elements of `T` (8-byte aligned), whole
+/// pages.
+fn array_bytes<T>(entries: usize) -> usize {
+    let page = page_size() as usize;
+    (std::mem::size_of::<T>().next_multiple_of(8) * entries).next_multiple_of(page)
+}
+
+/// The system's page size.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
+}
+
+/// The four arrays, mapped.
+pub struct Shared {
+    stats: Region,
+    ids: Region,
+    mem: Region,
+    cpus: Region,
+    ncpu: usize,
+}
+
+/// File descriptors of the four maps, to map them.
+pub struct MapFds<'a> {
+    pub stats: std::os::fd::BorrowedFd<'a>,
+    pub ids: std::os::fd::BorrowedFd<'a>,
+    pub mem: std::os::fd::BorrowedFd<'a>,
+    pub cpus: std::os::fd::BorrowedFd<'a>,
+}
+
+impl Shared {
+    /// Maps the arrays of a loaded object made for `ncpu` possible CPUs.
+    pub fn map(fds: &MapFds<'_>, ncpu: usize) -> std::io::Result<Shared> {
+        Ok(Shared {
+            stats: Region::map(
+                fds.stats,
+                array_bytes::<CgroupStats>(ncpu * SLOTS as usize),
+                "SLOT_STATS",
+            )?,
+            ids: Region::map(fds.ids, array_bytes::<u64>(SLOTS as usize), "SLOT_IDS")?,
+            mem: Region::map(fds.mem, array_bytes::<SlotMem>(SLOTS as usize), "SLOT_MEM")?,
+            cpus: Region::map(fds.cpus, array_bytes::<CpuState>(ncpu), "CPU_STATE")?,
+            ncpu,
+        })
+    }
+
+    /// Heap-backed arrays with the kernel's layout (tests play the kernel's part).
+    #[cfg(test)]
+    pub fn heap(ncpu: usize) -> Shared {
+        Shared {
+            stats: Region::heap(array_bytes::<CgroupStats>(ncpu * SLOTS as usize)),
+            ids: Region::heap(array_bytes::<u64>(SLOTS as usize)),
+            mem: Region::heap(array_bytes::<SlotMem>(SLOTS as usize)),
+            cpus: Region::heap(array_bytes::<CpuState>(ncpu)),
+            ncpu,
+        }
+    }
+
+    /// Possible CPUs.
+    pub fn ncpu(&self) -> usize {
+        self.ncpu
+    }
+
+    fn cpu(&self, cpu: usize) -> *mut CpuState {
+        debug_assert!(cpu < self.ncpu);
+        // SAFETY: in bounds of the CPU_STATE mapping (ncpu entries).
+        unsafe { (self.cpus.ptr as *mut CpuState).add(cpu) }
+    }
+
+    fn stats(&self, cpu: usize, slot: u32) -> *mut CgroupStats {
+        debug_assert!(cpu < self.ncpu && slot < SLOTS);
+        // SAFETY: in bounds of the SLOT_STATS mapping (ncpu * SLOTS entries).
+        unsafe { (self.stats.ptr as *mut CgroupStats).add(cpu * SLOTS as usize + slot as usize) }
+    }
+
+    fn id_at(&self, pos: u32) -> &AtomicU64 {
+        debug_assert!(pos < SLOTS);
+        // SAFETY: in bounds, 8-byte aligned, shared with the kernel as whole u64s.
+        unsafe { &*(self.ids.ptr as *const AtomicU64).add(pos as usize) }
+    }
+
+    fn mem(&self, slot: u32) -> *mut SlotMem {
+        debug_assert!(slot < SLOTS);
+        // SAFETY: in bounds of the SLOT_MEM mapping.
+        unsafe { (self.mem.ptr as *mut SlotMem).add(slot as usize) }
+    }
+
+    fn seq(&self, cpu: usize) -> &AtomicU64 {
+        // SAFETY: `seq` is the first, 8-aligned field of the entry.
+        unsafe { &*(self.cpu(cpu) as *const AtomicU64) }
+    }
+
+    /// The mailbox's generation of `cpu`.
+    fn mbox_generation(&self, cpu: usize) -> &AtomicU64 {
+        // SAFETY: `mbox.generation` is an 8-aligned u64 inside the entry.
+        unsafe {
+            &*((self.cpu(cpu) as *const u8).add(
+                std::mem::offset_of!(CpuState, mbox) + std::mem::offset_of!(Mailbox, generation),
+            ) as *const AtomicU64)
+        }
+    }
+}
+
+/// The slot table as user space knows it.
+#[derive(Default)]
+struct Table {
+    by_id: HashMap<u64, u32>,
+    /// Tombstoned positions and when they were freed (monotonic ns).
+    freed: HashMap<u32, u64>,
+}
+
+/// Why a cgroup could not be watched.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no free slot for cgroup {id} within {PROBES} positions of the {SLOTS}-slot table: its CPU time is not counted"
+)]
+pub struct TableFull {
+    pub id: u64,
+}
+
+/// What the kernel counted for a set of cgroups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// Counters summed over CPUs and the given cgroups, the slices running now included.
+    pub stats: CgroupStats,
+    /// Bytes charged to the memory cgroup of the cgroup asked for, as the switch program
+    /// last read it (None: never read since the slot was set).
+    pub mem_bytes: Option<u64>,
+    /// Monotonic ns since when a task of these cgroups has run without a switch, the
+    /// earliest over CPUs (None: none runs now).
+    pub running_since_ns: Option<u64>,
+    /// Some of the cgroups have no slot (table full): their CPU time is missing.
+    pub incomplete: bool,
+}
+
+/// The mapped arrays and the table.
+pub struct Slots {
+    shared: Shared,
+    table: RwLock<Table>,
+    page_size: u64,
+}
+
+impl Slots {
+    pub fn new(shared: Shared) -> Slots {
+        Slots {
+            shared,
+            table: RwLock::new(Table::default()),
+            page_size: page_size(),
+        }
+    }
+
+    /// Possible CPUs.
+    pub fn ncpu(&self) -> usize {
+        self.shared.ncpu()
+    }
+
+    /// Slot of watched cgroup `id`.
+    pub fn slot_of(&self, id: u64) -> Option<u32> {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .get(&id)
+            .copied()
+    }
+
+    /// Watches cgroup `id` (idempotent): gives it a slot, with its counters at zero and
+    /// `mem_id` (0: none) as the memory cgroup sampled there. `now` is monotonic ns.
+    pub fn watch(&self, id: u64, mem_id: u64, now: u64) -> Result<u32, TableFull> {
+        if id == SLOT_EMPTY || id == SLOT_TOMBSTONE {
+            return Err(TableFull { id });
+        }
+        let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&slot) = t.by_id.get(&id) {
+            let m = self.shared.mem(slot);
+            // SAFETY: in-bounds element of the mapping.
+            if mem_id != 0 && unsafe { std::ptr::read_volatile(&(*m).mem_id) } != mem_id {
+                unsafe {
+                    std::ptr::write_volatile(&mut (*m).usage_pages, MEM_UNSET);
+                    std::ptr::write_volatile(&mut (*m).mem_id, mem_id);
+                }
+            }
+            return Ok(slot);
+        }
+        let busy = self.referenced();
+        let h = slot_hash(id);
+        for i in 0..PROBES {
+            let pos = (h + i) & (SLOTS - 1);
+            let v = self.shared.id_at(pos).load(Ordering::Acquire);
+            let free = v == SLOT_EMPTY
+                || (v == SLOT_TOMBSTONE
+                    && t.freed
+                        .get(&pos)
+                        .is_some_and(|&at| now.saturating_sub(at) >= REUSE_AFTER_NS)
+                    && !busy.contains(&pos));
+            if !free {
+                continue;
+            }
+            for cpu in 0..self.shared.ncpu() {
+                // SAFETY: in-bounds element; no kernel writer refers to this slot.
+                unsafe {
+                    std::ptr::write_volatile(self.shared.stats(cpu, pos), CgroupStats::default())
+                };
+            }
+            // SAFETY: in-bounds element.
+            unsafe {
+                std::ptr::write_volatile(
+                    self.shared.mem(pos),
+                    SlotMem {
+                        mem_id,
+                        usage_pages: MEM_UNSET,
+                    },
+                )
+            };
+            // Published last: a program that finds the id sees the zeroed slot.
+            self.shared.id_at(pos).store(id, Ordering::Release);
+            t.freed.remove(&pos);
+            t.by_id.insert(id, pos);
+            return Ok(pos);
+        }
+        Err(TableFull { id })
+    }
+
+    /// Stops watching cgroup `id` (its slot becomes a tombstone).
+    pub fn forget(&self, id: u64, now: u64) {
+        let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = t.by_id.remove(&id) {
+            self.shared
+                .id_at(pos)
+                .store(SLOT_TOMBSTONE, Ordering::Release);
+            t.freed.insert(pos, now);
+        }
+    }
+
+    /// Slots some CPU's state or mailbox refers to now.
+    fn referenced(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for cpu in 0..self.shared.ncpu() {
+            // SAFETY: in-bounds element; a racy copy is fine for this conservative check.
+            let st: CpuState = unsafe { std::ptr::read_volatile(self.shared.cpu(cpu)) };
+            if st.task != 0 {
+                out.push(st.slot);
+            }
+            let n = (st.mbox.count as usize).min(MAX_SPLITS);
+            out.extend(st.mbox.splits.iter().take(n).map(|s| s.slot));
+        }
+        out
+    }
+
+    /// Context switches and unmatched switch-outs over all CPUs.
+    pub fn switch_counts(&self) -> (u64, u64) {
+        let (mut sw, mut un) = (0u64, 0u64);
+        for cpu in 0..self.shared.ncpu() {
+            let p = self.shared.cpu(cpu);
+            // SAFETY: in-bounds fields.
+            unsafe {
+                sw = sw.wrapping_add(std::ptr::read_volatile(&(*p).switches));
+                un = un.wrapping_add(std::ptr::read_volatile(&(*p).unmatched));
+            }
+        }
+        (sw, un)
+    }
+
+    /// What the kernel counted for cgroups `ids` at monotonic time `now`, and the memory
+    /// sampled for `mem_of` (one of them, the container's own cgroup).
+    pub fn read(&self, ids: &[u64], mem_of: Option<u64>, now: u64) -> Reading {
+        let (slots, incomplete, mem_slot) = {
+            let t = self.table.read().unwrap_or_else(|e| e.into_inner());
+            let slots: Vec<u32> = ids.iter().filter_map(|i| t.by_id.get(i).copied()).collect();
+            let mem_slot = mem_of.and_then(|i| t.by_id.get(&i).copied());
+            let incomplete = slots.len() < ids.len();
+            (slots, incomplete, mem_slot)
+        };
+        let mut out = Reading {
+            incomplete,
+            ..Reading::default()
+        };
+        if slots.is_empty() {
+            return out;
+        }
+        for cpu in 0..self.shared.ncpu() {
+            let (part, since) = self.read_cpu(cpu, &slots, now);
+            out.stats.add(&part);
+            if let Some(s) = since {
+                out.running_since_ns = Some(out.running_since_ns.map_or(s, |o: u64| o.min(s)));
+            }
+        }
+        if let Some(slot) = mem_slot {
+            // SAFETY: in-bounds field, written whole by the kernel.
+            let pages = unsafe { std::ptr::read_volatile(&(*self.shared.mem(slot)).usage_pages) };
+            if pages != MEM_UNSET {
+                out.mem_bytes = Some(pages.saturating_mul(self.page_size));
+            }
+        }
+        out
+    }
+
+    /// One CPU's part: its row's counters of `slots`, plus the slice in progress there.
+    fn read_cpu(&self, cpu: usize, slots: &[u32], now: u64) -> (CgroupStats, Option<u64>) {
+        let seq = self.shared.seq(cpu);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let s1 = seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 && tries < MAX_TRIES {
+                std::hint::spin_loop();
+                continue;
+            }
+            // SAFETY: in-bounds elements; a torn copy is detected by the sequence count.
+            let st: CpuState = unsafe { std::ptr::read_volatile(self.shared.cpu(cpu)) };
+            let mut part = CgroupStats::default();
+            for &s in slots {
+                // SAFETY: in-bounds element.
+                part.add(&unsafe { std::ptr::read_volatile(self.shared.stats(cpu, s)) });
+            }
+            let mbox = self.mailbox(cpu);
+            fence(Ordering::Acquire);
+            if seq.load(Ordering::Relaxed) != s1 && tries < MAX_TRIES {
+                continue;
+            }
+            let since = in_progress(&st, mbox.as_ref(), slots, now, &mut part);
+            return (part, since);
+        }
+    }
+
+    /// A consistent copy of `cpu`'s mailbox (None if it kept changing).
+    fn mailbox(&self, cpu: usize) -> Option<Mailbox> {
+        let generation = self.shared.mbox_generation(cpu);
+        for _ in 0..100 {
+            let g1 = generation.load(Ordering::Acquire);
+            // SAFETY: in-bounds field; torn copies are detected by the generation.
+            let m: Mailbox = unsafe { std::ptr::read_volatile(&(*self.shared.cpu(cpu)).mbox) };
+            fence(Ordering::Acquire);
+            if generation.load(Ordering::Relaxed) == g1 {
+                return Some(m);
+            }
+        }
+        None
+    }
+}
+
+/// Adds to `part` the time of the slice running on a CPU (state `st`) that belongs to
+/// `slots`: parts closed by a move from the scheduler's sums, the open part from the
+/// clock. Returns when the open part started, if it belongs to `slots`.
+fn in_progress(
+    st: &CpuState,
+    mbox: Option<&Mailbox>,
+    slots: &[u32],
+    now: u64,
+    part: &mut CgroupStats,
+) -> Option<u64> {
+    if st.task == 0 {
+        return None;
+    }
+    let mut slot = st.slot;
+    let mut from_sum = st.start_sum;
+    let mut from_ns = st.start_ns;
+    if let Some(m) = mbox
+        && m.generation != st.mbox_seen
+        && m.task == st.task
+        && m.base == st.start_sum
+    {
+        for sp in m.splits.iter().take((m.count as usize).min(MAX_SPLITS)) {
+            if slot != NO_SLOT && slots.contains(&slot) {
+                part.cpu_ns = part.cpu_ns.wrapping_add(sp.sum.saturating_sub(from_sum));
+            }
+            from_sum = from_sum.max(sp.sum);
+            from_ns = sp.ns;
+            slot = sp.slot;
+        }
+    }
+    if slot == NO_SLOT || !slots.contains(&slot) || from_ns == 0 {
+        return None;
+    }
+    part.cpu_ns = part.cpu_ns.wrapping_add(now.saturating_sub(from_ns));
+    Some(from_ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faasload_common::Split;
+
+    const S: u64 = 1_000_000_000;
+
+    /// Plays the switch program on `cpu`: `task` of `slot` switched in at `ns` with
+    /// `sum` run so far.
+    fn switch_in(sh: &Shared, cpu: usize, task: u64, slot: u32, sum: u64, ns: u64) {
+        let p = sh.cpu(cpu);
+        unsafe {
+            let seq = (*p).seq;
+            (*p).seq = seq + 1;
+            (*p).task = task;
+            (*p).slot = slot;
+            (*p).start_sum = sum;
+            (*p).start_ns = ns;
+            (*p).seq = seq + 2;
+        }
+    }
+
+    fn charge(sh: &Shared, cpu: usize, slot: u32, ns: u64) {
+        unsafe { (*sh.stats(cpu, slot)).cpu_ns += ns };
+    }
+
+    #[test]
+    fn counters_are_summed_over_cpus_and_slots_with_the_running_slice() {
+        let slots = Slots::new(Shared::heap(2));
+        let a = slots.watch(1001, 0, 0).unwrap();
+        let b = slots.watch(1002, 0, 0).unwrap();
+        let other = slots.watch(5000, 0, 0).unwrap();
+        charge(&slots.shared, 0, a, 10);
+        charge(&slots.shared, 1, a, 20);
+        charge(&slots.shared, 1, b, 300);
+        charge(&slots.shared, 0, other, 7);
+        // CPU 1 runs a task of `b` since t=100 s.
+        switch_in(&slots.shared, 1, 0xffff_1, b, 5 * S, 100 * S);
+        let r = slots.read(&[1001, 1002], Some(1001), 100 * S + 40);
+        assert_eq!(r.stats.cpu_ns, 10 + 20 + 300 + 40);
+        assert_eq!(r.running_since_ns, Some(100 * S));
+        assert!(!r.incomplete);
+        assert_eq!(r.mem_bytes, None, "memory never sampled");
+        // Another container's running task adds nothing here.
+        let r = slots.read(&[5000], None, 100 * S + 40);
+        assert_eq!(r.stats.cpu_ns, 7);
+        assert_eq!(r.running_since_ns, None);
+        // Unknown cgroups make the reading incomplete, never wrong.
+        let r = slots.read(&[1001, 77], None, 100 * S + 40);
+        assert!(r.incomplete);
+        assert_eq!(r.stats.cpu_ns, 30);
+    }
+
+    #[test]
+    fn a_move_splits_the_running_slice_by_the_scheduler_sums() {
+        let slots = Slots::new(Shared::heap(1));
+        let a = slots.watch(11, 0, 0).unwrap();
+        let b = slots.watch(12, 0, 0).unwrap();
+        // A task of `a` runs since t=10 s (sum 1 s); moved to `b` at t=10.5 s with 1.4 s
+        // run, then back to `a` at t=10.8 s with 1.7 s run.
+        switch_in(&slots.shared, 0, 0xabc, a, S, 10 * S);
+        let p = slots.shared.cpu(0);
+        unsafe {
+            (*p).mbox = Mailbox {
+                generation: 2,
+                task: 0xabc,
+                base: S,
+                count: 2,
+                _pad: 0,
+                splits: [
+                    Split {
+                        sum: S + 400_000_000,
+                        ns: 10 * S + 500_000_000,
+                        slot: b,
+                        _pad: 0,
+                    },
+                    Split {
+                        sum: S + 700_000_000,
+                        ns: 10 * S + 800_000_000,
+                        slot: a,
+                        _pad: 0,
+                    },
+                    Split::default(),
+                    Split::default(),
+                ],
+            };
+        }
+        let now = 11 * S;
+        let rb = slots.read(&[12], None, now);
+        assert_eq!(rb.stats.cpu_ns, 300_000_000, "b: exactly its part by sums");
+        assert_eq!(rb.running_since_ns, None, "the task no longer runs in b");
+        let ra = slots.read(&[11], None, now);
+        assert_eq!(ra.stats.cpu_ns, 400_000_000 + 200_000_000);
+        assert_eq!(ra.running_since_ns, Some(10 * S + 800_000_000));
+        // Once the switch program consumed the mailbox (seen == generation), it is
+        // ignored: the state of the next slice alone counts.
+        unsafe { (*p).mbox_seen = 2 };
+        assert_eq!(slots.read(&[12], None, now).stats.cpu_ns, 0);
+        // A mailbox of another slice (base differs) is ignored too.
+        unsafe {
+            (*p).mbox_seen = 0;
+            (*p).mbox.base = 42;
+        }
+        assert_eq!(slots.read(&[12], None, now).stats.cpu_ns, 0);
+        // From an unwatched cgroup into a watched one: only the part after the move.
+        switch_in(&slots.shared, 0, 0xdef, NO_SLOT, 3 * S, 0);
+        unsafe {
+            (*p).mbox.task = 0xdef;
+            (*p).mbox.base = 3 * S;
+            (*p).mbox.count = 1;
+            (*p).mbox.splits[0] = Split {
+                sum: 3 * S + 5,
+                ns: 20 * S,
+                slot: b,
+                _pad: 0,
+            };
+        }
+        let rb = slots.read(&[12], None, 20 * S + 1000);
+        assert_eq!(rb.stats.cpu_ns, 1000);
+        assert_eq!(rb.running_since_ns, Some(20 * S));
+    }
+
+    #[test]
+    fn memory_is_read_only_once_sampled_and_only_for_the_cgroup_asked() {
+        let slots = Slots::new(Shared::heap(1));
+        let a = slots.watch(21, 9021, 0).unwrap();
+        let m = slots.shared.mem(a);
+        assert_eq!(unsafe { (*m).mem_id }, 9021);
+        assert_eq!(slots.read(&[21], Some(21), 1).mem_bytes, None);
+        unsafe { (*m).usage_pages = 3 };
+        let page = page_size();
+        assert_eq!(slots.read(&[21], Some(21), 1).mem_bytes, Some(3 * page));
+        assert_eq!(slots.read(&[21], None, 1).mem_bytes, None);
+        // Watching again with another memory cgroup resets the sample.
+        slots.watch(21, 9022, 0).unwrap();
+        assert_eq!(slots.read(&[21], Some(21), 1).mem_bytes, None);
+        assert_eq!(unsafe { (*m).mem_id }, 9022);
+    }
+
+    #[test]
+    fn table_probes_reuses_tombstones_late_and_reports_full() {
+        let slots = Slots::new(Shared::heap(1));
+        // Ids that all hash to the same position.
+        let h = slot_hash(100);
+        let same: Vec<u64> = (1..2_000_000u64)
+            .filter(|&i| slot_hash(i) == h)
+            .take(PROBES as usize + 1)
+            .collect();
+        assert_eq!(same.len(), PROBES as usize + 1);
+        let mut got = Vec::new();
+        for &id in &same[..PROBES as usize] {
+            got.push(slots.watch(id, 0, 0).unwrap());
+        }
+        let expect: Vec<u32> = (0..PROBES).map(|i| (h + i) & (SLOTS - 1)).collect();
+        assert_eq!(got, expect, "linear probing");
+        assert_eq!(slots.watch(same[0], 0, 0), Ok(got[0]), "idempotent");
+        let extra = same[PROBES as usize];
+        assert_eq!(slots.watch(extra, 0, 0), Err(TableFull { id: extra }));
+        // Forget one: its position is a tombstone, not reusable at once.
+        slots.forget(same[2], 5 * S);
+        assert_eq!(
+            slots.shared.id_at(got[2]).load(Ordering::Relaxed),
+            SLOT_TOMBSTONE
+        );
+        assert!(slots.watch(extra, 0, 5 * S + 1).is_err());
+        // Not while a CPU still runs a task charged to it.
+        charge(&slots.shared, 0, got[2], 123);
+        switch_in(&slots.shared, 0, 0x1, got[2], 0, 5 * S);
+        assert!(slots.watch(extra, 0, 7 * S).is_err());
+        switch_in(&slots.shared, 0, 0x2, NO_SLOT, 0, 0);
+        assert_eq!(slots.watch(extra, 0, 7 * S), Ok(got[2]));
+        assert_eq!(
+            slots.read(&[extra], None, 7 * S).stats.cpu_ns,
+            0,
+            "a reused slot starts at zero"
+        );
+        // Later positions stay reachable past the tombstone's reuse.
+        assert_eq!(slots.slot_of(same[7]), Some(got[7]));
+        assert_eq!(slots.watch(0, 0, 0), Err(TableFull { id: 0 }));
+    }
+
+    #[test]
+    fn an_odd_sequence_that_never_settles_does_not_hang_the_reader() {
+        let slots = Slots::new(Shared::heap(1));
+        let a = slots.watch(31, 0, 0).unwrap();
+        charge(&slots.shared, 0, a, 5);
+        unsafe { (*slots.shared.cpu(0)).seq = 7 };
+        assert_eq!(slots.read(&[31], None, 0).stats.cpu_ns, 5);
+    }
+}

@@ -1,0 +1,133 @@
+//! A running task moved to another cgroup: its slice is split at the move.
+//!
+//! `cgroup:cgroup_attach_task` fires after the kernel has moved the task (and, with the
+//! thread-group flag, all its threads) and, for the `cpu` controller, after
+//! `sched_move_task` brought the task's `sum_exec_runtime` up to the move. For every CPU
+//! whose recorded task is one of the moved threads, this program publishes a split
+//! (`sum_exec_runtime` and time at the move, the new slot) in that CPU's mailbox; the
+//! CPU's own switch program applies it at the task's switch-out (so only the owning CPU
+//! ever charges its row, without atomics), and user space applies it to the slice in
+//! progress. Attaches run one at a time (under the kernel's cgroup mutex), so mailboxes
+//! have a single writer. A switch-out racing with this program keeps the whole slice in
+//! the old cgroup: the error is bounded by this program's own run time.
+//!
+//! Without this, the time a moved task ran in its new cgroup until its next switch-out
+//! stayed charged to the old one (and the old design charged the old cgroup's part of
+//! the slice to the new one).
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use faasload_common::{MAX_CPUS, MAX_SPLITS, counter};
+
+use crate::cgroup::{
+    CPU_HIERARCHY, NR_CPUS, OFF_SE_SUM, OFF_TASK_SE, OFF_TASK_TGID, cgroup_id, find_slot, g,
+    hierarchy_id, load,
+};
+use crate::maps::{CPU_STATE, count};
+use crate::sched::{inc, rv, wv};
+
+#[btf_tracepoint(function = "cgroup_attach_task")]
+pub fn cgroup_attach_task(ctx: BtfTracePointContext) -> i32 {
+    // TP_PROTO(struct cgroup *dst_cgrp, const char *path, struct task_struct *task,
+    //          bool threadgroup)
+    let dst: *const u8 = ctx.arg(0);
+    let task: *const u8 = ctx.arg(2);
+    let threadgroup: u64 = ctx.arg(3);
+    // SAFETY: typed kernel pointers.
+    if u64::from(unsafe { hierarchy_id(dst) }) != g(&CPU_HIERARCHY) {
+        return 0; // another v1 hierarchy (or v2 on a v1 host): CPU attribution unchanged
+    }
+    let new_slot = find_slot(unsafe { cgroup_id(dst) });
+    let tgid: i32 = unsafe { load(task, g(&OFF_TASK_TGID)) };
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let n = g(&NR_CPUS);
+    let mut cpu = 0u32;
+    while cpu < MAX_CPUS {
+        if u64::from(cpu) >= n {
+            break;
+        }
+        split_on(cpu, task as u64, tgid, threadgroup & 1 != 0, new_slot, now);
+        cpu += 1;
+    }
+    0
+}
+
+/// Publishes a split on `cpu` if the task it runs is `task` (or one of its threads).
+#[inline(always)]
+fn split_on(cpu: u32, task: u64, tgid: i32, threadgroup: bool, new_slot: u32, now: u64) {
+    let Some(st) = CPU_STATE.get_ptr_mut(cpu) else {
+        return;
+    };
+    // SAFETY: an element of the array map; its first line belongs to `cpu`'s switch
+    // program (read only here), its mailbox to this program.
+    let st = unsafe { &mut *st };
+    let seq = rv(&st.seq);
+    if seq & 1 == 1 {
+        return; // switching right now: the new slice starts in the new cgroup
+    }
+    let t = rv(&st.task);
+    if t == 0 {
+        return;
+    }
+    if t != task {
+        if !threadgroup {
+            return;
+        }
+        let tg = (t + g(&OFF_TASK_TGID)) as *const i32;
+        // SAFETY: bpf_probe_read_kernel validates the address.
+        match unsafe { bpf_probe_read_kernel(tg) } {
+            Ok(v) if v == tgid => {}
+            Ok(_) => return,
+            Err(_) => {
+                count(counter::READ_FAILED, 1);
+                return;
+            }
+        }
+    }
+    let base = rv(&st.start_sum);
+    let pending = rv(&st.mbox.generation) != rv(&st.mbox_seen)
+        && rv(&st.mbox.task) == t
+        && rv(&st.mbox.base) == base;
+    let used = if pending {
+        (rv(&st.mbox.count) as usize).min(MAX_SPLITS)
+    } else {
+        0
+    };
+    let current = match used.checked_sub(1).and_then(|i| st.mbox.splits.get(i)) {
+        Some(sp) => rv(&sp.slot),
+        None => rv(&st.slot),
+    };
+    if current == new_slot {
+        return;
+    }
+    let sum_at = (t + g(&OFF_TASK_SE) + g(&OFF_SE_SUM)) as *const u64;
+    // SAFETY: bpf_probe_read_kernel validates the address.
+    let Ok(sum) = (unsafe { bpf_probe_read_kernel(sum_at) }) else {
+        count(counter::READ_FAILED, 1);
+        return;
+    };
+    if rv(&st.seq) != seq {
+        return; // it switched meanwhile: that switch charged the slice
+    }
+    if !pending {
+        wv(&mut st.mbox.task, t);
+        wv(&mut st.mbox.base, base);
+    }
+    if let Some(sp) = st.mbox.splits.get_mut(used) {
+        wv(&mut sp.sum, sum);
+        wv(&mut sp.ns, now);
+        wv(&mut sp.slot, new_slot);
+        wv(&mut st.mbox.count, used as u32 + 1);
+    } else {
+        if let Some(last) = st.mbox.splits.last_mut() {
+            wv(&mut last.slot, new_slot);
+        }
+        count(counter::MOVES_OVERFLOW, 1);
+    }
+    // Published last: the owning CPU reads the generation first.
+    inc(&mut st.mbox.generation, 1);
+    count(counter::MOVES_SPLIT, 1);
+}
