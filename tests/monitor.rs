@@ -1,5 +1,6 @@
 //! End-to-end tests of `faasload monitor` on real cgroups and real eBPF (root needed):
-//! per-activation CPU against the cgroup's own accounting, memory peaks, discovery of
+//! per-activation CPU against the cgroup's own accounting (also across moves of a
+//! running process between containers), memory peaks, discovery of
 //! existing containers, the grace period, the original FaaSLoad socket protocol byte for
 //! byte, robustness against bad clients, the cgroupfs backend, and clean shutdown.
 use std::time::Duration;
@@ -105,6 +106,99 @@ fn cpu_per_activation_matches_cgroup_v1() {
 #[test]
 fn cpu_per_activation_matches_cgroup_v2() {
     cpu_accuracy(Version::V2);
+}
+
+/// A busy loop that never sleeps nor makes a system call; killed on drop.
+struct Burner(std::process::Child);
+
+impl Burner {
+    fn spawn() -> Burner {
+        Burner(
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("spawn sh"),
+        )
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process moved into a container while it runs, and out again, without sleeping in
+/// between: the container is charged what its own counter says (before, the time
+/// stayed with the cgroup it was switched in from until its next switch, and the
+/// monitor charged the new cgroup the old one's part of the slice).
+fn moves_charge_the_cgroup_moved_into(v: Version) {
+    require_root();
+    let tree = TestTree::new(Some(v));
+    let m = Monitor::start(&config(&tree, "backend: ebpf\n"));
+    let home = tree.create("mvhome");
+    let dest = tree.create("mvdest");
+    for name in ["mvhome", "mvdest"] {
+        assert_eq!(
+            m.notify(json!({"action": "run", "container": name})),
+            json!({"ok": true})
+        );
+        m.wait_container(name);
+    }
+    let burner = Burner::spawn();
+    let pid = burner.0.id();
+    home.add_pid(pid).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for round in 0..4 {
+        let act = unique("mv").replace('-', "");
+        let before = cpu_usage_ns(&dest, v);
+        assert_eq!(
+            m.notify(
+                json!({"action": "activation_start", "container": "mvdest", "activation_id": act})
+            ),
+            json!({"ok": true})
+        );
+        dest.add_pid(pid).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        home.add_pid(pid).unwrap();
+        assert_eq!(
+            m.notify(
+                json!({"action": "activation_end", "container": "mvdest", "activation_id": act})
+            ),
+            json!({"ok": true})
+        );
+        let truth = cpu_usage_ns(&dest, v) - before;
+        let s = m.request(json!({"type": "activation", "activation_id": act}));
+        let got = s["cpu_ns"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no cpu_ns: {s}"));
+        assert!(
+            truth >= 5_000_000,
+            "round {round}: the burner hardly ran in the container ({truth} ns)"
+        );
+        let tol = ((truth as f64) * 0.01).max(200_000.0);
+        let err = (got as f64 - truth as f64).abs();
+        assert!(
+            err <= tol,
+            "{v} round {round}: monitor {got} ns vs cgroup {truth} ns (error {err} > {tol}); {s}; monitor stats {}",
+            m.request(json!({"type": "stats"}))
+        );
+    }
+    drop(burner);
+    home.remove().unwrap();
+    dest.remove().unwrap();
+    m.stop();
+}
+
+#[test]
+fn moves_charge_the_cgroup_moved_into_v1() {
+    moves_charge_the_cgroup_moved_into(Version::V1);
+}
+
+#[test]
+fn moves_charge_the_cgroup_moved_into_v2() {
+    moves_charge_the_cgroup_moved_into(Version::V2);
 }
 
 #[test]

@@ -13,6 +13,15 @@
 //! - [`names::SLOT_MEM`]: per slot, the memory cgroup user space expects and the page
 //!   counter the kernel last read there ([`SlotMem`]).
 //! - [`names::CPU_STATE`]: per CPU, what runs there since the last switch ([`CpuState`]).
+//! - [`names::MEM_LIST`]: the slots whose memory the `mem_sample` program reads on each
+//!   of user space's ticks (run with `BPF_PROG_TEST_RUN`).
+//!
+//! - [`names::CACHE_GEN`]: the generation of the key cache, bumped by user space when
+//!   the table changes.
+//!
+//! Not mapped: [`names::KEY_CACHE`], per CPU and program, remembers which slot a
+//! scheduler object belongs to (see [`CacheEntry`]), so a context switch does not walk
+//! `css -> cgroup -> kernfs_node` (cold cache lines) nor probe the table every time.
 #![no_std]
 
 /// Names of the maps and programs, so both sides agree on them.
@@ -26,6 +35,18 @@ pub mod names {
     pub const SLOT_MEM: &str = "SLOT_MEM";
     /// Mmapable array, cpu -> [`super::CpuState`].
     pub const CPU_STATE: &str = "CPU_STATE";
+    /// Mmapable array of u32: the slots `mem_sample` reads (the first `args[0]`).
+    pub const MEM_LIST: &str = "MEM_LIST";
+    /// Array, `(cpu * CACHE_REGIONS + region) * CACHE_SLOTS + hash` -> [`super::CacheEntry`].
+    pub const KEY_CACHE: &str = "KEY_CACHE";
+    /// Mmapable array of one u64: the generation of [`names::KEY_CACHE`], bumped by the
+    /// kernel programs at every cgroup creation and removal (object addresses may be
+    /// reused) and by user space at every change of the slot table.
+    pub const CACHE_GEN: &str = "CACHE_GEN";
+    /// Per-CPU array of u64: scratch words (pointers turned into numbers to hash them).
+    pub const SCRATCH: &str = "SCRATCH";
+    /// The program user space runs once per tick to read the memory of every container.
+    pub const MEM_SAMPLE: &str = "mem_sample";
     /// Per-CPU array: rare-path and drop counters, indexed by [`super::counter`].
     pub const COUNTERS: &str = "COUNTERS";
     /// Ring buffer of [`super::Event`].
@@ -78,6 +99,16 @@ pub mod globals {
     pub const CPU_HIERARCHY: &str = "CPU_HIERARCHY";
     /// Number of possible CPUs (entries of `CPU_STATE`, rows of `SLOT_STATS`).
     pub const NR_CPUS: &str = "NR_CPUS";
+    /// 1: cache a task's cgroup by its `se.cfs_rq` (cgroup v1 with fair group
+    /// scheduling, where a `cpu` cgroup is exactly one task group); 0: by its css (v1) or
+    /// cgroup (v2) pointer.
+    pub const KEY_CFS_RQ: &str = "KEY_CFS_RQ";
+    /// Byte offset of `sched_entity.cfs_rq`.
+    pub const OFF_SE_CFS_RQ: &str = "OFF_SE_CFS_RQ";
+    /// Byte offset of `cfs_rq.tg`.
+    pub const OFF_CFS_RQ_TG: &str = "OFF_CFS_RQ_TG";
+    /// Byte offset of `task_group.css`.
+    pub const OFF_TG_CSS: &str = "OFF_TG_CSS";
 }
 
 /// `CGROUP_MODE` values.
@@ -126,6 +157,15 @@ pub const MAX_CPUS: u32 = 1024;
 pub const MAX_SPLITS: usize = 4;
 /// [`SlotMem::usage_pages`] before the kernel has read the page counter for that slot.
 pub const MEM_UNSET: u64 = u64::MAX;
+/// Entries of one region of the key cache (a power of two; direct-mapped).
+pub const CACHE_SLOTS: u32 = 1024;
+/// Regions of the key cache per CPU: one per program that fills it (a program never
+/// interrupts itself, so each region has one writer at a time).
+pub const CACHE_REGIONS: u32 = 2;
+/// Key cache region of `sched_switch`.
+pub const REGION_SWITCH: u32 = 0;
+/// Key cache region of `sched_wakeup`.
+pub const REGION_WAKEUP: u32 = 1;
 
 /// First table position probed for cgroup `id` (Fibonacci hashing: cgroup ids are mostly
 /// consecutive inode numbers, the multiply spreads them).
@@ -153,6 +193,8 @@ pub struct CgroupStats {
     pub wakeups: u64,
     /// Migrations of tasks of this cgroup to another CPU.
     pub migrations: u64,
+    /// Padding to one cache line, so that a switch touches one line of a CPU's row.
+    pub _pad: [u64; 3],
 }
 
 impl CgroupStats {
@@ -166,8 +208,8 @@ impl CgroupStats {
     }
 }
 
-/// Memory of one slot: which memory cgroup user space wants sampled there, and the page
-/// counter the switch program last read for it.
+/// Memory of one slot: which memory cgroup user space wants sampled there, where the
+/// kernel found it, and its page counter when `mem_sample` last read it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotMem {
@@ -175,9 +217,26 @@ pub struct SlotMem {
     /// container's directory in the memory hierarchy; v2: the cgroup itself); 0: none.
     /// Written by user space before the slot is published.
     pub mem_id: u64,
-    /// `mem_cgroup.memory.usage` in pages at the last switch-out of one of the slot's
-    /// tasks whose memory cgroup is `mem_id`; [`MEM_UNSET`] until then.
+    /// `mem_cgroup.memory.usage` in pages when `mem_sample` last ran; [`MEM_UNSET`]
+    /// while `css` is unknown.
     pub usage_pages: u64,
+    /// The memory cgroup's `cgroup_subsys_state *`, learnt by the switch program at the
+    /// first switch-out of one of the slot's tasks whose memory cgroup is `mem_id`;
+    /// cleared when that cgroup is removed; 0: not known.
+    pub css: u64,
+}
+
+/// One entry of the key cache: scheduler object `key` (a `cfs_rq`, css or cgroup
+/// address) belongs to slot `slot` ([`NO_SLOT`]: a cgroup not watched), as of cache
+/// generation `generation` (low 32 bits). The slot is found from the key's own object,
+/// never from the task that looked it up, so an entry cannot mix two cgroups; a removed
+/// cgroup's addresses may be reused and the table may change, hence the generation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub key: u64,
+    pub generation: u32,
+    pub slot: u32,
 }
 
 /// One move of the running task: from `sum` (its `sum_exec_runtime` at the move, `ns`
@@ -276,8 +335,9 @@ pub struct Event {
 }
 
 // The layouts user space maps: fixed sizes, cache-line-sized per-CPU state.
-const _: () = assert!(core::mem::size_of::<CgroupStats>() == 40);
-const _: () = assert!(core::mem::size_of::<SlotMem>() == 16);
+const _: () = assert!(core::mem::size_of::<CgroupStats>() == 64);
+const _: () = assert!(core::mem::size_of::<SlotMem>() == 24);
+const _: () = assert!(core::mem::size_of::<CacheEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<Mailbox>() == 128);
 const _: () = assert!(core::mem::size_of::<CpuState>() == 192);
 const _: () = assert!(core::mem::offset_of!(CpuState, mbox) == 64);
@@ -289,6 +349,7 @@ mod user {
     unsafe impl aya::Pod for super::CgroupStats {}
     unsafe impl aya::Pod for super::CpuState {}
     unsafe impl aya::Pod for super::SlotMem {}
+    unsafe impl aya::Pod for super::CacheEntry {}
     unsafe impl aya::Pod for super::Event {}
 }
 

@@ -6,10 +6,11 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use aya_log_ebpf::info;
-use faasload_common::{Event, counter, event_kind};
+use faasload_common::{Event, MEM_UNSET, SLOTS, counter, event_kind};
 
-use crate::cgroup::{cgroup_id, find_slot, hierarchy_id, task_cgroup};
-use crate::maps::{EVENTS, count};
+use crate::cgroup::{CPU_HIERARCHY, cgroup_id, find_slot, g, hierarchy_id, task_cgroup};
+use crate::maps::{CACHE_GEN, EVENTS, SLOT_MEM, count};
+use crate::sched::{rv, wv};
 
 /// Reserves an event, fills it with `fill`, and submits it.
 #[inline(always)]
@@ -48,14 +49,48 @@ fn cgroup_event(ctx: &BtfTracePointContext, kind: u32) {
     });
 }
 
+/// A cgroup of the CPU hierarchy appears or goes: addresses of its objects (css, task
+/// group run queues) may be reused, so the key cache's entries are invalidated.
+#[inline(always)]
+fn new_cache_generation(cgrp: *const u8) {
+    // SAFETY: typed kernel pointer.
+    if u64::from(unsafe { hierarchy_id(cgrp) }) != g(&CPU_HIERARCHY) {
+        return;
+    }
+    if let Some(p) = CACHE_GEN.get_ptr_mut(0) {
+        // SAFETY: an element of the array map. mkdir and rmdir run under the kernel's
+        // cgroup mutex, so bumps never race each other.
+        crate::sched::inc(unsafe { &mut *p }, 1);
+    }
+}
+
 #[btf_tracepoint(function = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: BtfTracePointContext) -> i32 {
+    new_cache_generation(ctx.arg(0));
     cgroup_event(&ctx, event_kind::CGROUP_MKDIR);
     0
 }
 
 #[btf_tracepoint(function = "cgroup_rmdir")]
 pub fn cgroup_rmdir(ctx: BtfTracePointContext) -> i32 {
+    let cgrp: *const u8 = ctx.arg(0);
+    new_cache_generation(cgrp);
+    // A removed memory cgroup is no longer read by `mem_sample` (its memory is freed
+    // some time after).
+    // SAFETY: typed kernel pointer.
+    let id = unsafe { cgroup_id(cgrp) };
+    let mut slot = 0u32;
+    while slot < SLOTS {
+        if let Some(m) = SLOT_MEM.get_ptr_mut(slot) {
+            // SAFETY: an element of the array map.
+            let m = unsafe { &mut *m };
+            if id != 0 && rv(&m.mem_id) == id {
+                wv(&mut m.css, 0);
+                wv(&mut m.usage_pages, MEM_UNSET);
+            }
+        }
+        slot += 1;
+    }
     cgroup_event(&ctx, event_kind::CGROUP_RMDIR);
     0
 }

@@ -9,7 +9,9 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, PerCpuArray, RingBuf},
 };
-use faasload_common::{CgroupStats, CpuState, EVENTS_BYTES, SLOTS, SlotMem, counter};
+use faasload_common::{
+    CACHE_REGIONS, CacheEntry, CgroupStats, CpuState, EVENTS_BYTES, SLOTS, SlotMem, counter,
+};
 
 /// `cpu * SLOTS + slot` -> counters of that slot on that CPU (written by that CPU only).
 #[map]
@@ -26,6 +28,23 @@ pub static SLOT_MEM: Array<SlotMem> = Array::with_max_entries(SLOTS, BPF_F_MMAPA
 /// cpu -> the task on that CPU since its last switch, and its pending moves.
 #[map]
 pub static CPU_STATE: Array<CpuState> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// The slots whose memory `mem_sample` reads (the first `args[0]`; written by user space).
+#[map]
+pub static MEM_LIST: Array<u32> = Array::with_max_entries(SLOTS, BPF_F_MMAPABLE);
+
+/// Which slot a scheduler object belongs to, per CPU and program (size set at load:
+/// possible CPUs * CACHE_REGIONS * CACHE_SLOTS).
+#[map]
+pub static KEY_CACHE: Array<CacheEntry> = Array::with_max_entries(CACHE_REGIONS, 0);
+
+/// The key cache's generation (user space bumps it through its mapping).
+#[map]
+pub static CACHE_GEN: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// Scratch words, one per program region.
+#[map]
+pub static SCRATCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);
 
 /// Rare-path and drop counters.
 #[map]

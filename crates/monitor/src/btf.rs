@@ -134,6 +134,19 @@ pub struct KernelOffsets {
     pub memcg_memory: u64,
     /// `page_counter.usage` (pages charged).
     pub page_counter_usage: u64,
+    /// Fair group scheduling's offsets, if the kernel has it (`CONFIG_FAIR_GROUP_SCHED`).
+    pub fair_group: Option<FairGroupOffsets>,
+}
+
+/// Where a task's `cpu` cgroup is reachable from its scheduling entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FairGroupOffsets {
+    /// `sched_entity.cfs_rq` (the run queue of the task's task group on its CPU).
+    pub se_cfs_rq: u64,
+    /// `cfs_rq.tg` (that task group).
+    pub cfs_rq_tg: u64,
+    /// `task_group.css` (its css in the `cpu` controller).
+    pub tg_css: u64,
 }
 
 impl KernelOffsets {
@@ -174,6 +187,18 @@ impl KernelOffsets {
             memcg_css: btf.member_offset("mem_cgroup", "css")?,
             memcg_memory: btf.member_offset("mem_cgroup", "memory")?,
             page_counter_usage: btf.member_offset("page_counter", "usage")?,
+            fair_group: match (
+                btf.member_offset("sched_entity", "cfs_rq"),
+                btf.member_offset("cfs_rq", "tg"),
+                btf.member_offset("task_group", "css"),
+            ) {
+                (Ok(se_cfs_rq), Ok(cfs_rq_tg), Ok(tg_css)) => Some(FairGroupOffsets {
+                    se_cfs_rq,
+                    cfs_rq_tg,
+                    tg_css,
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -780,6 +805,7 @@ mod tests {
                 memcg_css: 0,
                 memcg_memory: 256,
                 page_counter_usage: 0,
+                fair_group: None,
             }
         );
         assert_eq!(k.css_memcg_usage(), 256);
@@ -863,6 +889,12 @@ mod tests {
             k.page_counter_usage % 8,
             0,
             "page_counter.usage is an atomic long"
+        );
+        // Every kernel with the cpu controller's shares has fair group scheduling.
+        let f = k.fair_group.expect("CONFIG_FAIR_GROUP_SCHED");
+        assert!(
+            f.se_cfs_rq % 8 == 0 && f.cfs_rq_tg % 8 == 0 && f.tg_css % 8 == 0,
+            "{f:?}"
         );
         assert!(
             k.css_memcg_usage() > 0 && k.css_memcg_usage() < 16384,

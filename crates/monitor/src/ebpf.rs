@@ -7,13 +7,14 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{Context, Result, anyhow};
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
-use aya::programs::BtfTracePoint;
+use aya::programs::{BtfTracePoint, RawTracePoint, RawTracePointRunOptions, TestRun};
 use aya::{Btf, Ebpf, EbpfLoader};
 use faasload_common::{
-    CgroupStats, Event, MAX_CPUS, MODE_V1, MODE_V2, SLOTS, counter, globals, names,
+    CACHE_REGIONS, CACHE_SLOTS, CgroupStats, Event, MAX_CPUS, MODE_V1, MODE_V2, SLOTS, counter,
+    globals, names,
 };
 
-use super::btf::KernelOffsets;
+use super::btf::{FairGroupOffsets, KernelOffsets};
 use super::slots::{MapFds, Reading, Shared, Slots};
 use faasload_cgroup::{Layout, Version};
 use faasload_os::clock::mono_ns;
@@ -43,10 +44,12 @@ pub const SWITCHES_UNMATCHED: u32 = counter::COUNT + 1;
 /// Index of the cgroups not watched because the slot table was full.
 pub const TABLE_FULL: u32 = counter::COUNT + 2;
 /// Length of [`Kernel::counters`].
-pub const N_COUNTERS: usize = counter::COUNT as usize + 3;
+pub const N_COUNTERS: usize = counter::COUNT as usize + 4;
+/// Index of the failed runs of `mem_sample` (memory read from files that tick).
+pub const MEM_SAMPLE_FAILED: u32 = counter::COUNT + 3;
 
 /// Names of the drop/activity counters, by index of [`Kernel::counters`].
-pub const COUNTER_NAMES: [(u32, &str); 9] = [
+pub const COUNTER_NAMES: [(u32, &str); 10] = [
     (SWITCHES, "switches"),
     (TABLE_FULL, "stats_map_full"),
     (counter::LOST_NS, "stats_lost_ns"),
@@ -56,6 +59,7 @@ pub const COUNTER_NAMES: [(u32, &str); 9] = [
     (SWITCHES_UNMATCHED, "switches_unmatched"),
     (counter::MOVES_SPLIT, "moves_split"),
     (counter::MOVES_OVERFLOW, "moves_overflow"),
+    (MEM_SAMPLE_FAILED, "mem_sample_failed"),
 ];
 
 /// Kernel BPF statistics of one program.
@@ -71,6 +75,7 @@ pub struct Kernel {
     slots: Slots,
     counters: PerCpuArray<MapData, u64>,
     table_full: std::sync::atomic::AtomicU64,
+    sample_failed: std::sync::atomic::AtomicU64,
     prog_ids: Vec<(String, u32)>,
     _stats_fd: Option<OwnedFd>,
     // Dropped last: detaches the programs and closes the maps (after the mappings).
@@ -115,11 +120,32 @@ impl Kernel {
             .ok()
             .and_then(|n| n.checked_mul(SLOTS))
             .ok_or_else(|| anyhow!("{ncpu} possible CPUs: too many"))?;
+        // On v1 a `cpu` cgroup is exactly one task group: its per-CPU run queue, which the
+        // scheduler has just touched at a switch, keys the cgroup cache. On v2 a task group
+        // may hold several cgroups (cpu controller not enabled below it): key by cgroup.
+        let no_fair = FairGroupOffsets {
+            se_cfs_rq: 0,
+            cfs_rq_tg: 0,
+            tg_css: 0,
+        };
+        let (key_cfs_rq, fg) = match (mode, off.fair_group) {
+            (MODE_V1, Some(f)) => (1u64, f),
+            (_, f) => (0u64, f.unwrap_or(no_fair)),
+        };
+        let cache_entries = u32::try_from(ncpu)
+            .ok()
+            .and_then(|n| n.checked_mul(CACHE_REGIONS * CACHE_SLOTS))
+            .ok_or_else(|| anyhow!("{ncpu} possible CPUs: too many"))?;
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
             .map_max_entries(names::SLOT_STATS, stats_entries)
             .map_max_entries(names::CPU_STATE, ncpu as u32)
+            .map_max_entries(names::KEY_CACHE, cache_entries)
+            .override_global(globals::KEY_CFS_RQ, &key_cfs_rq, true)
+            .override_global(globals::OFF_SE_CFS_RQ, &fg.se_cfs_rq, true)
+            .override_global(globals::OFF_CFS_RQ_TG, &fg.cfs_rq_tg, true)
+            .override_global(globals::OFF_TG_CSS, &fg.tg_css, true)
             .override_global(globals::CGROUP_MODE, &mode, true)
             .override_global(globals::OFF_TASK_CGROUPS, &off.task_cgroups, true)
             .override_global(globals::OFF_CSS_SET_SUBSYS, &off.css_set_subsys, true)
@@ -167,6 +193,18 @@ impl Kernel {
                 prog_ids.push((name.to_string(), info.id()));
             }
         }
+        // Not attached: run by user space once per tick (BPF_PROG_TEST_RUN).
+        let sample: &mut RawTracePoint = bpf
+            .program_mut(names::MEM_SAMPLE)
+            .ok_or_else(|| anyhow!("program {} missing from the object", names::MEM_SAMPLE))?
+            .try_into()
+            .with_context(|| format!("program {} is not a raw tracepoint", names::MEM_SAMPLE))?;
+        sample
+            .load()
+            .with_context(|| format!("loading program {}", names::MEM_SAMPLE))?;
+        if let Ok(info) = sample.info() {
+            prog_ids.push((names::MEM_SAMPLE.to_string(), info.id()));
+        }
         let stats_fd = if bpf_stats {
             match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
                 Ok(fd) => Some(fd),
@@ -187,6 +225,8 @@ impl Kernel {
             take(&mut bpf, names::SLOT_IDS)?,
             take(&mut bpf, names::SLOT_MEM)?,
             take(&mut bpf, names::CPU_STATE)?,
+            take(&mut bpf, names::MEM_LIST)?,
+            take(&mut bpf, names::CACHE_GEN)?,
         ];
         let shared = Shared::map(
             &MapFds {
@@ -194,6 +234,8 @@ impl Kernel {
                 ids: array_fd(&maps[1]).context(names::SLOT_IDS)?,
                 mem: array_fd(&maps[2]).context(names::SLOT_MEM)?,
                 cpus: array_fd(&maps[3]).context(names::CPU_STATE)?,
+                mem_list: array_fd(&maps[4]).context(names::MEM_LIST)?,
+                generation: array_fd(&maps[5]).context(names::CACHE_GEN)?,
             },
             ncpu,
         )
@@ -205,6 +247,7 @@ impl Kernel {
                 slots: Slots::new(shared),
                 counters,
                 table_full: std::sync::atomic::AtomicU64::new(0),
+                sample_failed: std::sync::atomic::AtomicU64::new(0),
                 prog_ids,
                 _stats_fd: stats_fd,
                 _maps: maps,
@@ -219,6 +262,35 @@ impl Kernel {
     /// by a context switch), and the memory sampled for `mem_of`.
     pub fn read(&self, ids: &[u64], mem_of: Option<u64>) -> Reading {
         self.slots.read(ids, mem_of, mono_ns())
+    }
+
+    /// Reads the memory of every watched container into the mapped array: one run of
+    /// the `mem_sample` program (one system call for all containers). False if it could
+    /// not run (the values are then those of the last run; the caller reads files).
+    pub fn sample_memory(&self) -> bool {
+        let n = self.slots.mem_list_len();
+        if n == 0 {
+            return true;
+        }
+        let prog: Option<&RawTracePoint> = self
+            ._bpf
+            .program(names::MEM_SAMPLE)
+            .and_then(|p| p.try_into().ok());
+        let ran = match prog {
+            Some(p) => {
+                let mut opts = RawTracePointRunOptions::new();
+                opts.args[0] = n as u64;
+                p.test_run(opts)
+                    .map_err(|e| tracing::debug!("{}: {e}", names::MEM_SAMPLE))
+                    .is_ok()
+            }
+            None => false,
+        };
+        if !ran {
+            self.sample_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ran
     }
 
     /// Counters of the cgroups `ids` summed over CPUs, slices running now included.
@@ -238,6 +310,9 @@ impl Kernel {
         out[SWITCHES as usize] = switches;
         out[SWITCHES_UNMATCHED as usize] = unmatched;
         out[TABLE_FULL as usize] = self.table_full.load(std::sync::atomic::Ordering::Relaxed);
+        out[MEM_SAMPLE_FAILED as usize] = self
+            .sample_failed
+            .load(std::sync::atomic::Ordering::Relaxed);
         out
     }
 

@@ -107,21 +107,25 @@ pub fn page_size() -> u64 {
     if p > 0 { p as u64 } else { 4096 }
 }
 
-/// The four arrays, mapped.
+/// The mapped arrays.
 pub struct Shared {
     stats: Region,
     ids: Region,
     mem: Region,
     cpus: Region,
+    mem_list: Region,
+    generation: Region,
     ncpu: usize,
 }
 
-/// File descriptors of the four maps, to map them.
+/// File descriptors of the mmapable maps, to map them.
 pub struct MapFds<'a> {
     pub stats: std::os::fd::BorrowedFd<'a>,
     pub ids: std::os::fd::BorrowedFd<'a>,
     pub mem: std::os::fd::BorrowedFd<'a>,
     pub cpus: std::os::fd::BorrowedFd<'a>,
+    pub mem_list: std::os::fd::BorrowedFd<'a>,
+    pub generation: std::os::fd::BorrowedFd<'a>,
 }
 
 impl Shared {
@@ -136,6 +140,8 @@ impl Shared {
             ids: Region::map(fds.ids, array_bytes::<u64>(SLOTS as usize), "SLOT_IDS")?,
             mem: Region::map(fds.mem, array_bytes::<SlotMem>(SLOTS as usize), "SLOT_MEM")?,
             cpus: Region::map(fds.cpus, array_bytes::<CpuState>(ncpu), "CPU_STATE")?,
+            mem_list: Region::map(fds.mem_list, array_bytes::<u32>(SLOTS as usize), "MEM_LIST")?,
+            generation: Region::map(fds.generation, array_bytes::<u64>(1), "CACHE_GEN")?,
             ncpu,
         })
     }
@@ -148,6 +154,8 @@ impl Shared {
             ids: Region::heap(array_bytes::<u64>(SLOTS as usize)),
             mem: Region::heap(array_bytes::<SlotMem>(SLOTS as usize)),
             cpus: Region::heap(array_bytes::<CpuState>(ncpu)),
+            mem_list: Region::heap(array_bytes::<u32>(SLOTS as usize)),
+            generation: Region::heap(array_bytes::<u64>(1)),
             ncpu,
         }
     }
@@ -181,6 +189,18 @@ impl Shared {
         unsafe { (self.mem.ptr as *mut SlotMem).add(slot as usize) }
     }
 
+    fn mem_list(&self, i: usize) -> *mut u32 {
+        debug_assert!(i < SLOTS as usize);
+        // SAFETY: in bounds of the MEM_LIST mapping.
+        unsafe { (self.mem_list.ptr as *mut u32).add(i) }
+    }
+
+    /// The kernel's key cache generation.
+    fn generation(&self) -> &AtomicU64 {
+        // SAFETY: the map's single, 8-aligned u64.
+        unsafe { &*(self.generation.ptr as *const AtomicU64) }
+    }
+
     fn seq(&self, cpu: usize) -> &AtomicU64 {
         // SAFETY: `seq` is the first, 8-aligned field of the entry.
         unsafe { &*(self.cpu(cpu) as *const AtomicU64) }
@@ -203,6 +223,8 @@ struct Table {
     by_id: HashMap<u64, u32>,
     /// Tombstoned positions and when they were freed (monotonic ns).
     freed: HashMap<u32, u64>,
+    /// Slots with a memory cgroup, in the order written to `MEM_LIST`.
+    mem_list: Vec<u32>,
 }
 
 /// Why a cgroup could not be watched.
@@ -272,9 +294,16 @@ impl Slots {
             // SAFETY: in-bounds element of the mapping.
             if mem_id != 0 && unsafe { std::ptr::read_volatile(&(*m).mem_id) } != mem_id {
                 unsafe {
+                    std::ptr::write_volatile(&mut (*m).css, 0);
                     std::ptr::write_volatile(&mut (*m).usage_pages, MEM_UNSET);
                     std::ptr::write_volatile(&mut (*m).mem_id, mem_id);
                 }
+                if !t.mem_list.contains(&slot) {
+                    t.mem_list.push(slot);
+                    self.write_mem_list(&t.mem_list);
+                }
+                // The kernel learns the memory cgroup when it fills its key cache.
+                self.shared.generation().fetch_add(1, Ordering::AcqRel);
             }
             return Ok(slot);
         }
@@ -305,13 +334,20 @@ impl Slots {
                     SlotMem {
                         mem_id,
                         usage_pages: MEM_UNSET,
+                        css: 0,
                     },
                 )
             };
-            // Published last: a program that finds the id sees the zeroed slot.
+            // Published last: a program that finds the id sees the zeroed slot. Then the
+            // kernel's key caches, which may hold "not watched" for it, start over.
             self.shared.id_at(pos).store(id, Ordering::Release);
+            self.shared.generation().fetch_add(1, Ordering::AcqRel);
             t.freed.remove(&pos);
             t.by_id.insert(id, pos);
+            if mem_id != 0 {
+                t.mem_list.push(pos);
+                self.write_mem_list(&t.mem_list);
+            }
             return Ok(pos);
         }
         Err(TableFull { id })
@@ -324,8 +360,34 @@ impl Slots {
             self.shared
                 .id_at(pos)
                 .store(SLOT_TOMBSTONE, Ordering::Release);
+            self.shared.generation().fetch_add(1, Ordering::AcqRel);
             t.freed.insert(pos, now);
+            if let Some(i) = t.mem_list.iter().position(|&s| s == pos) {
+                t.mem_list.swap_remove(i);
+                self.write_mem_list(&t.mem_list);
+                // SAFETY: in-bounds field; `mem_sample` no longer reads this slot.
+                unsafe { std::ptr::write_volatile(&mut (*self.shared.mem(pos)).css, 0) };
+            }
         }
+    }
+
+    /// Writes the list `mem_sample` reads. A run racing this write may read a slot twice
+    /// or miss one for that tick; each slot is read from its own memory cgroup, so no
+    /// value lands in the wrong slot.
+    fn write_mem_list(&self, list: &[u32]) {
+        for (i, &slot) in list.iter().enumerate().take(SLOTS as usize) {
+            // SAFETY: in-bounds element.
+            unsafe { std::ptr::write_volatile(self.shared.mem_list(i), slot) };
+        }
+    }
+
+    /// How many entries of `MEM_LIST` `mem_sample` should read.
+    pub fn mem_list_len(&self) -> usize {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .mem_list
+            .len()
     }
 
     /// Slots some CPU's state or mailbox refers to now.
@@ -600,15 +662,27 @@ mod tests {
         let a = slots.watch(21, 9021, 0).unwrap();
         let m = slots.shared.mem(a);
         assert_eq!(unsafe { (*m).mem_id }, 9021);
+        assert_eq!(slots.mem_list_len(), 1);
+        assert_eq!(unsafe { *slots.shared.mem_list(0) }, a);
         assert_eq!(slots.read(&[21], Some(21), 1).mem_bytes, None);
         unsafe { (*m).usage_pages = 3 };
         let page = page_size();
         assert_eq!(slots.read(&[21], Some(21), 1).mem_bytes, Some(3 * page));
         assert_eq!(slots.read(&[21], None, 1).mem_bytes, None);
         // Watching again with another memory cgroup resets the sample.
+        unsafe { (*m).css = 0xffff_8888 };
         slots.watch(21, 9022, 0).unwrap();
         assert_eq!(slots.read(&[21], Some(21), 1).mem_bytes, None);
-        assert_eq!(unsafe { (*m).mem_id }, 9022);
+        assert_eq!(unsafe { ((*m).mem_id, (*m).css) }, (9022, 0));
+        assert_eq!(slots.mem_list_len(), 1);
+        // Slots without a memory cgroup are not listed; forgetting unlists.
+        let b = slots.watch(22, 0, 0).unwrap();
+        let c = slots.watch(23, 9023, 0).unwrap();
+        assert_eq!(slots.mem_list_len(), 2);
+        assert_ne!(b, c);
+        slots.forget(21, 5);
+        assert_eq!(slots.mem_list_len(), 1);
+        assert_eq!(unsafe { *slots.shared.mem_list(0) }, c);
     }
 
     #[test]
@@ -627,11 +701,24 @@ mod tests {
         }
         let expect: Vec<u32> = (0..PROBES).map(|i| (h + i) & (SLOTS - 1)).collect();
         assert_eq!(got, expect, "linear probing");
+        let generation = slots.shared.generation().load(Ordering::Relaxed);
+        assert_eq!(
+            generation, PROBES as u64,
+            "every new slot invalidates the key caches"
+        );
         assert_eq!(slots.watch(same[0], 0, 0), Ok(got[0]), "idempotent");
+        assert_eq!(
+            slots.shared.generation().load(Ordering::Relaxed),
+            generation
+        );
         let extra = same[PROBES as usize];
         assert_eq!(slots.watch(extra, 0, 0), Err(TableFull { id: extra }));
         // Forget one: its position is a tombstone, not reusable at once.
         slots.forget(same[2], 5 * S);
+        assert_eq!(
+            slots.shared.generation().load(Ordering::Relaxed),
+            generation + 1
+        );
         assert_eq!(
             slots.shared.id_at(got[2]).load(Ordering::Relaxed),
             SLOT_TOMBSTONE

@@ -20,11 +20,12 @@ use faasload_os::clock::{EpochMap, epoch_ns, mono_ns};
 /// One sample of a container. `NONE` marks a value this host or cgroup lacks.
 ///
 /// Where the values come from (eBPF backend): CPU from the kernel programs' counters,
-/// memory from the page counter the switch program copied at the container's last
-/// switch-out, or from the cgroup file when that copy may be stale (see
-/// [`Monitor::sample_all`]); `rss_mapped` from `memory.stat` at most once per second
-/// and at activation boundaries, moved in between by the page counter's change. The
-/// cgroupfs backend reads every value from the files at every tick.
+/// memory from the page counter the `mem_sample` program read for all containers at this
+/// tick (the cgroup file while the kernel does not know the container's memory cgroup
+/// yet, and for the samples taken at discovery and removal); `rss_mapped` from
+/// `memory.stat` at most once per second and at activation boundaries, moved in between
+/// by the page counter's change. The cgroupfs backend reads every value from the files
+/// at every tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     /// Epoch nanoseconds.
@@ -43,15 +44,10 @@ pub struct Sample {
 /// How often, at most, `memory.stat` is read per container between activation
 /// boundaries (its read flushes the kernel's statistics: the costly part of a sample).
 pub const STAT_PERIOD_NS: u64 = 1_000_000_000;
-/// The memory of a container is read from its cgroup file at least this often, so an
-/// idle container's value cannot go stale (reclaim, uncharges by others) for longer.
-pub const MEM_FILE_PERIOD_NS: u64 = 1_000_000_000;
 
 /// Memory reading state of one container (eBPF backend).
 #[derive(Clone, Copy, Debug, Default)]
 struct MemTrack {
-    /// Epoch ns of the last read of the memory file.
-    file_ns: u64,
     /// The last `memory.stat` reading: (epoch ns, rss + mapped, memory charged then).
     stat: Option<(u64, u64, u64)>,
 }
@@ -390,7 +386,7 @@ impl Monitor {
         }
         // A first sample now, so a window starting right after discovery has a base.
         let mut mem = MemTrack::default();
-        let first = self.sample_of(&c, &ids, &mut mem);
+        let first = self.sample_of(&c, &ids, &mut mem, false);
         {
             let mut i = c.lock();
             i.ring.push_back(first);
@@ -447,7 +443,7 @@ impl Monitor {
         if c.reader.exists() {
             let ids = inner.cpu_ids.clone();
             let mut mem = inner.mem;
-            let s = self.sample_of(&c, &ids, &mut mem);
+            let s = self.sample_of(&c, &ids, &mut mem, false);
             inner.mem = mem;
             inner.ring.push_back(s);
         }
@@ -514,8 +510,15 @@ impl Monitor {
     }
 
     /// Reads one sample of container `c` (cgroups `cpu_ids`, its own first) now;
-    /// `mem` is its memory reading state, updated.
-    fn sample_of(&self, c: &Container, cpu_ids: &[u64], mem: &mut MemTrack) -> Sample {
+    /// `mem` is its memory reading state, updated. `sampled`: the kernel read every
+    /// container's memory just before (the sampler's tick); otherwise the file is read.
+    fn sample_of(
+        &self,
+        c: &Container,
+        cpu_ids: &[u64],
+        mem: &mut MemTrack,
+        sampled: bool,
+    ) -> Sample {
         let Some(k) = &self.kernel else {
             // The poller: every value from the files, every tick.
             let (cpu, mem, rss_mapped) = c.reader.read_sample(true);
@@ -528,22 +531,9 @@ impl Monitor {
         };
         let r = k.read(cpu_ids, cpu_ids.first().copied());
         let now = epoch_ns();
-        let now_mono = mono_ns();
-        let interval = self.cfg.interval().as_nanos() as u64;
-        // The kernel's copy is as of the last switch-out of one of the container's
-        // tasks: stale if one has run since before the last tick without a switch, or
-        // never taken; and an idle container's memory can shrink without its tasks
-        // running (reclaim), so the file is read at least every MEM_FILE_PERIOD_NS.
-        let running_long = r
-            .running_since_ns
-            .is_some_and(|s| now_mono.saturating_sub(s) > interval);
-        let due = now.saturating_sub(mem.file_ns) >= MEM_FILE_PERIOD_NS;
         let mut mem_bytes = match r.mem_bytes {
-            Some(b) if !running_long && !due => Some(b),
-            _ => {
-                mem.file_ns = now;
-                c.reader.mem_bytes().or(r.mem_bytes)
-            }
+            Some(b) if sampled => Some(b),
+            _ => c.reader.mem_bytes(),
         };
         let rss_mapped = match (mem_bytes, mem.stat) {
             (Some(m), Some((t, rss, at))) if m == at || now.saturating_sub(t) < STAT_PERIOD_NS => {
@@ -551,9 +541,8 @@ impl Monitor {
             }
             (Some(_), _) => {
                 let (_, m, rss) = c.reader.read_sample(false);
-                if let Some(m) = m {
-                    mem_bytes = Some(m);
-                    mem.file_ns = now;
+                if m.is_some() {
+                    mem_bytes = m;
                 }
                 if let (Some(m), Some(rss)) = (m, rss) {
                     mem.stat = Some((now, rss, m));
@@ -571,11 +560,13 @@ impl Monitor {
     }
 
     /// Takes one sample of every live container (called by the sampler every tick).
-    /// With the eBPF backend this reads the kernel programs' mapped arrays (no system
-    /// call) and touches a cgroup file only where the kernel's memory copy may be stale
-    /// and for `memory.stat` at most once per second per container.
+    /// With the eBPF backend: one run of the kernel's `mem_sample` program reads every
+    /// container's memory, then the mapped arrays are read (no system call per
+    /// container); a cgroup file is touched only for a container whose memory cgroup the
+    /// kernel has not located yet, and for `memory.stat` at most once per second.
     pub fn sample_all(&self) {
         let max_age = (self.cfg.max_age_s * 1e9) as u64;
+        let sampled = self.kernel.as_ref().is_some_and(|k| k.sample_memory());
         let subscribed = self.stream.receiver_count() > 0;
         for c in self.containers() {
             let (ids, mut mem) = {
@@ -585,7 +576,7 @@ impl Monitor {
                 }
                 (i.cpu_ids.clone(), i.mem)
             };
-            let s = self.sample_of(&c, &ids, &mut mem);
+            let s = self.sample_of(&c, &ids, &mut mem, sampled);
             let mut i = c.lock();
             i.mem = mem;
             i.ring.push_back(s);
@@ -665,7 +656,6 @@ impl Monitor {
         let mut i = c.lock();
         if let (Some(m), Some(rss)) = (s.cg.mem_bytes, s.cg.mem_rss_mapped) {
             i.mem.stat = Some((s.t_ns, rss, m));
-            i.mem.file_ns = s.t_ns;
         }
         i.ring.push_back(Sample {
             t_ns: s.t_ns,
