@@ -228,6 +228,79 @@ fn memory_peak_matches_cgroup_peak_counter() {
     m.stop();
 }
 
+/// The cgroup's memory charged now (its page counter's file).
+fn mem_usage(cg: &OwnedCgroup, v: Version) -> u64 {
+    let d = cg.dir(faasload_cgroup::Controller::Memory).unwrap();
+    let f = match v {
+        Version::V1 => d.join("memory.usage_in_bytes"),
+        Version::V2 => d.join("memory.current"),
+    };
+    std::fs::read_to_string(&f)
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The per-tick memory samples come from the kernel (one program run per tick for all
+/// containers), not from a file per container, and equal the cgroups' page counters.
+#[test]
+fn memory_samples_come_from_the_kernel_and_match_the_page_counter() {
+    require_root();
+    let tree = TestTree::new(None);
+    let v = tree.layout.version();
+    let m = Monitor::start(&config(&tree, "backend: ebpf\ninterval_ms: 10\n"));
+    let mut all = Vec::new();
+    for (i, mib) in [8u64, 24, 40].into_iter().enumerate() {
+        let name = format!("kmem{i}");
+        let (cg, mut w) = container(&m, &tree, &name);
+        // Runs (and switches) in the container, so the kernel locates its memory cgroup.
+        w.cmd(&format!("mem {mib}"));
+        all.push((name, mib, cg, w));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let file_reads = |m: &Monitor| {
+        let st = m.request(json!({"type": "stats"}));
+        st["kernel"]["mem_file_reads"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no mem_file_reads: {st}"))
+    };
+    let before = file_reads(&m);
+    let t0 = now();
+    // Each runs again: a container whose memory the kernel did not read would now be
+    // read from its file at every tick.
+    for (_, _, _, w) in all.iter_mut() {
+        w.cmd("cpu 20");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let truths: Vec<u64> = all.iter().map(|(_, _, cg, _)| mem_usage(cg, v)).collect();
+    let t1 = now();
+    assert_eq!(
+        file_reads(&m),
+        before,
+        "memory read from files while the kernel knows the containers' memory cgroups"
+    );
+    for ((name, mib, _, _), truth) in all.iter().zip(truths) {
+        let s = m.request(json!({"type": "samples", "container": name, "start": t0, "end": t1}));
+        let list = s["samples"].as_array().unwrap_or_else(|| panic!("{s}"));
+        assert!(list.len() >= 10, "too few samples at 10 ms: {s}");
+        let last = list.last().unwrap()["memory_bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{s}"));
+        assert!(truth >= mib << 20, "{name} holds {mib} MiB: {truth}");
+        // The workloads are idle: their page counters do not move between the reads.
+        assert_eq!(
+            last, truth,
+            "{name}: kernel sample vs the cgroup's page counter"
+        );
+    }
+    for (_, _, cg, w) in all {
+        w.stop();
+        cg.remove().unwrap();
+    }
+    m.stop();
+}
+
 #[test]
 fn existing_containers_are_found_and_removed_ones_answer_during_grace() {
     require_root();

@@ -43,13 +43,16 @@ pub const SWITCHES: u32 = counter::COUNT;
 pub const SWITCHES_UNMATCHED: u32 = counter::COUNT + 1;
 /// Index of the cgroups not watched because the slot table was full.
 pub const TABLE_FULL: u32 = counter::COUNT + 2;
+/// Index of the per-tick memory samples read from a cgroup file because the kernel did
+/// not know the container's memory cgroup (yet).
+pub const MEM_FILE_READS: u32 = counter::COUNT + 4;
 /// Length of [`Kernel::counters`].
-pub const N_COUNTERS: usize = counter::COUNT as usize + 4;
+pub const N_COUNTERS: usize = counter::COUNT as usize + 5;
 /// Index of the failed runs of `mem_sample` (memory read from files that tick).
 pub const MEM_SAMPLE_FAILED: u32 = counter::COUNT + 3;
 
 /// Names of the drop/activity counters, by index of [`Kernel::counters`].
-pub const COUNTER_NAMES: [(u32, &str); 10] = [
+pub const COUNTER_NAMES: [(u32, &str); 11] = [
     (SWITCHES, "switches"),
     (TABLE_FULL, "stats_map_full"),
     (counter::LOST_NS, "stats_lost_ns"),
@@ -60,6 +63,7 @@ pub const COUNTER_NAMES: [(u32, &str); 10] = [
     (counter::MOVES_SPLIT, "moves_split"),
     (counter::MOVES_OVERFLOW, "moves_overflow"),
     (MEM_SAMPLE_FAILED, "mem_sample_failed"),
+    (MEM_FILE_READS, "mem_file_reads"),
 ];
 
 /// Kernel BPF statistics of one program.
@@ -76,6 +80,7 @@ pub struct Kernel {
     counters: PerCpuArray<MapData, u64>,
     table_full: std::sync::atomic::AtomicU64,
     sample_failed: std::sync::atomic::AtomicU64,
+    mem_file_reads: std::sync::atomic::AtomicU64,
     prog_ids: Vec<(String, u32)>,
     _stats_fd: Option<OwnedFd>,
     // Dropped last: detaches the programs and closes the maps (after the mappings).
@@ -248,6 +253,7 @@ impl Kernel {
                 counters,
                 table_full: std::sync::atomic::AtomicU64::new(0),
                 sample_failed: std::sync::atomic::AtomicU64::new(0),
+                mem_file_reads: std::sync::atomic::AtomicU64::new(0),
                 prog_ids,
                 _stats_fd: stats_fd,
                 _maps: maps,
@@ -293,6 +299,12 @@ impl Kernel {
         ran
     }
 
+    /// Counts a per-tick memory sample read from a file instead of the kernel's copy.
+    pub fn note_mem_file_read(&self) {
+        self.mem_file_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Counters of the cgroups `ids` summed over CPUs, slices running now included.
     pub fn cgroup_stats(&self, ids: &[u64]) -> CgroupStats {
         self.read(ids, None).stats
@@ -312,6 +324,9 @@ impl Kernel {
         out[TABLE_FULL as usize] = self.table_full.load(std::sync::atomic::Ordering::Relaxed);
         out[MEM_SAMPLE_FAILED as usize] = self
             .sample_failed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        out[MEM_FILE_READS as usize] = self
+            .mem_file_reads
             .load(std::sync::atomic::Ordering::Relaxed);
         out
     }

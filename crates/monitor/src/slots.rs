@@ -93,11 +93,24 @@ impl Drop for Region {
     }
 }
 
-/// Bytes of an array map's mapping: `entries` elements of `T` (8-byte aligned), whole
-/// pages.
+/// The kernel's stride of an array map of `T`: the value size rounded up to 8 bytes.
+const fn stride<T>() -> usize {
+    std::mem::size_of::<T>().next_multiple_of(8)
+}
+
+/// Bytes of an array map's mapping: `entries` elements of `T`, whole pages.
 fn array_bytes<T>(entries: usize) -> usize {
     let page = page_size() as usize;
-    (std::mem::size_of::<T>().next_multiple_of(8) * entries).next_multiple_of(page)
+    (stride::<T>() * entries).next_multiple_of(page)
+}
+
+impl Region {
+    /// Element `i` of an array of `T` laid out as the kernel does.
+    fn elem<T>(&self, i: usize) -> *mut T {
+        debug_assert!((i + 1) * stride::<T>() <= self.len);
+        // SAFETY: in bounds (callers index within the map's entries).
+        unsafe { self.ptr.add(i * stride::<T>()) as *mut T }
+    }
 }
 
 /// The system's page size.
@@ -167,38 +180,35 @@ impl Shared {
 
     fn cpu(&self, cpu: usize) -> *mut CpuState {
         debug_assert!(cpu < self.ncpu);
-        // SAFETY: in bounds of the CPU_STATE mapping (ncpu entries).
-        unsafe { (self.cpus.ptr as *mut CpuState).add(cpu) }
+        self.cpus.elem(cpu)
     }
 
     fn stats(&self, cpu: usize, slot: u32) -> *mut CgroupStats {
         debug_assert!(cpu < self.ncpu && slot < SLOTS);
-        // SAFETY: in bounds of the SLOT_STATS mapping (ncpu * SLOTS entries).
-        unsafe { (self.stats.ptr as *mut CgroupStats).add(cpu * SLOTS as usize + slot as usize) }
+        self.stats.elem(cpu * SLOTS as usize + slot as usize)
     }
 
     fn id_at(&self, pos: u32) -> &AtomicU64 {
         debug_assert!(pos < SLOTS);
         // SAFETY: in bounds, 8-byte aligned, shared with the kernel as whole u64s.
-        unsafe { &*(self.ids.ptr as *const AtomicU64).add(pos as usize) }
+        unsafe { &*self.ids.elem::<AtomicU64>(pos as usize) }
     }
 
     fn mem(&self, slot: u32) -> *mut SlotMem {
         debug_assert!(slot < SLOTS);
-        // SAFETY: in bounds of the SLOT_MEM mapping.
-        unsafe { (self.mem.ptr as *mut SlotMem).add(slot as usize) }
+        self.mem.elem(slot as usize)
     }
 
     fn mem_list(&self, i: usize) -> *mut u32 {
         debug_assert!(i < SLOTS as usize);
-        // SAFETY: in bounds of the MEM_LIST mapping.
-        unsafe { (self.mem_list.ptr as *mut u32).add(i) }
+        // u32 elements, 8 bytes apart as in the kernel's array.
+        self.mem_list.elem(i)
     }
 
     /// The kernel's key cache generation.
     fn generation(&self) -> &AtomicU64 {
         // SAFETY: the map's single, 8-aligned u64.
-        unsafe { &*(self.generation.ptr as *const AtomicU64) }
+        unsafe { &*self.generation.elem::<AtomicU64>(0) }
     }
 
     fn seq(&self, cpu: usize) -> &AtomicU64 {
@@ -738,6 +748,19 @@ mod tests {
         // Later positions stay reachable past the tombstone's reuse.
         assert_eq!(slots.slot_of(same[7]), Some(got[7]));
         assert_eq!(slots.watch(0, 0, 0), Err(TableFull { id: 0 }));
+    }
+
+    #[test]
+    fn elements_are_laid_out_with_the_kernels_stride() {
+        // The kernel rounds an array map's value size up to 8 bytes: a u32 list has
+        // 8-byte elements (writing them 4 bytes apart put half the slots out of reach).
+        assert_eq!(stride::<u32>(), 8);
+        assert_eq!(stride::<CgroupStats>(), 64);
+        assert_eq!(stride::<CpuState>(), 192);
+        assert_eq!(stride::<SlotMem>(), 24);
+        let sh = Shared::heap(1);
+        let base = sh.mem_list.ptr as usize;
+        assert_eq!(sh.mem_list(3) as usize - base, 24);
     }
 
     #[test]

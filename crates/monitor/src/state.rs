@@ -22,7 +22,8 @@ use faasload_os::clock::{EpochMap, epoch_ns, mono_ns};
 /// Where the values come from (eBPF backend): CPU from the kernel programs' counters,
 /// memory from the page counter the `mem_sample` program read for all containers at this
 /// tick (the cgroup file while the kernel does not know the container's memory cgroup
-/// yet, and for the samples taken at discovery and removal); `rss_mapped` from
+/// yet, at most once per second while the container does not run, and for the samples
+/// taken at discovery and removal); `rss_mapped` from
 /// `memory.stat` at most once per second and at activation boundaries, moved in between
 /// by the page counter's change. The cgroupfs backend reads every value from the files
 /// at every tick.
@@ -48,6 +49,8 @@ pub const STAT_PERIOD_NS: u64 = 1_000_000_000;
 /// Memory reading state of one container (eBPF backend).
 #[derive(Clone, Copy, Debug, Default)]
 struct MemTrack {
+    /// Epoch ns of the last read of the memory file, the CPU counter and memory then.
+    file: Option<(u64, u64, u64)>,
     /// The last `memory.stat` reading: (epoch ns, rss + mapped, memory charged then).
     stat: Option<(u64, u64, u64)>,
 }
@@ -116,6 +119,8 @@ pub struct Container {
 
 struct Inner {
     cpu_ids: Vec<u64>,
+    /// Cgroup id of its memory cgroup (0: not found yet).
+    mem_id: u64,
     mem: MemTrack,
     ring: VecDeque<Sample>,
     life: Life,
@@ -349,6 +354,18 @@ impl Monitor {
                             }
                         }
                     }
+                    // Discovered from the CPU hierarchy's mkdir before its memory
+                    // directory existed (v1 hierarchies are created one by one): tell the
+                    // kernel its memory cgroup now.
+                    if inner.mem_id == 0
+                        && let Some(k) = &self.kernel
+                        && let Some(&own) = inner.cpu_ids.first()
+                    {
+                        inner.mem_id = self.mem_id_of(&f.rel);
+                        if inner.mem_id != 0 {
+                            k.watch(own, inner.mem_id);
+                        }
+                    }
                     return false;
                 }
             }
@@ -363,6 +380,7 @@ impl Monitor {
             reader: CgroupReader::open(&self.layout, &f.rel),
             inner: Mutex::new(Inner {
                 cpu_ids: ids.clone(),
+                mem_id: 0,
                 mem: MemTrack::default(),
                 ring: VecDeque::new(),
                 life: Life::Running,
@@ -373,11 +391,8 @@ impl Monitor {
         });
         // The container's own memory cgroup is sampled in its own cgroup's slot (its
         // children's tasks charge it too, but their memory cgroups are their own).
-        let mem_id = self
-            .layout
-            .dir(Controller::Memory, &f.rel)
-            .and_then(|d| inode(&d).ok())
-            .unwrap_or(0);
+        let mem_id = self.mem_id_of(&f.rel);
+        c.lock().mem_id = mem_id;
         for (n, i) in ids.iter().enumerate() {
             self.index_cgroup(*i, &f.id);
             if let Some(k) = &self.kernel {
@@ -404,6 +419,14 @@ impl Monitor {
             time: secs(epoch_ns()),
         });
         true
+    }
+
+    /// Inode (cgroup id) of container `rel`'s memory cgroup, 0 if it has none (yet).
+    fn mem_id_of(&self, rel: &Path) -> u64 {
+        self.layout
+            .dir(Controller::Memory, rel)
+            .and_then(|d| inode(&d).ok())
+            .unwrap_or(0)
     }
 
     fn index_cgroup(&self, id: u64, name: &str) {
@@ -531,9 +554,26 @@ impl Monitor {
         };
         let r = k.read(cpu_ids, cpu_ids.first().copied());
         let now = epoch_ns();
-        let mut mem_bytes = match r.mem_bytes {
-            Some(b) if sampled => Some(b),
-            _ => c.reader.mem_bytes(),
+        let mut mem_bytes = match (r.mem_bytes, mem.file) {
+            (Some(b), _) if sampled => Some(b),
+            // The kernel has not located the memory cgroup: none of the container's
+            // tasks was switched in since it was watched. While none runs (CPU counter
+            // unchanged) its memory moves only by reclaim: the file once per second.
+            (_, Some((t, cpu, m)))
+                if cpu == r.stats.cpu_ns
+                    && r.running_since_ns.is_none()
+                    && now.saturating_sub(t) < STAT_PERIOD_NS =>
+            {
+                Some(m)
+            }
+            _ => {
+                if sampled {
+                    k.note_mem_file_read();
+                }
+                let m = c.reader.mem_bytes();
+                mem.file = m.map(|m| (now, r.stats.cpu_ns, m));
+                m
+            }
         };
         let rss_mapped = match (mem_bytes, mem.stat) {
             (Some(m), Some((t, rss, at))) if m == at || now.saturating_sub(t) < STAT_PERIOD_NS => {
