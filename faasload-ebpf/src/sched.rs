@@ -240,7 +240,13 @@ pub fn mem_sample(ctx: RawTracePointContext) -> i32 {
 #[inline(always)]
 fn unmatched(cpu: u32, prev: *const u8, involuntary: bool) {
     // SAFETY: typed kernel pointer.
-    let slot = unsafe { task_slot_cached(prev, cpu, REGION_SWITCH, |_| {}) };
+    let slot = unsafe {
+        task_slot_cached(prev, cpu, REGION_SWITCH, |slot| {
+            if slot != NO_SLOT {
+                learn_memory(prev, slot);
+            }
+        })
+    };
     if slot == NO_SLOT {
         return;
     }

@@ -15,7 +15,7 @@ use faasload_common::{
 };
 
 use super::btf::{FairGroupOffsets, KernelOffsets};
-use super::slots::{MapFds, Reading, Shared, Slots};
+use super::slots::{MapFds, Query, Reading, Shared, Slots};
 use faasload_cgroup::{Layout, Version};
 use faasload_os::clock::mono_ns;
 
@@ -299,10 +299,20 @@ impl Kernel {
         ran
     }
 
-    /// Counts a per-tick memory sample read from a file instead of the kernel's copy.
-    pub fn note_mem_file_read(&self) {
+    /// Counts a per-tick memory sample read from a file instead of the kernel's copy,
+    /// and, if the container ran (`ran`), has the kernel look for its memory cgroup
+    /// again (its key caches are refilled, at most once per second).
+    pub fn note_mem_file_read(&self, ran: bool) {
         self.mem_file_reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if ran {
+            self.slots.relearn(mono_ns());
+        }
+    }
+
+    /// [`Kernel::read`] for many containers at once (one pass over the CPUs).
+    pub fn read_many(&self, queries: &[Query<'_>]) -> Vec<Reading> {
+        self.slots.read_many(queries, mono_ns())
     }
 
     /// Counters of the cgroups `ids` summed over CPUs, slices running now included.
@@ -396,6 +406,15 @@ pub fn event_path(ev: &Event) -> &str {
 
 /// Hierarchy id of the v1 `cpu` controller (from /proc/cgroups), or 0 for cgroup v2.
 pub fn cpu_hierarchy_id(layout: &Layout) -> u32 {
+    hierarchy_id(layout, "cpu")
+}
+
+/// Hierarchy id of the v1 `memory` controller, or 0 for cgroup v2.
+pub fn memory_hierarchy_id(layout: &Layout) -> u32 {
+    hierarchy_id(layout, "memory")
+}
+
+fn hierarchy_id(layout: &Layout, controller: &str) -> u32 {
     if layout.version() == Version::V2 {
         return 0;
     }
@@ -404,7 +423,7 @@ pub fn cpu_hierarchy_id(layout: &Layout) -> u32 {
         .and_then(|t| {
             t.lines().find_map(|l| {
                 let mut f = l.split_whitespace();
-                (f.next() == Some("cpu"))
+                (f.next() == Some(controller))
                     .then(|| f.next()?.parse().ok())
                     .flatten()
             })

@@ -261,11 +261,22 @@ pub struct Reading {
     pub incomplete: bool,
 }
 
+/// One container's cgroups in a batched read ([`Slots::read_many`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    /// Its cgroups.
+    pub ids: &'a [u64],
+    /// The one whose memory is wanted (its own cgroup).
+    pub mem_of: Option<u64>,
+}
+
 /// The mapped arrays and the table.
 pub struct Slots {
     shared: Shared,
     table: RwLock<Table>,
     page_size: u64,
+    /// Monotonic ns of the last [`Slots::relearn`].
+    relearn_ns: AtomicU64,
 }
 
 impl Slots {
@@ -274,6 +285,7 @@ impl Slots {
             shared,
             table: RwLock::new(Table::default()),
             page_size: page_size(),
+            relearn_ns: AtomicU64::new(0),
         }
     }
 
@@ -415,6 +427,22 @@ impl Slots {
         out
     }
 
+    /// Makes the kernel's key caches start over (the programs learn a container's
+    /// memory cgroup when they cache its slot), at most once per [`REUSE_AFTER_NS`].
+    /// For a container whose tasks run while its memory cgroup is still unknown.
+    pub fn relearn(&self, now: u64) {
+        let last = self.relearn_ns.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < REUSE_AFTER_NS
+            || self
+                .relearn_ns
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.shared.generation().fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Context switches and unmatched switch-outs over all CPUs.
     pub fn switch_counts(&self) -> (u64, u64) {
         let (mut sw, mut un) = (0u64, 0u64);
@@ -432,39 +460,67 @@ impl Slots {
     /// What the kernel counted for cgroups `ids` at monotonic time `now`, and the memory
     /// sampled for `mem_of` (one of them, the container's own cgroup).
     pub fn read(&self, ids: &[u64], mem_of: Option<u64>, now: u64) -> Reading {
-        let (slots, incomplete, mem_slot) = {
+        self.read_many(&[Query { ids, mem_of }], now)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// [`Slots::read`] for many containers at once (the sampler's tick): each CPU's
+    /// state is read once, with the rows of every container's slots, under one check of
+    /// its sequence count.
+    pub fn read_many(&self, queries: &[Query<'_>], now: u64) -> Vec<Reading> {
+        let mut out = vec![Reading::default(); queries.len()];
+        // Slots of every query, flat: query q owns slots[bounds[q]..bounds[q + 1]].
+        let mut slots: Vec<u32> = Vec::with_capacity(queries.len());
+        let mut bounds: Vec<usize> = Vec::with_capacity(queries.len() + 1);
+        let mut mem_slots: Vec<Option<u32>> = Vec::with_capacity(queries.len());
+        {
             let t = self.table.read().unwrap_or_else(|e| e.into_inner());
-            let slots: Vec<u32> = ids.iter().filter_map(|i| t.by_id.get(i).copied()).collect();
-            let mem_slot = mem_of.and_then(|i| t.by_id.get(&i).copied());
-            let incomplete = slots.len() < ids.len();
-            (slots, incomplete, mem_slot)
-        };
-        let mut out = Reading {
-            incomplete,
-            ..Reading::default()
-        };
-        if slots.is_empty() {
-            return out;
+            for (q, r) in queries.iter().zip(out.iter_mut()) {
+                bounds.push(slots.len());
+                let before = slots.len();
+                slots.extend(q.ids.iter().filter_map(|i| t.by_id.get(i).copied()));
+                r.incomplete = slots.len() - before < q.ids.len();
+                mem_slots.push(q.mem_of.and_then(|i| t.by_id.get(&i).copied()));
+            }
+            bounds.push(slots.len());
         }
+        let mut part = vec![CgroupStats::default(); queries.len()];
         for cpu in 0..self.shared.ncpu() {
-            let (part, since) = self.read_cpu(cpu, &slots, now);
-            out.stats.add(&part);
-            if let Some(s) = since {
-                out.running_since_ns = Some(out.running_since_ns.map_or(s, |o: u64| o.min(s)));
+            let (st, mbox) = self.read_cpu(cpu, &slots, &bounds, &mut part);
+            for (q, r) in out.iter_mut().enumerate() {
+                let own = &slots[bounds[q]..bounds[q + 1]];
+                if own.is_empty() {
+                    continue;
+                }
+                if let Some(s) = in_progress(&st, mbox.as_ref(), own, now, &mut part[q]) {
+                    r.running_since_ns = Some(r.running_since_ns.map_or(s, |o: u64| o.min(s)));
+                }
+                r.stats.add(&part[q]);
             }
         }
-        if let Some(slot) = mem_slot {
-            // SAFETY: in-bounds field, written whole by the kernel.
-            let pages = unsafe { std::ptr::read_volatile(&(*self.shared.mem(slot)).usage_pages) };
-            if pages != MEM_UNSET {
-                out.mem_bytes = Some(pages.saturating_mul(self.page_size));
+        for (r, slot) in out.iter_mut().zip(mem_slots) {
+            if let Some(slot) = slot {
+                // SAFETY: in-bounds field, written whole by the kernel.
+                let pages =
+                    unsafe { std::ptr::read_volatile(&(*self.shared.mem(slot)).usage_pages) };
+                if pages != MEM_UNSET {
+                    r.mem_bytes = Some(pages.saturating_mul(self.page_size));
+                }
             }
         }
         out
     }
 
-    /// One CPU's part: its row's counters of `slots`, plus the slice in progress there.
-    fn read_cpu(&self, cpu: usize, slots: &[u32], now: u64) -> (CgroupStats, Option<u64>) {
+    /// One CPU's state and mailbox, and its row's counters summed per query into `part`
+    /// (query q's slots are `slots[bounds[q]..bounds[q + 1]]`), read consistently.
+    fn read_cpu(
+        &self,
+        cpu: usize,
+        slots: &[u32],
+        bounds: &[usize],
+        part: &mut [CgroupStats],
+    ) -> (CpuState, Option<Mailbox>) {
         let seq = self.shared.seq(cpu);
         let mut tries = 0;
         loop {
@@ -476,18 +532,19 @@ impl Slots {
             }
             // SAFETY: in-bounds elements; a torn copy is detected by the sequence count.
             let st: CpuState = unsafe { std::ptr::read_volatile(self.shared.cpu(cpu)) };
-            let mut part = CgroupStats::default();
-            for &s in slots {
-                // SAFETY: in-bounds element.
-                part.add(&unsafe { std::ptr::read_volatile(self.shared.stats(cpu, s)) });
+            for (q, p) in part.iter_mut().enumerate() {
+                *p = CgroupStats::default();
+                for &s in &slots[bounds[q]..bounds[q + 1]] {
+                    // SAFETY: in-bounds element.
+                    p.add(&unsafe { std::ptr::read_volatile(self.shared.stats(cpu, s)) });
+                }
             }
             let mbox = self.mailbox(cpu);
             fence(Ordering::Acquire);
             if seq.load(Ordering::Relaxed) != s1 && tries < MAX_TRIES {
                 continue;
             }
-            let since = in_progress(&st, mbox.as_ref(), slots, now, &mut part);
-            return (part, since);
+            return (st, mbox);
         }
     }
 
@@ -595,6 +652,48 @@ mod tests {
         let r = slots.read(&[1001, 77], None, 100 * S + 40);
         assert!(r.incomplete);
         assert_eq!(r.stats.cpu_ns, 30);
+    }
+
+    #[test]
+    fn a_batched_read_equals_reads_one_by_one() {
+        let slots = Slots::new(Shared::heap(2));
+        for (i, id) in [41u64, 42, 43, 44].into_iter().enumerate() {
+            let s = slots.watch(id, 9000 + id, 0).unwrap();
+            charge(&slots.shared, i % 2, s, 1000 * id);
+            unsafe { (*slots.shared.mem(s)).usage_pages = id };
+        }
+        let b = slots.slot_of(42).unwrap();
+        switch_in(&slots.shared, 1, 0x77, b, 0, 50 * S);
+        let now = 50 * S + 123;
+        let queries = [
+            Query {
+                ids: &[41, 42],
+                mem_of: Some(41),
+            },
+            Query {
+                ids: &[43],
+                mem_of: Some(43),
+            },
+            Query {
+                ids: &[],
+                mem_of: None,
+            },
+            Query {
+                ids: &[44, 99],
+                mem_of: Some(44),
+            },
+        ];
+        let many = slots.read_many(&queries, now);
+        let one: Vec<Reading> = queries
+            .iter()
+            .map(|q| slots.read(q.ids, q.mem_of, now))
+            .collect();
+        assert_eq!(many, one);
+        assert_eq!(many[0].stats.cpu_ns, 41_000 + 42_000 + 123);
+        assert_eq!(many[0].running_since_ns, Some(50 * S));
+        assert_eq!(many[1].mem_bytes, Some(43 * page_size()));
+        assert!(many[3].incomplete && !many[0].incomplete);
+        assert_eq!(many[2], Reading::default());
     }
 
     #[test]

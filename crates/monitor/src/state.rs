@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use super::config::{Backend, MonitorConfig};
 use super::discovery::{Found, Matcher};
 use super::ebpf::Kernel;
+use super::slots::{Query, Reading};
 use faasload_cgroup::{CgroupReader, Controller, Counters, Layout, inode};
 use faasload_os::clock::{EpochMap, epoch_ns, mono_ns};
 
@@ -421,6 +422,19 @@ impl Monitor {
         true
     }
 
+    /// Container `id`'s memory cgroup (id `mem_id`) was created after the container was
+    /// discovered: the kernel samples it from now on.
+    pub fn memory_cgroup_appeared(&self, id: &str, mem_id: u64) {
+        let Some(c) = self.container(id) else { return };
+        let mut i = c.lock();
+        if i.mem_id == 0 && i.life != Life::Removed {
+            i.mem_id = mem_id;
+            if let (Some(k), Some(&own)) = (&self.kernel, i.cpu_ids.first()) {
+                k.watch(own, mem_id);
+            }
+        }
+    }
+
     /// Inode (cgroup id) of container `rel`'s memory cgroup, 0 if it has none (yet).
     fn mem_id_of(&self, rel: &Path) -> u64 {
         self.layout
@@ -553,7 +567,20 @@ impl Monitor {
             };
         };
         let r = k.read(cpu_ids, cpu_ids.first().copied());
-        let now = epoch_ns();
+        self.sample_from(c, k, &r, mem, sampled, epoch_ns())
+    }
+
+    /// A sample of container `c` at epoch time `now` from the kernel's reading `r`
+    /// (eBPF backend), memory completed from files where the kernel has none.
+    fn sample_from(
+        &self,
+        c: &Container,
+        k: &Kernel,
+        r: &Reading,
+        mem: &mut MemTrack,
+        sampled: bool,
+        now: u64,
+    ) -> Sample {
         let mut mem_bytes = match (r.mem_bytes, mem.file) {
             (Some(b), _) if sampled => Some(b),
             // The kernel has not located the memory cgroup: none of the container's
@@ -566,9 +593,11 @@ impl Monitor {
             {
                 Some(m)
             }
-            _ => {
+            (_, last) => {
                 if sampled {
-                    k.note_mem_file_read();
+                    let ran = r.running_since_ns.is_some()
+                        || last.is_none_or(|(_, cpu, _)| cpu != r.stats.cpu_ns);
+                    k.note_mem_file_read(ran);
                 }
                 let m = c.reader.mem_bytes();
                 mem.file = m.map(|m| (now, r.stats.cpu_ns, m));
@@ -606,17 +635,38 @@ impl Monitor {
     /// kernel has not located yet, and for `memory.stat` at most once per second.
     pub fn sample_all(&self) {
         let max_age = (self.cfg.max_age_s * 1e9) as u64;
-        let sampled = self.kernel.as_ref().is_some_and(|k| k.sample_memory());
         let subscribed = self.stream.receiver_count() > 0;
-        for c in self.containers() {
-            let (ids, mut mem) = {
+        let live: Vec<(Arc<Container>, Vec<u64>, MemTrack)> = self
+            .containers()
+            .into_iter()
+            .filter_map(|c| {
                 let i = c.lock();
-                if i.life == Life::Removed {
-                    continue;
-                }
-                (i.cpu_ids.clone(), i.mem)
+                let keep = (i.life != Life::Removed).then(|| (i.cpu_ids.clone(), i.mem));
+                drop(i);
+                keep.map(|(ids, mem)| (c, ids, mem))
+            })
+            .collect();
+        // eBPF: every container's memory read by one program run, then one pass over
+        // the mapped arrays for all of them.
+        let readings = self.kernel.as_ref().map(|k| {
+            let sampled = k.sample_memory();
+            let queries: Vec<Query<'_>> = live
+                .iter()
+                .map(|(_, ids, _)| Query {
+                    ids,
+                    mem_of: ids.first().copied(),
+                })
+                .collect();
+            (k, sampled, k.read_many(&queries), epoch_ns())
+        });
+        for (n, (c, ids, mut mem)) in live.into_iter().enumerate() {
+            let s = match &readings {
+                Some((k, sampled, rs, now)) => match rs.get(n) {
+                    Some(r) => self.sample_from(&c, k, r, &mut mem, *sampled, *now),
+                    None => continue,
+                },
+                None => self.sample_of(&c, &ids, &mut mem, false),
             };
-            let s = self.sample_of(&c, &ids, &mut mem, sampled);
             let mut i = c.lock();
             i.mem = mem;
             i.ring.push_back(s);
