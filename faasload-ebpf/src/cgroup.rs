@@ -53,6 +53,9 @@ global!(KEY_CFS_RQ);
 global!(OFF_SE_CFS_RQ);
 global!(OFF_CFS_RQ_TG);
 global!(OFF_TG_CSS);
+global!(CLOCK_FROM_RQ);
+global!(OFF_CFS_RQ_RQ);
+global!(OFF_RQ_CLOCK);
 
 /// Reads a load-time global (volatile, so that the compiler does not fold the zero it
 /// was compiled with; the verifier sees the value user space set).
@@ -227,6 +230,23 @@ unsafe fn cached(
         core::ptr::write_volatile(&mut (*e).generation, generation);
         on_fill(slot);
         slot
+    }
+}
+
+/// The clock of the run queue `task` is on (`se.cfs_rq->rq->clock`), 0 if unreadable.
+/// At a switch the scheduler has just updated it.
+#[inline(always)]
+pub unsafe fn rq_clock(task: *const u8) -> u64 {
+    unsafe {
+        let cfs_rq: *const u8 = load(task, g(&OFF_TASK_SE) + g(&OFF_SE_CFS_RQ));
+        if cfs_rq.is_null() {
+            return 0;
+        }
+        let rq: *const u8 = load(cfs_rq, g(&OFF_CFS_RQ_RQ));
+        if rq.is_null() {
+            return 0;
+        }
+        load(rq, g(&OFF_RQ_CLOCK))
     }
 }
 

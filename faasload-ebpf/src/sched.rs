@@ -35,12 +35,14 @@ use aya_ebpf::{
     macros::{btf_tracepoint, raw_tracepoint},
     programs::{BtfTracePointContext, RawTracePointContext},
 };
-use faasload_common::{CpuState, NO_SLOT, REGION_SWITCH, REGION_WAKEUP, SLOTS, counter};
+use faasload_common::{
+    CAL_PERIOD_NS, CpuState, NO_SLOT, REGION_SWITCH, REGION_WAKEUP, SLOTS, counter,
+};
 
 use crate::cgroup::{
-    MEMORY_SUBSYS_ID, OFF_CSS_CGROUP, OFF_CSS_MEMCG_USAGE, OFF_TASK_POLICY, OFF_TASK_PRIO,
-    cgroup_id, find_slot, g, load, task_cgroup, task_css, task_prev_sum, task_slot_cached,
-    task_sum,
+    CLOCK_FROM_RQ, MEMORY_SUBSYS_ID, OFF_CSS_CGROUP, OFF_CSS_MEMCG_USAGE, OFF_TASK_POLICY,
+    OFF_TASK_PRIO, cgroup_id, find_slot, g, load, rq_clock, task_cgroup, task_css, task_prev_sum,
+    task_slot_cached, task_sum,
 };
 use crate::maps::{CPU_STATE, MEM_LIST, SLOT_MEM, count, stats_at};
 
@@ -107,11 +109,37 @@ pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     wv(&mut st.slot, slot);
     wv(&mut st.start_sum, unsafe { task_sum(next) });
     if slot != NO_SLOT {
-        // SAFETY: helper without arguments.
-        wv(&mut st.start_ns, unsafe { bpf_ktime_get_ns() });
+        stamp(st, next);
     }
     wv(&mut st.seq, seq + 2);
     0
+}
+
+/// Records when `next` was switched in: the run queue's clock, with a CLOCK_MONOTONIC
+/// reading to convert it every `CAL_PERIOD_NS` (see [`CpuState`]).
+#[inline(always)]
+fn stamp(st: &mut CpuState, next: *const u8) {
+    // SAFETY: typed kernel pointer.
+    let clock = if g(&CLOCK_FROM_RQ) == 1 {
+        unsafe { rq_clock(next) }
+    } else {
+        0
+    };
+    if clock == 0 {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        wv(&mut st.start_clock, now);
+        wv(&mut st.cal_clock, now);
+        wv(&mut st.cal_ktime, now);
+        return;
+    }
+    wv(&mut st.start_clock, clock);
+    let cal = rv(&st.cal_clock);
+    if cal == 0 || clock.wrapping_sub(cal) > CAL_PERIOD_NS {
+        wv(&mut st.cal_clock, clock);
+        // SAFETY: helper without arguments.
+        wv(&mut st.cal_ktime, unsafe { bpf_ktime_get_ns() });
+    }
 }
 
 /// Charges the slice `prev` just ended: to the slot recorded at its switch-in, or, if it

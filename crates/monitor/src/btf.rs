@@ -147,6 +147,10 @@ pub struct FairGroupOffsets {
     pub cfs_rq_tg: u64,
     /// `task_group.css` (its css in the `cpu` controller).
     pub tg_css: u64,
+    /// `cfs_rq.rq` (the CPU's run queue).
+    pub cfs_rq_rq: u64,
+    /// `rq.clock` (its clock, updated at every switch).
+    pub rq_clock: u64,
 }
 
 impl KernelOffsets {
@@ -191,12 +195,18 @@ impl KernelOffsets {
                 btf.member_offset("sched_entity", "cfs_rq"),
                 btf.member_offset("cfs_rq", "tg"),
                 btf.member_offset("task_group", "css"),
+                btf.member_offset("cfs_rq", "rq"),
+                btf.member_offset("rq", "clock"),
             ) {
-                (Ok(se_cfs_rq), Ok(cfs_rq_tg), Ok(tg_css)) => Some(FairGroupOffsets {
-                    se_cfs_rq,
-                    cfs_rq_tg,
-                    tg_css,
-                }),
+                (Ok(se_cfs_rq), Ok(cfs_rq_tg), Ok(tg_css), Ok(cfs_rq_rq), Ok(rq_clock)) => {
+                    Some(FairGroupOffsets {
+                        se_cfs_rq,
+                        cfs_rq_tg,
+                        tg_css,
+                        cfs_rq_rq,
+                        rq_clock,
+                    })
+                }
                 _ => None,
             },
         })
@@ -893,7 +903,11 @@ mod tests {
         // Every kernel with the cpu controller's shares has fair group scheduling.
         let f = k.fair_group.expect("CONFIG_FAIR_GROUP_SCHED");
         assert!(
-            f.se_cfs_rq % 8 == 0 && f.cfs_rq_tg % 8 == 0 && f.tg_css % 8 == 0,
+            f.se_cfs_rq % 8 == 0
+                && f.cfs_rq_tg % 8 == 0
+                && f.tg_css % 8 == 0
+                && f.cfs_rq_rq % 8 == 0
+                && f.rq_clock % 8 == 0,
             "{f:?}"
         );
         assert!(

@@ -132,7 +132,12 @@ impl Kernel {
             se_cfs_rq: 0,
             cfs_rq_tg: 0,
             tg_css: 0,
+            cfs_rq_rq: 0,
+            rq_clock: 0,
         };
+        // Switch-in times from the run queue's clock wherever the task's run queue is
+        // reachable (fair group scheduling), else from bpf_ktime_get_ns.
+        let clock_from_rq = u64::from(off.fair_group.is_some());
         let (key_cfs_rq, fg) = match (mode, off.fair_group) {
             (MODE_V1, Some(f)) => (1u64, f),
             (_, f) => (0u64, f.unwrap_or(no_fair)),
@@ -151,6 +156,9 @@ impl Kernel {
             .override_global(globals::OFF_SE_CFS_RQ, &fg.se_cfs_rq, true)
             .override_global(globals::OFF_CFS_RQ_TG, &fg.cfs_rq_tg, true)
             .override_global(globals::OFF_TG_CSS, &fg.tg_css, true)
+            .override_global(globals::CLOCK_FROM_RQ, &clock_from_rq, true)
+            .override_global(globals::OFF_CFS_RQ_RQ, &fg.cfs_rq_rq, true)
+            .override_global(globals::OFF_RQ_CLOCK, &fg.rq_clock, true)
             .override_global(globals::CGROUP_MODE, &mode, true)
             .override_global(globals::OFF_TASK_CGROUPS, &off.task_cgroups, true)
             .override_global(globals::OFF_CSS_SET_SUBSYS, &off.css_set_subsys, true)

@@ -579,7 +579,11 @@ fn in_progress(
     }
     let mut slot = st.slot;
     let mut from_sum = st.start_sum;
-    let mut from_ns = st.start_ns;
+    let mut from_ns = if st.start_clock == 0 {
+        0
+    } else {
+        st.start_mono()
+    };
     if let Some(m) = mbox
         && m.generation != st.mbox_seen
         && m.task == st.task
@@ -618,7 +622,9 @@ mod tests {
             (*p).task = task;
             (*p).slot = slot;
             (*p).start_sum = sum;
-            (*p).start_ns = ns;
+            (*p).start_clock = ns;
+            (*p).cal_clock = 0;
+            (*p).cal_ktime = 0;
             (*p).seq = seq + 2;
         }
     }
@@ -652,6 +658,25 @@ mod tests {
         let r = slots.read(&[1001, 77], None, 100 * S + 40);
         assert!(r.incomplete);
         assert_eq!(r.stats.cpu_ns, 30);
+    }
+
+    #[test]
+    fn switch_in_times_are_converted_to_the_monotonic_clock() {
+        let slots = Slots::new(Shared::heap(1));
+        let a = slots.watch(51, 0, 0).unwrap();
+        // The run queue's clock is 7 s behind CLOCK_MONOTONIC (calibrated at 90 s).
+        let p = slots.shared.cpu(0);
+        unsafe {
+            (*p).task = 0x51;
+            (*p).slot = a;
+            (*p).start_sum = 1;
+            (*p).start_clock = 93 * S;
+            (*p).cal_clock = 90 * S;
+            (*p).cal_ktime = 97 * S;
+        }
+        let r = slots.read(&[51], None, 100 * S + 5);
+        assert_eq!(r.running_since_ns, Some(100 * S));
+        assert_eq!(r.stats.cpu_ns, 5);
     }
 
     #[test]
@@ -855,7 +880,7 @@ mod tests {
         // 8-byte elements (writing them 4 bytes apart put half the slots out of reach).
         assert_eq!(stride::<u32>(), 8);
         assert_eq!(stride::<CgroupStats>(), 64);
-        assert_eq!(stride::<CpuState>(), 192);
+        assert_eq!(stride::<CpuState>(), 256);
         assert_eq!(stride::<SlotMem>(), 24);
         let sh = Shared::heap(1);
         let base = sh.mem_list.ptr as usize;
