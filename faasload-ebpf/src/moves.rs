@@ -11,6 +11,16 @@
 //! have a single writer. A switch-out racing with this program keeps the whole slice in
 //! the old cgroup: the error is bounded by this program's own run time.
 //!
+//! The split point is the task's `sum_exec_runtime` read here: with the `cpu` controller
+//! (v1, or v2 with it enabled) `sched_move_task` has just brought it up to the move;
+//! without it (v2 without the `cpu` controller) it is as of the task's last tick, which
+//! is also where the kernel's own counters split the slice (they charge time not yet
+//! accounted to the cgroup the task is in when it is). One difference remains: on v2 with
+//! the `cpu` controller the kernel charges the part since the last tick (at most one
+//! tick) to the new cgroup, the monitor to the old one, where it ran. The test machine
+//! (v1, `cpu` hierarchy written first) agrees to the nanosecond (tests/monitor.rs,
+//! `moves_charge_the_cgroup_moved_into_*`).
+//!
 //! Without this, the time a moved task ran in its new cgroup until its next switch-out
 //! stayed charged to the old one (and the old design charged the old cgroup's part of
 //! the slice to the new one).

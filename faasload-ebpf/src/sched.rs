@@ -1,16 +1,18 @@
-//! Scheduler programs: on-CPU time, switch counts and memory samples per watched cgroup
-//! on `sched_switch`, plus wake-ups and migrations. O(1) work per event, no map update
-//! that needs a lock or an allocation, nothing sent to user space.
+//! Scheduler programs: on-CPU time and switch counts per watched cgroup on
+//! `sched_switch`, plus wake-ups and migrations, and `mem_sample`, the per-tick memory
+//! reader. O(1) work per event, no map update that needs a lock or an allocation,
+//! nothing sent to user space.
 //!
 //! CPU time is the scheduler's own accounting (`se.sum_exec_runtime`, the figure cgroup
 //! cpuacct and `cpu.stat` sum). At switch-in the CPU's [`CpuState`] records the task, its
-//! cgroup's slot and its `sum_exec_runtime`; at its switch-out the difference is exactly
-//! the slice that just ended (the kernel has run `update_curr` for it before the
-//! tracepoint), charged to the slot in this CPU's row of `SLOT_STATS` (plain adds: each
-//! CPU owns its row). Unlike `prev_sum_exec_runtime`, the recorded start is right for
-//! every scheduling class (real-time and sched_ext tasks never update that field).
-//! Tasks of cgroups that are not watched cost one table probe at switch-in and a
-//! compare at switch-out.
+//! cgroup's slot, its `sum_exec_runtime` and the run queue's clock; at its switch-out the
+//! difference of the sums is exactly the slice that just ended (the kernel has run
+//! `update_curr` for it before the tracepoint), charged to the slot in this CPU's row of
+//! `SLOT_STATS` (plain adds: each CPU owns its row). Unlike `prev_sum_exec_runtime`, the
+//! recorded start is right for every scheduling class (real-time and sched_ext tasks
+//! never update that field). The slot comes from the CPU's key cache (see
+//! [`crate::cgroup`]); a task of a cgroup that is not watched costs that cache lookup at
+//! switch-in and a compare at switch-out.
 //!
 //! What this trades: the start of a slice is remembered per CPU, not per task. A
 //! switch-out whose switch-in was not seen (the first switch on each CPU after loading;
@@ -19,17 +21,21 @@
 //! charged from the scheduler's own start of the slice instead, which is exact for
 //! normal (fair-class) tasks; a real-time task's slice is then lost, counted in
 //! `LOST_NS`, never charged to another cgroup. While such a slice runs, user space does
-//! not see it as in progress (it is charged at its switch-out). Keeping per-task state
-//! for every switch instead cost far more: the old per-thread LRU hash took 1.3-1.4 µs
-//! per `sched_switch` at 100 busy containers; task-local storage would be cheaper but aya
-//! 0.14 cannot create the BTF-described map it needs.
+//! not see it as in progress (it is charged at its switch-out). Keeping "nothing lost"
+//! needs per-task state written at every switch-out: measured on the test machine (100
+//! busy containers, paired runs of both programs on the same switches), a hash map
+//! keyed by task updated at each switch-out of a watched task adds 270-320 ns per
+//! `sched_switch` run (to ~400 ns); the previous per-thread LRU hash took 1.3-1.5 µs.
+//! Task-local storage would be cheaper, but aya 0.14 cannot create the BTF-described
+//! map it needs.
 //!
-//! Memory: the switch program only learns, once per container, where its memory
-//! cgroup is (when a CPU's key cache first sees one of its tasks); `mem_sample` reads every
-//! container's page counter when user space runs it, once per tick. Copying the page
-//! counter at every switch-out instead (walking the task's css to its cgroup id to check
-//! it) cost ~300 ns more per switch at 100 busy containers, and its value went stale
-//! while a task ran without a switch.
+//! Memory: the switch program only learns, once per container, where its memory cgroup
+//! is (when a CPU's key cache first sees one of its tasks); `mem_sample` reads every
+//! listed container's page counter when user space runs it, once per tick (~3-4 µs for
+//! 100 containers). Copying the page counter at every switch-out instead (walking the
+//! task's css to its cgroup id to check it) cost ~300 ns more per switch at 100 busy
+//! containers, grew with the switch rate rather than the tick rate, and went stale while
+//! a task ran without a switch.
 use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{btf_tracepoint, raw_tracepoint},

@@ -644,7 +644,7 @@ mod tests {
         charge(&slots.shared, 1, b, 300);
         charge(&slots.shared, 0, other, 7);
         // CPU 1 runs a task of `b` since t=100 s.
-        switch_in(&slots.shared, 1, 0xffff_1, b, 5 * S, 100 * S);
+        switch_in(&slots.shared, 1, 0xffff1, b, 5 * S, 100 * S);
         let r = slots.read(&[1001, 1002], Some(1001), 100 * S + 40);
         assert_eq!(r.stats.cpu_ns, 10 + 20 + 300 + 40);
         assert_eq!(r.running_since_ns, Some(100 * S));
