@@ -9,8 +9,8 @@ use faasload_loader::openwhisk::{
     Backend, Endpoint, GenericHttp, GenericOptions, HttpOptions, OpenWhisk, OpenWhiskOptions,
     OutcomeClass, PollOptions, RetryOptions,
 };
-use faasload_tests::openwhisk_fake::{FakeServer, Reply, Request, self_signed};
 use faasload_trace::{Function, User};
+use faasload_tests::openwhisk_fake::{FakeServer, Reply, Request, self_signed};
 use serde_json::{Map, Value, json};
 
 const ID: &str = "0123456789abcdef0123456789abcdef";

@@ -10,8 +10,8 @@ use faasload_loader::openwhisk::{
     Backend, Endpoint, OpenWhisk, OpenWhiskOptions, OutcomeClass, deploy_all,
 };
 use faasload_platform::config::GUEST_AUTH;
-use faasload_tests::platform::{TestPlatform, functions};
 use faasload_trace::{Function, Trace, User};
+use faasload_tests::platform::{TestPlatform, functions};
 use serde_json::{Map, Value, json};
 
 fn function(name: &str, file: &str, timeout_ms: u32) -> Function {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use faasload_results::store::LoadStatus;
-use faasload_tests::{bin, last_load, require_root};
 use faasload_trace::{Invocation, Trace, load};
+use faasload_tests::{bin, last_load, require_root};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)

@@ -46,10 +46,7 @@ fn main() {
 
     let path = search_path();
     let Some(linker) = find_in(&path, "bpf-linker") else {
-        fail(
-            "bpf-linker is not on PATH nor in cargo's bin directory",
-            None,
-        );
+        fail("bpf-linker is not on PATH nor in cargo's bin directory", None);
     };
 
     // A clean environment: the outer build's variables (RUSTC, RUSTFLAGS, CARGO_CFG_*,
@@ -59,28 +56,16 @@ fn main() {
         .env_clear()
         .args(["run", NIGHTLY, "cargo", "build", "--release"])
         .current_dir(&ebpf_dir)
-        .env(
-            "PATH",
-            std::env::join_paths(&path).expect("PATH entries have no ':'"),
-        )
+        .env("PATH", std::env::join_paths(&path).expect("PATH entries have no ':'"))
         .env("CARGO_TARGET_DIR", &target_dir);
-    for keep in [
-        "HOME",
-        "RUSTUP_HOME",
-        "CARGO_HOME",
-        "CARGO_MAKEFLAGS",
-        "TMPDIR",
-    ] {
+    for keep in ["HOME", "RUSTUP_HOME", "CARGO_HOME", "CARGO_MAKEFLAGS", "TMPDIR"] {
         if let Some(v) = std::env::var_os(keep) {
             cargo.env(keep, v);
         }
     }
     let out = match cargo.output() {
         Ok(out) => out,
-        Err(e) => fail(
-            &format!("cannot run `rustup run {NIGHTLY} cargo`: {e}"),
-            None,
-        ),
+        Err(e) => fail(&format!("cannot run `rustup run {NIGHTLY} cargo`: {e}"), None),
     };
     if !out.status.success() {
         fail(
@@ -95,10 +80,7 @@ fn main() {
     let object = target_dir.join("bpfel-unknown-none/release/faasload-ebpf");
     if !object.is_file() {
         fail(
-            &format!(
-                "the kernel build succeeded but {} is missing",
-                object.display()
-            ),
+            &format!("the kernel build succeeded but {} is missing", object.display()),
             Some(&String::from_utf8_lossy(&out.stderr)),
         );
     }

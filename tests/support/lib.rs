@@ -53,12 +53,7 @@ pub fn unique(tag: &str) -> String {
 }
 
 /// The status and rows of the last load in the SQLite store `db`.
-pub fn last_load(
-    db: &Path,
-) -> (
-    faasload_results::store::LoadStatus,
-    Vec<faasload_results::store::StoredRow>,
-) {
+pub fn last_load(db: &Path) -> (faasload_results::store::LoadStatus, Vec<faasload_results::store::StoredRow>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
