@@ -417,7 +417,7 @@ pub fn cpu_hierarchy_id(layout: &Layout) -> u32 {
     hierarchy_id(layout, "cpu")
 }
 
-/// Hierarchy id of the v1 `memory` controller, or 0 for cgroup v2.
+/// Hierarchy id of the v1 `memory` controller, or 0 for cgroup v2 (or without it).
 pub fn memory_hierarchy_id(layout: &Layout) -> u32 {
     hierarchy_id(layout, "memory")
 }

@@ -38,7 +38,7 @@ fn handle(m: &Monitor, cpu_h: u32, mem_h: u32, ev: &faasload_common::Event) {
     match ev.kind {
         // On v1 a container's memory directory appears after its cpu one (each
         // hierarchy is made in turn): its memory cgroup is then told to the kernel.
-        event_kind::CGROUP_MKDIR if ev.hierarchy == mem_h && mem_h != cpu_h => {
+        event_kind::CGROUP_MKDIR if ev.hierarchy == mem_h && mem_h != 0 && mem_h != cpu_h => {
             let rel = event_path(ev).trim_start_matches('/');
             if let Some(f) = m.matcher.matches(rel) {
                 m.memory_cgroup_appeared(&f.id, ev.cgroup);
