@@ -150,7 +150,9 @@ fn moves_charge_the_cgroup_moved_into(v: Version) {
     let pid = burner.0.id();
     home.add_pid(pid).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    for round in 0..4 {
+    // Three rounds: with the first move, seven moves, within the kernel's eight splits
+    // per slice should the burner run them all in one slice.
+    for round in 0..3 {
         let act = unique("mv").replace('-', "");
         let before = cpu_usage_ns(&dest, v);
         assert_eq!(
@@ -160,7 +162,11 @@ fn moves_charge_the_cgroup_moved_into(v: Version) {
             json!({"ok": true})
         );
         dest.add_pid(pid).unwrap();
-        std::thread::sleep(Duration::from_millis(60));
+        // Until it has run a while there (on a busy machine it may wait for a CPU).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while cpu_usage_ns(&dest, v) - before < 30_000_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         home.add_pid(pid).unwrap();
         assert_eq!(
             m.notify(
@@ -174,7 +180,7 @@ fn moves_charge_the_cgroup_moved_into(v: Version) {
             .as_u64()
             .unwrap_or_else(|| panic!("no cpu_ns: {s}"));
         assert!(
-            truth >= 5_000_000,
+            truth >= 30_000_000,
             "round {round}: the burner hardly ran in the container ({truth} ns)"
         );
         let tol = ((truth as f64) * 0.01).max(200_000.0);

@@ -87,6 +87,11 @@ pub mod globals {
     pub const OFF_TASK_POLICY: &str = "OFF_TASK_POLICY";
     /// Byte offset of `task_struct.prio` (effective priority; < 100: real-time).
     pub const OFF_TASK_PRIO: &str = "OFF_TASK_PRIO";
+    /// Byte offset of `task_struct.on_cpu` (0: unknown; moves of a task whose switch-in
+    /// was not seen are then not split).
+    pub const OFF_TASK_ON_CPU: &str = "OFF_TASK_ON_CPU";
+    /// Byte offset, from `task_struct`, of the CPU it is on (`thread_info.cpu`).
+    pub const OFF_TASK_CPU: &str = "OFF_TASK_CPU";
     /// Byte offset, from a memory controller's `cgroup_subsys_state`, of its page
     /// counter's usage in pages: `mem_cgroup.memory.usage - mem_cgroup.css`.
     pub const OFF_CSS_MEMCG_USAGE: &str = "OFF_CSS_MEMCG_USAGE";
@@ -159,8 +164,13 @@ pub const SLOT_TOMBSTONE: u64 = u64::MAX;
 pub const NO_SLOT: u32 = u32::MAX;
 /// Upper bound of possible CPUs the move hook looks at (verifier loop bound).
 pub const MAX_CPUS: u32 = 1024;
-/// Moves of one running task within one slice remembered separately.
-pub const MAX_SPLITS: usize = 4;
+/// Moves of one running task within one slice remembered separately (later ones are
+/// merged into the last, counted in `MOVES_OVERFLOW`).
+pub const MAX_SPLITS: usize = 8;
+/// [`Mailbox::base`] of moves of a task that runs on the CPU although its switch-in was
+/// not seen (a switch the kernel did not trace): the slice's start is unknown, the parts
+/// after the first split are not.
+pub const ADOPTED: u64 = u64::MAX;
 /// [`SlotMem::usage_pages`] before the kernel has read the page counter for that slot.
 pub const MEM_UNSET: u64 = u64::MAX;
 /// Entries of one region of the key cache (a power of two; direct-mapped).
@@ -258,8 +268,9 @@ pub struct Split {
 
 /// Moves of the task running on a CPU, published by the `cgroup_attach_task` program
 /// (which runs on another CPU, under the kernel's cgroup mutex, so one at a time) for the
-/// CPU's own switch program to apply at the task's switch-out. Valid while `generation` differs
-/// from [`CpuState::mbox_seen`] and `task`/`base` match the running slice.
+/// CPU's own switch program to apply at the task's switch-out. Valid while `generation`
+/// differs from [`CpuState::mbox_seen`] and `task`/`base` match the running slice (or
+/// `base` is [`ADOPTED`]: `task` runs there unrecorded).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mailbox {
@@ -273,6 +284,7 @@ pub struct Mailbox {
     pub count: u32,
     pub _pad: u32,
     pub splits: [Split; MAX_SPLITS],
+    pub _reserved: [u64; 4],
 }
 
 /// What runs on one CPU since its last context switch. The first two cache lines are
@@ -309,8 +321,14 @@ pub struct CpuState {
     pub cal_ktime: u64,
     /// Switch-outs of a task other than the one recorded at switch-in (a run missed).
     pub unmatched: u64,
-    pub _reserved: [u64; 6],
-    /// Moves of the running task (third and fourth cache lines).
+    /// Written by `mem_sample` (user space's tick, on any CPU): `seq | 1` when it first
+    /// found the recorded task not running on this CPU, `seq` when it found it again at a
+    /// later run with no switch since (switched out unseen: a task being switched in is
+    /// briefly not "on CPU" yet). While `seq` equals it, user space counts no part of the
+    /// slice in progress here.
+    pub stale_seq: u64,
+    pub _reserved: [u64; 5],
+    /// Moves of the running task (from the third cache line on).
     pub mbox: Mailbox,
 }
 
@@ -367,8 +385,8 @@ pub struct Event {
 const _: () = assert!(core::mem::size_of::<CgroupStats>() == 64);
 const _: () = assert!(core::mem::size_of::<SlotMem>() == 24);
 const _: () = assert!(core::mem::size_of::<CacheEntry>() == 16);
-const _: () = assert!(core::mem::size_of::<Mailbox>() == 128);
-const _: () = assert!(core::mem::size_of::<CpuState>() == 256);
+const _: () = assert!(core::mem::size_of::<Mailbox>() == 256);
+const _: () = assert!(core::mem::size_of::<CpuState>() == 384);
 const _: () = assert!(core::mem::offset_of!(CpuState, mbox) == 128);
 
 #[cfg(feature = "user")]

@@ -44,6 +44,8 @@ global!(OFF_SE_PREV_SUM);
 global!(OFF_TASK_TGID);
 global!(OFF_TASK_POLICY);
 global!(OFF_TASK_PRIO);
+global!(OFF_TASK_ON_CPU);
+global!(OFF_TASK_CPU);
 global!(OFF_CSS_MEMCG_USAGE);
 global!(CPU_SUBSYS_ID);
 global!(MEMORY_SUBSYS_ID);

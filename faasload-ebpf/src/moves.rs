@@ -11,6 +11,10 @@
 //! have a single writer. A switch-out racing with this program keeps the whole slice in
 //! the old cgroup: the error is bounded by this program's own run time.
 //!
+//! If the moved leader runs but no CPU has it recorded (its switch-in was not traced),
+//! the split goes to the mailbox of the CPU it is on with base `ADOPTED`: its switch-out
+//! charges the parts after the move (the part before is unknown: lost, not misattributed).
+//!
 //! The split point is the task's `sum_exec_runtime` read here: with the `cpu` controller
 //! (v1, or v2 with it enabled) `sched_move_task` has just brought it up to the move;
 //! without it (v2 without the `cpu` controller) it is as of the task's last tick, which
@@ -29,11 +33,11 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use faasload_common::{MAX_CPUS, MAX_SPLITS, counter};
+use faasload_common::{ADOPTED, CpuState, MAX_CPUS, MAX_SPLITS, counter};
 
 use crate::cgroup::{
-    CPU_HIERARCHY, NR_CPUS, OFF_SE_SUM, OFF_TASK_SE, OFF_TASK_TGID, cgroup_id, find_slot, g,
-    hierarchy_id, load,
+    CPU_HIERARCHY, NR_CPUS, OFF_SE_SUM, OFF_TASK_CPU, OFF_TASK_ON_CPU, OFF_TASK_SE, OFF_TASK_TGID,
+    cgroup_id, find_slot, g, hierarchy_id, load,
 };
 use crate::maps::{CPU_STATE, count};
 use crate::sched::{inc, rv, wv};
@@ -55,48 +59,90 @@ pub fn cgroup_attach_task(ctx: BtfTracePointContext) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let n = g(&NR_CPUS);
     let mut cpu = 0u32;
+    let mut recorded = false;
     while cpu < MAX_CPUS {
         if u64::from(cpu) >= n {
             break;
         }
-        split_on(cpu, task as u64, tgid, threadgroup & 1 != 0, new_slot, now);
+        recorded |= split_on(cpu, task as u64, tgid, threadgroup & 1 != 0, new_slot, now);
         cpu += 1;
+    }
+    if !recorded && g(&OFF_TASK_ON_CPU) != 0 {
+        // SAFETY: typed kernel pointer.
+        let (on_cpu, cpu, sum) = unsafe {
+            (
+                load::<i32>(task, g(&OFF_TASK_ON_CPU)),
+                load::<u32>(task, g(&OFF_TASK_CPU)),
+                load::<u64>(task, g(&OFF_TASK_SE) + g(&OFF_SE_SUM)),
+            )
+        };
+        if on_cpu != 0 && u64::from(cpu) < n {
+            adopt_on(cpu, task as u64, sum, new_slot, now);
+        }
     }
     0
 }
 
-/// Publishes a split on `cpu` if the task it runs is `task` (or one of its threads).
+/// The leader runs on `cpu` but its switch-in was not seen there (a switch the kernel
+/// did not trace): publishes the split with base [`ADOPTED`], so its switch-out charges
+/// the parts after this move (the part before is unknown: lost, not misattributed).
 #[inline(always)]
-fn split_on(cpu: u32, task: u64, tgid: i32, threadgroup: bool, new_slot: u32, now: u64) {
+fn adopt_on(cpu: u32, task: u64, sum: u64, new_slot: u32, now: u64) {
     let Some(st) = CPU_STATE.get_ptr_mut(cpu) else {
         return;
+    };
+    // SAFETY: an element of the array map; its mailbox belongs to this program.
+    let st = unsafe { &mut *st };
+    let pending = rv(&st.mbox.generation) != rv(&st.mbox_seen)
+        && rv(&st.mbox.task) == task
+        && rv(&st.mbox.base) == ADOPTED;
+    let used = if pending {
+        (rv(&st.mbox.count) as usize).min(MAX_SPLITS)
+    } else {
+        0
+    };
+    if !pending {
+        wv(&mut st.mbox.task, task);
+        wv(&mut st.mbox.base, ADOPTED);
+    }
+    publish(st, used, sum, now, new_slot);
+}
+
+/// Publishes a split on `cpu` if the task recorded there is `task` (or one of its
+/// threads). Returns whether `task` itself is recorded there.
+#[inline(always)]
+fn split_on(cpu: u32, task: u64, tgid: i32, threadgroup: bool, new_slot: u32, now: u64) -> bool {
+    let Some(st) = CPU_STATE.get_ptr_mut(cpu) else {
+        return false;
     };
     // SAFETY: an element of the array map; its first line belongs to `cpu`'s switch
     // program (read only here), its mailbox to this program.
     let st = unsafe { &mut *st };
     let seq = rv(&st.seq);
-    if seq & 1 == 1 {
-        return; // switching right now: the new slice starts in the new cgroup
-    }
     let t = rv(&st.task);
+    if seq & 1 == 1 {
+        // Switching right now: the new slice starts in the new cgroup.
+        return t == task;
+    }
     if t == 0 {
-        return;
+        return false;
     }
     if t != task {
         if !threadgroup {
-            return;
+            return false;
         }
         let tg = (t + g(&OFF_TASK_TGID)) as *const i32;
         // SAFETY: bpf_probe_read_kernel validates the address.
         match unsafe { bpf_probe_read_kernel(tg) } {
             Ok(v) if v == tgid => {}
-            Ok(_) => return,
+            Ok(_) => return false,
             Err(_) => {
                 count(counter::READ_FAILED, 1);
-                return;
+                return false;
             }
         }
     }
+    let leader = t == task;
     let base = rv(&st.start_sum);
     let pending = rv(&st.mbox.generation) != rv(&st.mbox_seen)
         && rv(&st.mbox.task) == t
@@ -111,21 +157,28 @@ fn split_on(cpu: u32, task: u64, tgid: i32, threadgroup: bool, new_slot: u32, no
         None => rv(&st.slot),
     };
     if current == new_slot {
-        return;
+        return leader;
     }
     let sum_at = (t + g(&OFF_TASK_SE) + g(&OFF_SE_SUM)) as *const u64;
     // SAFETY: bpf_probe_read_kernel validates the address.
     let Ok(sum) = (unsafe { bpf_probe_read_kernel(sum_at) }) else {
         count(counter::READ_FAILED, 1);
-        return;
+        return leader;
     };
     if rv(&st.seq) != seq {
-        return; // it switched meanwhile: that switch charged the slice
+        return leader; // it switched meanwhile: that switch charged the slice
     }
     if !pending {
         wv(&mut st.mbox.task, t);
         wv(&mut st.mbox.base, base);
     }
+    publish(st, used, sum, now, new_slot);
+    leader
+}
+
+/// Appends split (`sum`, `now`, `new_slot`) after the `used` ones and publishes it.
+#[inline(always)]
+fn publish(st: &mut CpuState, used: usize, sum: u64, now: u64, new_slot: u32) {
     if let Some(sp) = st.mbox.splits.get_mut(used) {
         wv(&mut sp.sum, sum);
         wv(&mut sp.ns, now);

@@ -14,14 +14,19 @@
 //! [`crate::cgroup`]); a task of a cgroup that is not watched costs that cache lookup at
 //! switch-in and a compare at switch-out.
 //!
-//! What this trades: the start of a slice is remembered per CPU, not per task. A
-//! switch-out whose switch-in was not seen (the first switch on each CPU after loading;
-//! and on some kernels switches that are not traced at all: the test machine's kernel
-//! does not trace switches away from its VM agent's threads, ~0.3 % of all switches) is
-//! charged from the scheduler's own start of the slice instead, which is exact for
-//! normal (fair-class) tasks; a real-time task's slice is then lost, counted in
-//! `LOST_NS`, never charged to another cgroup. While such a slice runs, user space does
-//! not see it as in progress (it is charged at its switch-out). Keeping "nothing lost"
+//! What this trades: the start of a slice is remembered per CPU, not per task, so it
+//! relies on seeing every switch. Some kernels do not trace every switch: the test
+//! machine's does not trace ~0.3 % of them (those involving its VM agent's threads).
+//! What is done about it: a switch-out whose switch-in was not seen is charged from the
+//! scheduler's own start of the slice (`prev_sum_exec_runtime`, exact for normal,
+//! fair-class tasks; a real-time task's slice is counted in `LOST_NS`, never charged to
+//! another cgroup); the recorded task that was switched out unseen is charged at the
+//! CPU's next traced switch from its own `sum_exec_runtime`/`prev_sum_exec_runtime`
+//! (`close_unseen`); `mem_sample`, run at each tick, notes CPUs whose recorded task no
+//! longer runs there, so user space stops counting its slice as in progress; and a task
+//! moved while running unrecorded gets its splits anyway (`moves.rs`, `ADOPTED`). What
+//! remains: a slice both started and ended unseen is charged only if its task is of the
+//! fair class, and while it runs it is not seen as in progress. Keeping "nothing lost"
 //! needs per-task state written at every switch-out: measured on the test machine (100
 //! busy containers, paired runs of both programs on the same switches), a hash map
 //! keyed by task updated at each switch-out of a watched task adds 270-320 ns per
@@ -42,12 +47,14 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use faasload_common::{
-    CAL_PERIOD_NS, CpuState, NO_SLOT, REGION_SWITCH, REGION_WAKEUP, SLOTS, counter,
+    ADOPTED, CAL_PERIOD_NS, CpuState, MAX_CPUS, NO_SLOT, REGION_SWITCH, REGION_WAKEUP, SLOTS,
+    counter,
 };
 
 use crate::cgroup::{
-    CLOCK_FROM_RQ, MEMORY_SUBSYS_ID, OFF_CSS_CGROUP, OFF_CSS_MEMCG_USAGE, OFF_TASK_POLICY,
-    OFF_TASK_PRIO, cgroup_id, find_slot, g, load, rq_clock, task_cgroup, task_css, task_prev_sum,
+    CLOCK_FROM_RQ, MEMORY_SUBSYS_ID, NR_CPUS, OFF_CSS_CGROUP, OFF_CSS_MEMCG_USAGE, OFF_SE_PREV_SUM,
+    OFF_SE_SUM, OFF_TASK_CPU, OFF_TASK_ON_CPU, OFF_TASK_POLICY, OFF_TASK_PRIO, OFF_TASK_SE,
+    cgroup_id, find_slot, g, load, rq_clock, task_cgroup, task_css, task_prev_sum,
     task_slot_cached, task_sum,
 };
 use crate::maps::{CPU_STATE, MEM_LIST, SLOT_MEM, count, stats_at};
@@ -93,14 +100,18 @@ pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     inc(&mut st.switches, 1);
 
     let involuntary = preempt & 1 != 0 || prev_state as u32 == 0;
+    let adopted = adopted_out(st, cpu, prev, involuntary);
     let recorded = rv(&st.task);
     if recorded == prev as u64 {
         switch_out(st, cpu, prev, involuntary);
     } else {
         if recorded != 0 {
             inc(&mut st.unmatched, 1);
+            close_unseen(st, cpu, recorded);
         }
-        unmatched(cpu, prev, involuntary);
+        if !adopted {
+            unmatched(cpu, prev, involuntary);
+        }
     }
 
     // SAFETY: the tracepoint's typed task pointer.
@@ -160,27 +171,62 @@ fn switch_out(st: &mut CpuState, cpu: u32, prev: *const u8, involuntary: bool) {
     if generation != rv(&st.mbox_seen) {
         wv(&mut st.mbox_seen, generation);
         if rv(&st.mbox.task) == prev as u64 && rv(&st.mbox.base) == from {
-            let n = rv(&st.mbox.count) as usize;
-            for (i, sp) in st.mbox.splits.iter().enumerate() {
-                if i >= n {
-                    break;
-                }
-                let split_sum = rv(&sp.sum);
-                if slot != NO_SLOT
-                    && let Some(s) = stats_at(cpu, slot)
-                {
-                    // SAFETY: this CPU's row.
-                    let s = unsafe { &mut *s };
-                    inc(&mut s.cpu_ns, split_sum.saturating_sub(from));
-                }
-                if split_sum > from {
-                    from = split_sum;
-                }
-                slot = rv(&sp.slot);
-            }
+            (from, slot) = apply_splits(st, cpu, slot, from);
         }
     }
     charge(cpu, slot, sum.saturating_sub(from), involuntary);
+}
+
+/// Charges the parts of the running slice closed by the mailbox's splits, the first from
+/// `sum` `from` in `slot`; returns where the last part starts and its slot.
+#[inline(always)]
+fn apply_splits(st: &CpuState, cpu: u32, mut slot: u32, mut from: u64) -> (u64, u32) {
+    let n = rv(&st.mbox.count) as usize;
+    for (i, sp) in st.mbox.splits.iter().enumerate() {
+        if i >= n {
+            break;
+        }
+        let split_sum = rv(&sp.sum);
+        add_cpu(cpu, slot, split_sum.saturating_sub(from));
+        if split_sum > from {
+            from = split_sum;
+        }
+        slot = rv(&sp.slot);
+    }
+    (from, slot)
+}
+
+/// A task moved while it ran unrecorded here (its switch-in was not traced): if it is
+/// `prev`, charges its parts since the first move and returns true. Any such mailbox is
+/// consumed at this CPU's next switch; if its task is not `prev` it stopped running here
+/// unseen, and its parts are dropped (its time since is unknown here).
+#[inline(always)]
+fn adopted_out(st: &mut CpuState, cpu: u32, prev: *const u8, involuntary: bool) -> bool {
+    let generation = rv(&st.mbox.generation);
+    if generation == rv(&st.mbox_seen) || rv(&st.mbox.base) != ADOPTED {
+        return false;
+    }
+    wv(&mut st.mbox_seen, generation);
+    if rv(&st.mbox.task) != prev as u64 {
+        return false;
+    }
+    let first = rv(&st.mbox.splits[0].sum);
+    let (from, slot) = apply_splits(st, cpu, NO_SLOT, first);
+    // SAFETY: the tracepoint's typed task pointer.
+    let sum = unsafe { task_sum(prev) };
+    charge(cpu, slot, sum.saturating_sub(from), involuntary);
+    true
+}
+
+/// Adds `ns` of CPU time to `slot` in this CPU's row.
+#[inline(always)]
+fn add_cpu(cpu: u32, slot: u32, ns: u64) {
+    if slot != NO_SLOT
+        && let Some(s) = stats_at(cpu, slot)
+    {
+        // SAFETY: this CPU's row.
+        inc(unsafe { &mut (*s).cpu_ns }, ns);
+    }
 }
 
 /// Charges the last part of a slice of `prev` to `slot`, with the switch.
@@ -239,6 +285,7 @@ fn learn_memory(task: *const u8, slot: u32) {
 /// memory cgroup without learning it from a task, but aya 0.14 cannot call kfuncs.
 #[raw_tracepoint(tracepoint = "mem_sample")]
 pub fn mem_sample(ctx: RawTracePointContext) -> i32 {
+    check_recorded();
     let n: u64 = ctx.arg(0);
     let off = g(&OFF_CSS_MEMCG_USAGE);
     let mut i = 0u32;
@@ -264,6 +311,86 @@ pub fn mem_sample(ctx: RawTracePointContext) -> i32 {
         i += 1;
     }
     0
+}
+
+/// For each CPU whose recorded task is not running there any more (switched out by a
+/// switch the kernel did not trace), notes it (`CpuState::stale_seq`, confirmed at a
+/// second run), so that user space does not count a slice in progress that has ended.
+/// Runs with `mem_sample`.
+#[inline(always)]
+fn check_recorded() {
+    let n = g(&NR_CPUS);
+    let (on_off, cpu_off) = (g(&OFF_TASK_ON_CPU), g(&OFF_TASK_CPU));
+    if on_off == 0 {
+        return;
+    }
+    let mut cpu = 0u32;
+    while cpu < MAX_CPUS {
+        if u64::from(cpu) >= n {
+            break;
+        }
+        if let Some(st) = CPU_STATE.get_ptr_mut(cpu) {
+            // SAFETY: an element of the array map; `stale_seq` is this program's.
+            let st = unsafe { &mut *st };
+            let seq = rv(&st.seq);
+            let t = rv(&st.task);
+            if seq & 1 == 0 && t != 0 {
+                // SAFETY: bpf_probe_read_kernel validates the addresses.
+                let (on, on_cpu) = unsafe {
+                    (
+                        bpf_probe_read_kernel(t.wrapping_add(on_off) as *const i32),
+                        bpf_probe_read_kernel(t.wrapping_add(cpu_off) as *const u32),
+                    )
+                };
+                if let (Ok(on), Ok(c)) = (on, on_cpu)
+                    && (on == 0 || c != cpu)
+                    && rv(&st.seq) == seq
+                {
+                    // Confirmed at the second look (seq unchanged in between).
+                    let seen = rv(&st.stale_seq);
+                    wv(
+                        &mut st.stale_seq,
+                        if seen == seq | 1 { seq } else { seq | 1 },
+                    );
+                }
+            }
+        }
+        cpu += 1;
+    }
+}
+
+/// The recorded task was switched out unseen (a switch the kernel did not trace): its
+/// slice ended at its `sum_exec_runtime` then. If it has not been picked again since, that
+/// is its sum now; if it has (on any CPU), its `prev_sum_exec_runtime` is that sum (exact
+/// unless it was picked more than once since, or is not of the fair class). Charged like
+/// a switch-out, its moves included.
+#[inline(always)]
+fn close_unseen(st: &mut CpuState, cpu: u32, task: u64) {
+    let mut slot = rv(&st.slot);
+    let mut from = rv(&st.start_sum);
+    let generation = rv(&st.mbox.generation);
+    let moved =
+        generation != rv(&st.mbox_seen) && rv(&st.mbox.task) == task && rv(&st.mbox.base) == from;
+    if slot == NO_SLOT && !moved {
+        return;
+    }
+    let se = task.wrapping_add(g(&OFF_TASK_SE));
+    // SAFETY: bpf_probe_read_kernel validates the addresses (the task may be gone).
+    let (Ok(sum), Ok(prev_sum)) = (unsafe {
+        (
+            bpf_probe_read_kernel(se.wrapping_add(g(&OFF_SE_SUM)) as *const u64),
+            bpf_probe_read_kernel(se.wrapping_add(g(&OFF_SE_PREV_SUM)) as *const u64),
+        )
+    }) else {
+        count(counter::READ_FAILED, 1);
+        return;
+    };
+    let end = if prev_sum > from { prev_sum } else { sum };
+    if moved {
+        wv(&mut st.mbox_seen, generation);
+        (from, slot) = apply_splits(st, cpu, slot, from);
+    }
+    add_cpu(cpu, slot, end.saturating_sub(from));
 }
 
 /// A switch-out of a task whose switch-in was not seen (the first switch on this CPU

@@ -128,6 +128,9 @@ pub struct KernelOffsets {
     pub task_policy: u64,
     /// `task_struct.prio` (effective priority).
     pub task_prio: u64,
+    /// `task_struct.on_cpu` and the offset of the CPU it is on (`thread_info.cpu` within
+    /// `task_struct`, or `task_struct.cpu`), if the kernel has them.
+    pub task_on_cpu: Option<(u64, u64)>,
     /// `mem_cgroup.css` (the memory controller's `cgroup_subsys_state`).
     pub memcg_css: u64,
     /// `mem_cgroup.memory` (its page counter).
@@ -188,6 +191,19 @@ impl KernelOffsets {
             task_tgid: btf.member_offset("task_struct", "tgid")?,
             task_policy: btf.member_offset("task_struct", "policy")?,
             task_prio: btf.member_offset("task_struct", "prio")?,
+            task_on_cpu: btf
+                .member_offset("task_struct", "on_cpu")
+                .ok()
+                .and_then(|on| {
+                    let cpu = match (
+                        btf.member_offset("task_struct", "thread_info"),
+                        btf.member_offset("thread_info", "cpu"),
+                    ) {
+                        (Ok(ti), Ok(c)) => Some(ti + c),
+                        _ => btf.member_offset("task_struct", "cpu").ok(),
+                    }?;
+                    Some((on, cpu))
+                }),
             memcg_css: btf.member_offset("mem_cgroup", "css")?,
             memcg_memory: btf.member_offset("mem_cgroup", "memory")?,
             page_counter_usage: btf.member_offset("page_counter", "usage")?,
@@ -812,6 +828,7 @@ mod tests {
                 task_tgid: 380,
                 task_policy: 396,
                 task_prio: 384,
+                task_on_cpu: None,
                 memcg_css: 0,
                 memcg_memory: 256,
                 page_counter_usage: 0,
@@ -895,6 +912,8 @@ mod tests {
         }
         assert_eq!(k.root_hierarchy_id % 4, 0);
         assert_eq!(k.task_tgid % 4, 0);
+        let (on_cpu, cpu) = k.task_on_cpu.expect("task_struct.on_cpu and its CPU");
+        assert!(on_cpu % 4 == 0 && cpu % 4 == 0 && on_cpu != cpu);
         assert_eq!(
             k.page_counter_usage % 8,
             0,

@@ -138,6 +138,7 @@ impl Kernel {
         // Switch-in times from the run queue's clock wherever the task's run queue is
         // reachable (fair group scheduling), else from bpf_ktime_get_ns.
         let clock_from_rq = u64::from(off.fair_group.is_some());
+        let on_cpu = off.task_on_cpu.unwrap_or((0, 0));
         let (key_cfs_rq, fg) = match (mode, off.fair_group) {
             (MODE_V1, Some(f)) => (1u64, f),
             (_, f) => (0u64, f.unwrap_or(no_fair)),
@@ -180,6 +181,8 @@ impl Kernel {
             .override_global(globals::OFF_TASK_TGID, &off.task_tgid, true)
             .override_global(globals::OFF_TASK_POLICY, &off.task_policy, true)
             .override_global(globals::OFF_TASK_PRIO, &off.task_prio, true)
+            .override_global(globals::OFF_TASK_ON_CPU, &on_cpu.0, true)
+            .override_global(globals::OFF_TASK_CPU, &on_cpu.1, true)
             .override_global(globals::OFF_CSS_MEMCG_USAGE, &css_usage, true)
             .override_global(globals::CPU_HIERARCHY, &cpu_hierarchy, true)
             .override_global(globals::NR_CPUS, &ncpu_u64, true);
@@ -279,13 +282,21 @@ impl Kernel {
     }
 
     /// Reads the memory of every watched container into the mapped array: one run of
-    /// the `mem_sample` program (one system call for all containers). False if it could
-    /// not run (the values are then those of the last run; the caller reads files).
+    /// the `mem_sample` program (one system call for all containers), which also notes
+    /// the CPUs whose recorded task stopped running unseen. False if it could not run
+    /// (the values are then those of the last run; the caller reads files).
     pub fn sample_memory(&self) -> bool {
-        let n = self.slots.mem_list_len();
-        if n == 0 {
-            return true;
-        }
+        self.run_sample(self.slots.mem_list_len())
+    }
+
+    /// Notes the CPUs whose recorded task stopped running unseen (a switch the kernel did
+    /// not trace), so that a reading right after counts no slice that has ended: for
+    /// activation boundaries between two ticks.
+    pub fn check_running(&self) {
+        self.run_sample(0);
+    }
+
+    fn run_sample(&self, n: usize) -> bool {
         let prog: Option<&RawTracePoint> = self
             ._bpf
             .program(names::MEM_SAMPLE)

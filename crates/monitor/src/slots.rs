@@ -20,7 +20,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use faasload_common::{
-    CgroupStats, CpuState, MAX_SPLITS, MEM_UNSET, Mailbox, NO_SLOT, PROBES, SLOT_EMPTY,
+    ADOPTED, CgroupStats, CpuState, MAX_SPLITS, MEM_UNSET, Mailbox, NO_SLOT, PROBES, SLOT_EMPTY,
     SLOT_TOMBSTONE, SLOTS, SlotMem, slot_hash,
 };
 
@@ -574,6 +574,29 @@ fn in_progress(
     now: u64,
     part: &mut CgroupStats,
 ) -> Option<u64> {
+    let pending = mbox.filter(|m| m.generation != st.mbox_seen && m.count > 0);
+    // A task runs unrecorded (its switch-in was not traced) and was moved: from its
+    // first move on, its time is known; the recorded task is not running.
+    if let Some(m) = pending.filter(|m| m.base == ADOPTED) {
+        let first = m.splits[0];
+        let (mut slot, mut from_sum, mut from_ns) = (first.slot, first.sum, first.ns);
+        for sp in m
+            .splits
+            .iter()
+            .take((m.count as usize).min(MAX_SPLITS))
+            .skip(1)
+        {
+            if slots.contains(&slot) {
+                part.cpu_ns = part.cpu_ns.wrapping_add(sp.sum.saturating_sub(from_sum));
+            }
+            (slot, from_sum, from_ns) = (sp.slot, from_sum.max(sp.sum), sp.ns);
+        }
+        if slot == NO_SLOT || !slots.contains(&slot) {
+            return None;
+        }
+        part.cpu_ns = part.cpu_ns.wrapping_add(now.saturating_sub(from_ns));
+        return Some(from_ns);
+    }
     if st.task == 0 {
         return None;
     }
@@ -584,8 +607,7 @@ fn in_progress(
     } else {
         st.start_mono()
     };
-    if let Some(m) = mbox
-        && m.generation != st.mbox_seen
+    if let Some(m) = pending
         && m.task == st.task
         && m.base == st.start_sum
     {
@@ -598,7 +620,10 @@ fn in_progress(
             slot = sp.slot;
         }
     }
-    if slot == NO_SLOT || !slots.contains(&slot) || from_ns == 0 {
+    // The recorded task was found switched out (unseen) since its switch-in: no part
+    // in progress (its closed parts above stand).
+    let ended = st.stale_seq != 0 && st.stale_seq == st.seq;
+    if slot == NO_SLOT || !slots.contains(&slot) || from_ns == 0 || ended {
         return None;
     }
     part.cpu_ns = part.cpu_ns.wrapping_add(now.saturating_sub(from_ns));
@@ -627,6 +652,13 @@ mod tests {
             (*p).cal_ktime = 0;
             (*p).seq = seq + 2;
         }
+    }
+
+    /// A mailbox's split array holding `used` first.
+    fn splits(used: &[Split]) -> [Split; MAX_SPLITS] {
+        let mut a = [Split::default(); MAX_SPLITS];
+        a[..used.len()].copy_from_slice(used);
+        a
     }
 
     fn charge(sh: &Shared, cpu: usize, slot: u32, ns: u64) {
@@ -658,6 +690,20 @@ mod tests {
         let r = slots.read(&[1001, 77], None, 100 * S + 40);
         assert!(r.incomplete);
         assert_eq!(r.stats.cpu_ns, 30);
+    }
+
+    #[test]
+    fn a_recorded_task_found_not_running_has_no_slice_in_progress() {
+        let slots = Slots::new(Shared::heap(1));
+        let a = slots.watch(61, 0, 0).unwrap();
+        switch_in(&slots.shared, 0, 0x61, a, 0, 10 * S);
+        assert_eq!(slots.read(&[61], None, 11 * S).stats.cpu_ns, S);
+        let p = slots.shared.cpu(0);
+        unsafe { (*p).stale_seq = (*p).seq };
+        assert_eq!(slots.read(&[61], None, 11 * S).stats.cpu_ns, 0);
+        // A switch since the check makes the state current again.
+        switch_in(&slots.shared, 0, 0x62, a, 0, 10 * S);
+        assert_eq!(slots.read(&[61], None, 11 * S).stats.cpu_ns, S);
     }
 
     #[test]
@@ -737,7 +783,7 @@ mod tests {
                 base: S,
                 count: 2,
                 _pad: 0,
-                splits: [
+                splits: splits(&[
                     Split {
                         sum: S + 400_000_000,
                         ns: 10 * S + 500_000_000,
@@ -750,9 +796,8 @@ mod tests {
                         slot: a,
                         _pad: 0,
                     },
-                    Split::default(),
-                    Split::default(),
-                ],
+                ]),
+                _reserved: [0; 4],
             };
         }
         let now = 11 * S;
@@ -788,6 +833,42 @@ mod tests {
         let rb = slots.read(&[12], None, 20 * S + 1000);
         assert_eq!(rb.stats.cpu_ns, 1000);
         assert_eq!(rb.running_since_ns, Some(20 * S));
+        // A task running unrecorded (switch-in not traced) moved into `b` at 30 s and
+        // into `a` at 30.2 s (with 0.15 s run in between): `b` has its part by the sums,
+        // `a` the time since; the recorded task (unwatched) is not running.
+        switch_in(&slots.shared, 0, 0x999, NO_SLOT, 0, 0);
+        unsafe {
+            (*p).mbox_seen = 0;
+            (*p).mbox = Mailbox {
+                generation: 9,
+                task: 0x1234,
+                base: ADOPTED,
+                count: 2,
+                _pad: 0,
+                splits: splits(&[
+                    Split {
+                        sum: 7 * S,
+                        ns: 30 * S,
+                        slot: b,
+                        _pad: 0,
+                    },
+                    Split {
+                        sum: 7 * S + 150_000_000,
+                        ns: 30 * S + 200_000_000,
+                        slot: a,
+                        _pad: 0,
+                    },
+                ]),
+                _reserved: [0; 4],
+            };
+        }
+        let now = 31 * S;
+        assert_eq!(slots.read(&[12], None, now).stats.cpu_ns, 150_000_000);
+        let ra = slots.read(&[11], None, now);
+        assert_eq!(ra.running_since_ns, Some(30 * S + 200_000_000));
+        assert_eq!(ra.stats.cpu_ns, 800_000_000);
+        unsafe { (*p).mbox_seen = 9 };
+        assert_eq!(slots.read(&[12], None, now).stats.cpu_ns, 0, "consumed");
     }
 
     #[test]
@@ -880,7 +961,7 @@ mod tests {
         // 8-byte elements (writing them 4 bytes apart put half the slots out of reach).
         assert_eq!(stride::<u32>(), 8);
         assert_eq!(stride::<CgroupStats>(), 64);
-        assert_eq!(stride::<CpuState>(), 256);
+        assert_eq!(stride::<CpuState>(), 384);
         assert_eq!(stride::<SlotMem>(), 24);
         let sh = Shared::heap(1);
         let base = sh.mem_list.ptr as usize;

@@ -729,7 +729,10 @@ impl Monitor {
         match &self.kernel {
             Some(k) => Snap {
                 t_ns: epoch_ns(),
-                ebpf: Some(k.cgroup_stats(ids)),
+                ebpf: {
+                    k.check_running();
+                    Some(k.cgroup_stats(ids))
+                },
                 cg: c.reader.read(),
             },
             None => Snap {
