@@ -6,10 +6,11 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use aya_log_ebpf::info;
-use faasload_common::{Event, counter, event_kind};
+use faasload_common::{Event, MEM_UNSET, SLOTS, counter, event_kind};
 
-use crate::cgroup::{cgroup_id, hierarchy_id, task_cgroup};
-use crate::maps::{EVENTS, WATCHED, count};
+use crate::cgroup::{CPU_HIERARCHY, cgroup_id, find_slot, g, hierarchy_id, task_cgroup};
+use crate::maps::{CACHE_GEN, EVENTS, SLOT_MEM, count};
+use crate::sched::{rv, wv};
 
 /// Reserves an event, fills it with `fill`, and submits it.
 #[inline(always)]
@@ -40,22 +41,56 @@ fn cgroup_event(ctx: &BtfTracePointContext, kind: u32) {
     let cgrp: *const u8 = ctx.arg(0);
     let path: *const u8 = ctx.arg(1);
     emit(kind, |ev| unsafe {
-        ev.cgroup = cgroup_id(cgrp).unwrap_or(0);
-        ev.hierarchy = hierarchy_id(cgrp).unwrap_or(u32::MAX);
+        ev.cgroup = cgroup_id(cgrp);
+        ev.hierarchy = hierarchy_id(cgrp);
         if bpf_probe_read_kernel_str_bytes(path, &mut ev.path).is_err() {
             ev.path[0] = 0;
         }
     });
 }
 
+/// A cgroup of the CPU hierarchy appears or goes: addresses of its objects (css, task
+/// group run queues) may be reused, so the key cache's entries are invalidated.
+#[inline(always)]
+fn new_cache_generation(cgrp: *const u8) {
+    // SAFETY: typed kernel pointer.
+    if u64::from(unsafe { hierarchy_id(cgrp) }) != g(&CPU_HIERARCHY) {
+        return;
+    }
+    if let Some(p) = CACHE_GEN.get_ptr_mut(0) {
+        // SAFETY: an element of the array map. mkdir and rmdir run under the kernel's
+        // cgroup mutex, so bumps never race each other.
+        crate::sched::inc(unsafe { &mut *p }, 1);
+    }
+}
+
 #[btf_tracepoint(function = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: BtfTracePointContext) -> i32 {
+    new_cache_generation(ctx.arg(0));
     cgroup_event(&ctx, event_kind::CGROUP_MKDIR);
     0
 }
 
 #[btf_tracepoint(function = "cgroup_rmdir")]
 pub fn cgroup_rmdir(ctx: BtfTracePointContext) -> i32 {
+    let cgrp: *const u8 = ctx.arg(0);
+    new_cache_generation(cgrp);
+    // A removed memory cgroup is no longer read by `mem_sample` (its memory is freed
+    // some time after).
+    // SAFETY: typed kernel pointer.
+    let id = unsafe { cgroup_id(cgrp) };
+    let mut slot = 0u32;
+    while slot < SLOTS {
+        if let Some(m) = SLOT_MEM.get_ptr_mut(slot) {
+            // SAFETY: an element of the array map.
+            let m = unsafe { &mut *m };
+            if id != 0 && rv(&m.mem_id) == id {
+                wv(&mut m.css, 0);
+                wv(&mut m.usage_pages, MEM_UNSET);
+            }
+        }
+        slot += 1;
+    }
     cgroup_event(&ctx, event_kind::CGROUP_RMDIR);
     0
 }
@@ -75,11 +110,9 @@ pub fn cgroup_unfreeze(ctx: BtfTracePointContext) -> i32 {
 /// Emits a process event if `task`'s cgroup is watched.
 #[inline(always)]
 fn proc_event(task: *const u8, kind: u32) {
-    let Ok(id) = (unsafe { task_cgroup(task) }) else {
-        count(counter::READ_FAILED, 1);
-        return;
-    };
-    if WATCHED.get_ptr(&id).is_none() {
+    // SAFETY: the tracepoint's typed task pointer.
+    let id = unsafe { task_cgroup(task) };
+    if find_slot(id) == faasload_common::NO_SLOT {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -102,12 +135,8 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
-    let task: *const u8 = ctx.arg(0);
-    // The thread's last slice is charged at its final switch, as a first sight.
-    if let Ok(pid) = unsafe { crate::cgroup::task_pid(task) } {
-        let _ = crate::maps::LAST_RUNTIME.remove(&pid);
-    }
-    proc_event(task, event_kind::PROC_EXIT);
+    // The thread's last slice is charged at its final switch-out, like any other.
+    proc_event(ctx.arg(0), event_kind::PROC_EXIT);
     0
 }
 
@@ -116,7 +145,8 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
     // TP_PROTO(struct task_struct *task, uid_t uid): the victim's cgroup; the pid comes
     // from user space's view of the cgroup (the kernel side has no pid offset).
     let task: *const u8 = ctx.arg(0);
-    let id = unsafe { task_cgroup(task) }.unwrap_or(0);
+    // SAFETY: the tracepoint's typed task pointer.
+    let id = unsafe { task_cgroup(task) };
     info!(&ctx, "oom victim in cgroup {}", id);
     emit(event_kind::OOM_VICTIM, |ev| ev.cgroup = id);
     0

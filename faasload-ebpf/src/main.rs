@@ -1,14 +1,16 @@
-//! faasload's kernel programs: per-cgroup on-CPU time and scheduler counters (O(1) per
-//! context switch, read by user space from maps, no event per switch), and rare events
-//! (cgroup life-cycle, process exec/exit in watched cgroups, OOM victims) through a ring
-//! buffer. Kernel structure offsets come from user space at load time (read from the
-//! kernel's BTF), since Rust has no CO-RE relocations.
+//! faasload's kernel programs: per-cgroup on-CPU time, scheduler counters and memory
+//! samples (O(1) per context switch, into arrays user space maps, no event per switch),
+//! slices split when a running task moves to another cgroup, and rare events (cgroup
+//! life-cycle, process exec/exit in watched cgroups, OOM victims) through a ring buffer.
+//! Kernel structure offsets come from user space at load time (read from the kernel's
+//! BTF), since Rust has no CO-RE relocations.
 #![no_std]
 #![no_main]
 
 mod cgroup;
 mod lifecycle;
 mod maps;
+mod moves;
 mod sched;
 
 #[cfg(not(test))]

@@ -1,5 +1,6 @@
 //! End-to-end tests of `faasload monitor` on real cgroups and real eBPF (root needed):
-//! per-activation CPU against the cgroup's own accounting, memory peaks, discovery of
+//! per-activation CPU against the cgroup's own accounting (also across moves of a
+//! running process between containers), memory peaks, discovery of
 //! existing containers, the grace period, the original FaaSLoad socket protocol byte for
 //! byte, robustness against bad clients, the cgroupfs backend, and clean shutdown.
 use std::time::Duration;
@@ -7,8 +8,8 @@ use std::time::Duration;
 use faasload_cgroup::{OwnedCgroup, Version};
 use faasload_protocol::monitor::{
     Ack, ActivationSummary, Backend, ContainerAction, ContainerEvent, ContainerState, ErrorAnswer,
-    ErrorCode, Hello, MemPeakSource, Notification, OriginalSample, Query, ReplyError, StreamItem,
-    SubscribeQuery, decode,
+    ErrorCode, Hello, MemPeakSource, Notification, OriginalSample, Query, ReplyError,
+    SamplesAnswer, StreamItem, SubscribeQuery, WindowQuery, decode,
 };
 use faasload_tests::cgroups::{TestTree, cpu_usage_ns, mem_peak};
 use faasload_tests::monitor::{Monitor, raw_exchange};
@@ -105,6 +106,99 @@ fn cpu_per_activation_matches_cgroup_v2() {
     cpu_accuracy(Version::V2);
 }
 
+/// A busy loop that never sleeps nor makes a system call; killed on drop.
+struct Burner(std::process::Child);
+
+impl Burner {
+    fn spawn() -> Burner {
+        Burner(
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("spawn sh"),
+        )
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process moved into a container while it runs, and out again, without sleeping in
+/// between: the container is charged what its own counter says (before, the time
+/// stayed with the cgroup it was switched in from until its next switch, and the
+/// monitor charged the new cgroup the old one's part of the slice).
+fn moves_charge_the_cgroup_moved_into(v: Version) {
+    require_root();
+    let tree = TestTree::new(Some(v));
+    let m = Monitor::start(&config(&tree, "backend: ebpf\n"));
+    let home = tree.create("mvhome");
+    let dest = tree.create("mvdest");
+    for name in ["mvhome", "mvdest"] {
+        assert_eq!(
+            m.notify(Notification::container(ContainerAction::Run, name)),
+            Ack::OK
+        );
+        m.wait_container(name);
+    }
+    let burner = Burner::spawn();
+    let pid = burner.0.id();
+    home.add_pid(pid).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Three rounds: with the first move, seven moves, within the kernel's eight splits
+    // per slice should the burner run them all in one slice.
+    for round in 0..3 {
+        let act = unique("mv").replace('-', "");
+        let before = cpu_usage_ns(&dest, v);
+        assert_eq!(
+            m.notify(Notification::activation_start("mvdest", &act)),
+            Ack::OK
+        );
+        dest.add_pid(pid).unwrap();
+        // Until it has run a while there (on a busy machine it may wait for a CPU).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while cpu_usage_ns(&dest, v) - before < 30_000_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        home.add_pid(pid).unwrap();
+        assert_eq!(
+            m.notify(Notification::activation_end("mvdest", &act)),
+            Ack::OK
+        );
+        let truth = cpu_usage_ns(&dest, v) - before;
+        let s = m.activation(&act, None);
+        let got = s.cpu_ns.unwrap_or_else(|| panic!("no cpu_ns: {s:?}"));
+        assert!(
+            truth >= 30_000_000,
+            "round {round}: the burner hardly ran in the container ({truth} ns)"
+        );
+        let tol = ((truth as f64) * 0.01).max(200_000.0);
+        let err = (got as f64 - truth as f64).abs();
+        assert!(
+            err <= tol,
+            "{v} round {round}: monitor {got} ns vs cgroup {truth} ns (error {err} > {tol}); {s:?}; monitor stats {:?}",
+            m.stats()
+        );
+    }
+    drop(burner);
+    home.remove().unwrap();
+    dest.remove().unwrap();
+    m.stop();
+}
+
+#[test]
+fn moves_charge_the_cgroup_moved_into_v1() {
+    moves_charge_the_cgroup_moved_into(Version::V1);
+}
+
+#[test]
+fn moves_charge_the_cgroup_moved_into_v2() {
+    moves_charge_the_cgroup_moved_into(Version::V2);
+}
+
 #[test]
 fn memory_peak_matches_cgroup_peak_counter() {
     require_root();
@@ -127,6 +221,84 @@ fn memory_peak_matches_cgroup_peak_counter() {
     }
     w.stop();
     cg.remove().unwrap();
+    m.stop();
+}
+
+/// The cgroup's memory charged now (its page counter's file).
+fn mem_usage(cg: &OwnedCgroup, v: Version) -> u64 {
+    let d = cg.dir(faasload_cgroup::Controller::Memory).unwrap();
+    let f = match v {
+        Version::V1 => d.join("memory.usage_in_bytes"),
+        Version::V2 => d.join("memory.current"),
+    };
+    std::fs::read_to_string(&f)
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The per-tick memory samples come from the kernel (one program run per tick for all
+/// containers), not from a file per container, and equal the cgroups' page counters.
+#[test]
+fn memory_samples_come_from_the_kernel_and_match_the_page_counter() {
+    require_root();
+    let tree = TestTree::new(None);
+    let v = tree.layout.version();
+    let m = Monitor::start(&config(&tree, "backend: ebpf\ninterval_ms: 10\n"));
+    let mut all = Vec::new();
+    for (i, mib) in [8u64, 24, 40].into_iter().enumerate() {
+        let name = format!("kmem{i}");
+        let (cg, mut w) = container(&m, &tree, &name);
+        // Runs (and switches) in the container, so the kernel locates its memory cgroup.
+        w.cmd(&format!("mem {mib}"));
+        all.push((name, mib, cg, w));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let file_reads = |m: &Monitor| {
+        let st = m.stats();
+        st.kernel
+            .unwrap_or_else(|| panic!("no kernel counters: {st:?}"))
+            .mem_file_reads
+    };
+    let before = file_reads(&m);
+    let t0 = now();
+    // Each runs again: a container whose memory the kernel did not read would now be
+    // read from its file at every tick.
+    for (_, _, _, w) in all.iter_mut() {
+        w.cmd("cpu 20");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let truths: Vec<u64> = all.iter().map(|(_, _, cg, _)| mem_usage(cg, v)).collect();
+    let t1 = now();
+    assert_eq!(
+        file_reads(&m),
+        before,
+        "memory read from files while the kernel knows the containers' memory cgroups"
+    );
+    for ((name, mib, _, _), truth) in all.iter().zip(truths) {
+        let s: SamplesAnswer = m.ask(&Query::Samples(WindowQuery {
+            container: name.clone(),
+            start: t0,
+            end: t1,
+        }));
+        assert!(s.samples.len() >= 10, "too few samples at 10 ms: {s:?}");
+        let last = s
+            .samples
+            .last()
+            .and_then(|e| e.memory_bytes)
+            .unwrap_or_else(|| panic!("{s:?}"));
+        assert!(truth >= mib << 20, "{name} holds {mib} MiB: {truth}");
+        // The workloads are idle: their page counters do not move between the reads.
+        assert_eq!(
+            last, truth,
+            "{name}: kernel sample vs the cgroup's page counter"
+        );
+    }
+    for (_, _, cg, w) in all {
+        w.stop();
+        cg.remove().unwrap();
+    }
     m.stop();
 }
 

@@ -122,8 +122,38 @@ pub struct KernelOffsets {
     pub se_sum_exec_runtime: u64,
     /// `sched_entity.prev_sum_exec_runtime` (the sum when the task was last picked).
     pub se_prev_sum_exec_runtime: u64,
-    /// `task_struct.pid` (the thread id).
-    pub task_pid: u64,
+    /// `task_struct.tgid` (the process id).
+    pub task_tgid: u64,
+    /// `task_struct.policy` (scheduling policy).
+    pub task_policy: u64,
+    /// `task_struct.prio` (effective priority).
+    pub task_prio: u64,
+    /// `task_struct.on_cpu` and the offset of the CPU it is on (`thread_info.cpu` within
+    /// `task_struct`, or `task_struct.cpu`), if the kernel has them.
+    pub task_on_cpu: Option<(u64, u64)>,
+    /// `mem_cgroup.css` (the memory controller's `cgroup_subsys_state`).
+    pub memcg_css: u64,
+    /// `mem_cgroup.memory` (its page counter).
+    pub memcg_memory: u64,
+    /// `page_counter.usage` (pages charged).
+    pub page_counter_usage: u64,
+    /// Fair group scheduling's offsets, if the kernel has it (`CONFIG_FAIR_GROUP_SCHED`).
+    pub fair_group: Option<FairGroupOffsets>,
+}
+
+/// Where a task's `cpu` cgroup is reachable from its scheduling entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FairGroupOffsets {
+    /// `sched_entity.cfs_rq` (the run queue of the task's task group on its CPU).
+    pub se_cfs_rq: u64,
+    /// `cfs_rq.tg` (that task group).
+    pub cfs_rq_tg: u64,
+    /// `task_group.css` (its css in the `cpu` controller).
+    pub tg_css: u64,
+    /// `cfs_rq.rq` (the CPU's run queue).
+    pub cfs_rq_rq: u64,
+    /// `rq.clock` (its clock, updated at every switch).
+    pub rq_clock: u64,
 }
 
 impl KernelOffsets {
@@ -158,8 +188,51 @@ impl KernelOffsets {
             task_se: btf.member_offset("task_struct", "se")?,
             se_sum_exec_runtime: btf.member_offset("sched_entity", "sum_exec_runtime")?,
             se_prev_sum_exec_runtime: btf.member_offset("sched_entity", "prev_sum_exec_runtime")?,
-            task_pid: btf.member_offset("task_struct", "pid")?,
+            task_tgid: btf.member_offset("task_struct", "tgid")?,
+            task_policy: btf.member_offset("task_struct", "policy")?,
+            task_prio: btf.member_offset("task_struct", "prio")?,
+            task_on_cpu: btf
+                .member_offset("task_struct", "on_cpu")
+                .ok()
+                .and_then(|on| {
+                    let cpu = match (
+                        btf.member_offset("task_struct", "thread_info"),
+                        btf.member_offset("thread_info", "cpu"),
+                    ) {
+                        (Ok(ti), Ok(c)) => Some(ti + c),
+                        _ => btf.member_offset("task_struct", "cpu").ok(),
+                    }?;
+                    Some((on, cpu))
+                }),
+            memcg_css: btf.member_offset("mem_cgroup", "css")?,
+            memcg_memory: btf.member_offset("mem_cgroup", "memory")?,
+            page_counter_usage: btf.member_offset("page_counter", "usage")?,
+            fair_group: match (
+                btf.member_offset("sched_entity", "cfs_rq"),
+                btf.member_offset("cfs_rq", "tg"),
+                btf.member_offset("task_group", "css"),
+                btf.member_offset("cfs_rq", "rq"),
+                btf.member_offset("rq", "clock"),
+            ) {
+                (Ok(se_cfs_rq), Ok(cfs_rq_tg), Ok(tg_css), Ok(cfs_rq_rq), Ok(rq_clock)) => {
+                    Some(FairGroupOffsets {
+                        se_cfs_rq,
+                        cfs_rq_tg,
+                        tg_css,
+                        cfs_rq_rq,
+                        rq_clock,
+                    })
+                }
+                _ => None,
+            },
         })
+    }
+
+    /// Offset from a memory controller's `cgroup_subsys_state *` to its page counter's
+    /// usage (`mem_cgroup.memory.usage - mem_cgroup.css`; the css is embedded, usually
+    /// first).
+    pub fn css_memcg_usage(&self) -> u64 {
+        (self.memcg_memory + self.page_counter_usage).wrapping_sub(self.memcg_css)
     }
 }
 
@@ -683,7 +756,13 @@ mod tests {
             KIND_STRUCT,
             "",
             3000,
-            &[("pid", int, 0, 0), ("cgroups", ptr, 2000 * 8, 0)],
+            &[
+                ("pid", int, 0, 0),
+                ("tgid", int, 4 * 8, 0),
+                ("prio", int, 8 * 8, 0),
+                ("policy", int, 20 * 8, 0),
+                ("cgroups", ptr, 2000 * 8, 0),
+            ],
         );
         let se = b.composite(
             KIND_STRUCT,
@@ -703,6 +782,22 @@ mod tests {
                 ("thread_info", int, 0, 0),
                 ("se", se, 128 * 8, 0),
                 ("", anon, 376 * 8, 0),
+            ],
+        );
+        let pc = b.composite(
+            KIND_STRUCT,
+            "page_counter",
+            192,
+            &[("usage", int, 0, 0), ("max", int, 64 * 8, 0)],
+        );
+        b.composite(
+            KIND_STRUCT,
+            "mem_cgroup",
+            4096,
+            &[
+                ("css", int, 0, 0),
+                ("id", int, 200 * 8, 0),
+                ("memory", pc, 256 * 8, 0),
             ],
         );
         b.enumeration(
@@ -730,9 +825,17 @@ mod tests {
                 task_se: 128,
                 se_sum_exec_runtime: 72,
                 se_prev_sum_exec_runtime: 88,
-                task_pid: 376,
+                task_tgid: 380,
+                task_policy: 396,
+                task_prio: 384,
+                task_on_cpu: None,
+                memcg_css: 0,
+                memcg_memory: 256,
+                page_counter_usage: 0,
+                fair_group: None,
             }
         );
+        assert_eq!(k.css_memcg_usage(), 256);
     }
 
     #[test]
@@ -808,6 +911,29 @@ mod tests {
             assert!(off < 16384, "{name} at {off} is implausibly large");
         }
         assert_eq!(k.root_hierarchy_id % 4, 0);
+        assert_eq!(k.task_tgid % 4, 0);
+        let (on_cpu, cpu) = k.task_on_cpu.expect("task_struct.on_cpu and its CPU");
+        assert!(on_cpu % 4 == 0 && cpu % 4 == 0 && on_cpu != cpu);
+        assert_eq!(
+            k.page_counter_usage % 8,
+            0,
+            "page_counter.usage is an atomic long"
+        );
+        // Every kernel with the cpu controller's shares has fair group scheduling.
+        let f = k.fair_group.expect("CONFIG_FAIR_GROUP_SCHED");
+        assert!(
+            f.se_cfs_rq % 8 == 0
+                && f.cfs_rq_tg % 8 == 0
+                && f.tg_css % 8 == 0
+                && f.cfs_rq_rq % 8 == 0
+                && f.rq_clock % 8 == 0,
+            "{f:?}"
+        );
+        assert!(
+            k.css_memcg_usage() > 0 && k.css_memcg_usage() < 16384,
+            "mem_cgroup.memory.usage at {} from its css",
+            k.css_memcg_usage()
+        );
         assert!(
             k.task_cgroups > 0,
             "task_struct.cgroups cannot be the first field"

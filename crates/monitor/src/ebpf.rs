@@ -1,17 +1,21 @@
 //! Loads and attaches faasload's kernel programs (aya), and reads what they count: on-CPU
-//! time and scheduler counters per cgroup, drop counters, BPF run-time statistics, and
-//! the ring buffer of rare events. Programs are detached when [`Kernel`] is dropped.
+//! time, scheduler counters and memory samples per watched cgroup from arrays mapped into
+//! this process ([`crate::slots`]), drop counters, BPF run-time statistics, and the ring
+//! buffer of rare events. Programs are detached when [`Kernel`] is dropped.
 use std::collections::HashSet;
-use std::os::fd::OwnedFd;
-use std::sync::{Mutex, RwLock};
+use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{Context, Result, anyhow};
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
-use aya::programs::BtfTracePoint;
+use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, RawTracePoint, RawTracePointRunOptions, TestRun};
 use aya::{Btf, Ebpf, EbpfLoader};
-use faasload_common::{CgroupStats, CpuState, Event, MODE_V1, MODE_V2, counter, globals, names};
+use faasload_common::{
+    CACHE_REGIONS, CACHE_SLOTS, CgroupStats, Event, MAX_CPUS, MODE_V1, MODE_V2, SLOTS, counter,
+    globals, names,
+};
 
-use super::btf::KernelOffsets;
+use super::btf::{FairGroupOffsets, KernelOffsets};
+use super::slots::{MapFds, Query, Reading, Shared, Slots};
 use faasload_cgroup::{Layout, Version};
 use faasload_os::clock::mono_ns;
 
@@ -19,10 +23,11 @@ use faasload_os::clock::mono_ns;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("FAASLOAD_EBPF_OBJ"));
 
 /// The programs and the tracepoints they attach to.
-const PROGRAMS: [&str; 10] = [
+const PROGRAMS: [&str; 11] = [
     "sched_switch",
     "sched_wakeup",
     "sched_migrate_task",
+    "cgroup_attach_task",
     "cgroup_mkdir",
     "cgroup_rmdir",
     "cgroup_freeze",
@@ -32,14 +37,33 @@ const PROGRAMS: [&str; 10] = [
     "mark_victim",
 ];
 
-/// Names of the drop/activity counters, by index.
-pub const COUNTER_NAMES: [(u32, &str); 6] = [
-    (counter::SWITCHES, "switches"),
-    (counter::STATS_FULL, "stats_map_full"),
-    (counter::STATS_LOST_NS, "stats_lost_ns"),
+/// Index in [`Kernel::counters`] of the context switches seen.
+pub const SWITCHES: u32 = counter::COUNT;
+/// Index of the switch-outs whose switch-in was not seen.
+pub const SWITCHES_UNMATCHED: u32 = counter::COUNT + 1;
+/// Index of the cgroups not watched because the slot table was full.
+pub const TABLE_FULL: u32 = counter::COUNT + 2;
+/// Index of the per-tick memory samples read from a cgroup file because the kernel did
+/// not know the container's memory cgroup (yet).
+pub const MEM_FILE_READS: u32 = counter::COUNT + 4;
+/// Length of [`Kernel::counters`].
+pub const N_COUNTERS: usize = counter::COUNT as usize + 5;
+/// Index of the failed runs of `mem_sample` (memory read from files that tick).
+pub const MEM_SAMPLE_FAILED: u32 = counter::COUNT + 3;
+
+/// Names of the drop/activity counters, by index of [`Kernel::counters`].
+pub const COUNTER_NAMES: [(u32, &str); 11] = [
+    (SWITCHES, "switches"),
+    (TABLE_FULL, "stats_map_full"),
+    (counter::LOST_NS, "stats_lost_ns"),
     (counter::EVENTS_DROPPED, "events_dropped"),
     (counter::EVENTS_SENT, "events_sent"),
     (counter::READ_FAILED, "kernel_read_failed"),
+    (SWITCHES_UNMATCHED, "switches_unmatched"),
+    (counter::MOVES_SPLIT, "moves_split"),
+    (counter::MOVES_OVERFLOW, "moves_overflow"),
+    (MEM_SAMPLE_FAILED, "mem_sample_failed"),
+    (MEM_FILE_READS, "mem_file_reads"),
 ];
 
 /// Kernel BPF statistics of one program.
@@ -52,19 +76,29 @@ pub struct ProgStats {
 
 /// The loaded kernel programs and their maps.
 pub struct Kernel {
-    _bpf: Ebpf,
-    stats: RwLock<PerCpuHashMap<MapData, u64, CgroupStats>>,
-    cpu_state: PerCpuArray<MapData, CpuState>,
+    slots: Slots,
     counters: PerCpuArray<MapData, u64>,
-    watched: Mutex<BpfHashMap<MapData, u64, u8>>,
+    table_full: std::sync::atomic::AtomicU64,
+    sample_failed: std::sync::atomic::AtomicU64,
+    mem_file_reads: std::sync::atomic::AtomicU64,
     prog_ids: Vec<(String, u32)>,
     _stats_fd: Option<OwnedFd>,
+    // Dropped last: detaches the programs and closes the maps (after the mappings).
+    _maps: Vec<Map>,
+    _bpf: Ebpf,
 }
 
 /// What `load` hands over besides the [`Kernel`]: the event ring buffer and aya-log's.
 pub struct Channels {
     pub events: RingBuf<MapData>,
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+}
+
+fn array_fd(m: &Map) -> Result<std::os::fd::BorrowedFd<'_>> {
+    match m {
+        Map::Array(d) => Ok(d.fd().as_fd()),
+        _ => Err(anyhow!("expected an array map")),
+    }
 }
 
 impl Kernel {
@@ -77,10 +111,55 @@ impl Kernel {
             Version::V1 => MODE_V1,
             Version::V2 => MODE_V2,
         };
+        let ncpu = aya::util::nr_cpus().map_err(|(what, e)| anyhow!("reading {what}: {e}"))?;
+        if ncpu > MAX_CPUS as usize {
+            tracing::warn!(
+                "{ncpu} possible CPUs: moves of running tasks are split on the first {MAX_CPUS} only"
+            );
+        }
+        let ncpu_u64 = ncpu as u64;
+        let cpu_hierarchy = u64::from(cpu_hierarchy_id(layout));
+        let css_usage = off.css_memcg_usage();
         let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
+        let stats_entries = u32::try_from(ncpu)
+            .ok()
+            .and_then(|n| n.checked_mul(SLOTS))
+            .ok_or_else(|| anyhow!("{ncpu} possible CPUs: too many"))?;
+        // On v1 a `cpu` cgroup is exactly one task group: its per-CPU run queue, which the
+        // scheduler has just touched at a switch, keys the cgroup cache. On v2 a task group
+        // may hold several cgroups (cpu controller not enabled below it): key by cgroup.
+        let no_fair = FairGroupOffsets {
+            se_cfs_rq: 0,
+            cfs_rq_tg: 0,
+            tg_css: 0,
+            cfs_rq_rq: 0,
+            rq_clock: 0,
+        };
+        // Switch-in times from the run queue's clock wherever the task's run queue is
+        // reachable (fair group scheduling), else from bpf_ktime_get_ns.
+        let clock_from_rq = u64::from(off.fair_group.is_some());
+        let on_cpu = off.task_on_cpu.unwrap_or((0, 0));
+        let (key_cfs_rq, fg) = match (mode, off.fair_group) {
+            (MODE_V1, Some(f)) => (1u64, f),
+            (_, f) => (0u64, f.unwrap_or(no_fair)),
+        };
+        let cache_entries = u32::try_from(ncpu)
+            .ok()
+            .and_then(|n| n.checked_mul(CACHE_REGIONS * CACHE_SLOTS))
+            .ok_or_else(|| anyhow!("{ncpu} possible CPUs: too many"))?;
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
+            .map_max_entries(names::SLOT_STATS, stats_entries)
+            .map_max_entries(names::CPU_STATE, ncpu as u32)
+            .map_max_entries(names::KEY_CACHE, cache_entries)
+            .override_global(globals::KEY_CFS_RQ, &key_cfs_rq, true)
+            .override_global(globals::OFF_SE_CFS_RQ, &fg.se_cfs_rq, true)
+            .override_global(globals::OFF_CFS_RQ_TG, &fg.cfs_rq_tg, true)
+            .override_global(globals::OFF_TG_CSS, &fg.tg_css, true)
+            .override_global(globals::CLOCK_FROM_RQ, &clock_from_rq, true)
+            .override_global(globals::OFF_CFS_RQ_RQ, &fg.cfs_rq_rq, true)
+            .override_global(globals::OFF_RQ_CLOCK, &fg.rq_clock, true)
             .override_global(globals::CGROUP_MODE, &mode, true)
             .override_global(globals::OFF_TASK_CGROUPS, &off.task_cgroups, true)
             .override_global(globals::OFF_CSS_SET_SUBSYS, &off.css_set_subsys, true)
@@ -91,6 +170,7 @@ impl Kernel {
             .override_global(globals::OFF_ROOT_HIERARCHY_ID, &off.root_hierarchy_id, true)
             .override_global(globals::OFF_KN_ID, &off.kn_id, true)
             .override_global(globals::CPU_SUBSYS_ID, &off.cpu_cgrp_id, true)
+            .override_global(globals::MEMORY_SUBSYS_ID, &off.memory_cgrp_id, true)
             .override_global(globals::OFF_TASK_SE, &off.task_se, true)
             .override_global(globals::OFF_SE_SUM, &off.se_sum_exec_runtime, true)
             .override_global(
@@ -98,7 +178,14 @@ impl Kernel {
                 &off.se_prev_sum_exec_runtime,
                 true,
             )
-            .override_global(globals::OFF_TASK_PID, &off.task_pid, true);
+            .override_global(globals::OFF_TASK_TGID, &off.task_tgid, true)
+            .override_global(globals::OFF_TASK_POLICY, &off.task_policy, true)
+            .override_global(globals::OFF_TASK_PRIO, &off.task_prio, true)
+            .override_global(globals::OFF_TASK_ON_CPU, &on_cpu.0, true)
+            .override_global(globals::OFF_TASK_CPU, &on_cpu.1, true)
+            .override_global(globals::OFF_CSS_MEMCG_USAGE, &css_usage, true)
+            .override_global(globals::CPU_HIERARCHY, &cpu_hierarchy, true)
+            .override_global(globals::NR_CPUS, &ncpu_u64, true);
         let mut bpf = loader.load(OBJECT).context("loading the eBPF object")?;
         let logger = match aya_log::EbpfLogger::init(&mut bpf) {
             Ok(l) => Some(l),
@@ -122,6 +209,18 @@ impl Kernel {
                 prog_ids.push((name.to_string(), info.id()));
             }
         }
+        // Not attached: run by user space once per tick (BPF_PROG_TEST_RUN).
+        let sample: &mut RawTracePoint = bpf
+            .program_mut(names::MEM_SAMPLE)
+            .ok_or_else(|| anyhow!("program {} missing from the object", names::MEM_SAMPLE))?
+            .try_into()
+            .with_context(|| format!("program {} is not a raw tracepoint", names::MEM_SAMPLE))?;
+        sample
+            .load()
+            .with_context(|| format!("loading program {}", names::MEM_SAMPLE))?;
+        if let Ok(info) = sample.info() {
+            prog_ids.push((names::MEM_SAMPLE.to_string(), info.id()));
+        }
         let stats_fd = if bpf_stats {
             match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
                 Ok(fd) => Some(fd),
@@ -137,100 +236,144 @@ impl Kernel {
             bpf.take_map(n)
                 .ok_or_else(|| anyhow!("map {n} missing from the object"))
         };
-        let stats = PerCpuHashMap::try_from(take(&mut bpf, names::CGROUP_STATS)?)?;
-        let cpu_state = PerCpuArray::try_from(take(&mut bpf, names::CPU_STATE)?)?;
+        let maps = vec![
+            take(&mut bpf, names::SLOT_STATS)?,
+            take(&mut bpf, names::SLOT_IDS)?,
+            take(&mut bpf, names::SLOT_MEM)?,
+            take(&mut bpf, names::CPU_STATE)?,
+            take(&mut bpf, names::MEM_LIST)?,
+            take(&mut bpf, names::CACHE_GEN)?,
+        ];
+        let shared = Shared::map(
+            &MapFds {
+                stats: array_fd(&maps[0]).context(names::SLOT_STATS)?,
+                ids: array_fd(&maps[1]).context(names::SLOT_IDS)?,
+                mem: array_fd(&maps[2]).context(names::SLOT_MEM)?,
+                cpus: array_fd(&maps[3]).context(names::CPU_STATE)?,
+                mem_list: array_fd(&maps[4]).context(names::MEM_LIST)?,
+                generation: array_fd(&maps[5]).context(names::CACHE_GEN)?,
+            },
+            ncpu,
+        )
+        .context("mapping the kernel programs' arrays")?;
         let counters = PerCpuArray::try_from(take(&mut bpf, names::COUNTERS)?)?;
-        let watched = BpfHashMap::try_from(take(&mut bpf, names::WATCHED)?)?;
         let events = RingBuf::try_from(take(&mut bpf, names::EVENTS)?)?;
         Ok((
             Kernel {
-                _bpf: bpf,
-                stats: RwLock::new(stats),
-                cpu_state,
+                slots: Slots::new(shared),
                 counters,
-                watched: Mutex::new(watched),
+                table_full: std::sync::atomic::AtomicU64::new(0),
+                sample_failed: std::sync::atomic::AtomicU64::new(0),
+                mem_file_reads: std::sync::atomic::AtomicU64::new(0),
                 prog_ids,
                 _stats_fd: stats_fd,
+                _maps: maps,
+                _bpf: bpf,
             },
             Channels { events, logger },
         ))
     }
 
-    /// Counters of the cgroups `ids` summed over CPUs, including the time of the slices
-    /// running right now on any CPU for these cgroups (so a query never misses the part of
-    /// an activation not yet ended by a context switch).
-    pub fn cgroup_stats(&self, ids: &[u64]) -> CgroupStats {
-        // The map and the per-CPU "running now" state are read separately; a context
-        // switch of one of these cgroups between the two reads would move a slice from
-        // "running" into the map unseen (or count it twice). So the state is read before
-        // and after the map, and the read is retried until no such switch happened.
-        let mut tries = 0;
-        loop {
-            let before = self.cpu_state.get(&0, 0).ok();
-            let mut total = CgroupStats::default();
-            {
-                let map = self.stats.read().unwrap_or_else(|e| e.into_inner());
-                for id in ids {
-                    if let Ok(per_cpu) = map.get(id, 0) {
-                        for v in per_cpu.iter() {
-                            total.add(v);
-                        }
-                    }
-                }
+    /// What the kernel counted for cgroups `ids` now (the slices running right now on
+    /// any CPU included, so a query never misses the part of an activation not yet ended
+    /// by a context switch), and the memory sampled for `mem_of`.
+    pub fn read(&self, ids: &[u64], mem_of: Option<u64>) -> Reading {
+        self.slots.read(ids, mem_of, mono_ns())
+    }
+
+    /// Reads the memory of every watched container into the mapped array: one run of
+    /// the `mem_sample` program (one system call for all containers), which also notes
+    /// the CPUs whose recorded task stopped running unseen. False if it could not run
+    /// (the values are then those of the last run; the caller reads files).
+    pub fn sample_memory(&self) -> bool {
+        self.run_sample(self.slots.mem_list_len())
+    }
+
+    /// Notes the CPUs whose recorded task stopped running unseen (a switch the kernel did
+    /// not trace), so that a reading right after counts no slice that has ended: for
+    /// activation boundaries between two ticks.
+    pub fn check_running(&self) {
+        self.run_sample(0);
+    }
+
+    fn run_sample(&self, n: usize) -> bool {
+        let prog: Option<&RawTracePoint> = self
+            ._bpf
+            .program(names::MEM_SAMPLE)
+            .and_then(|p| p.try_into().ok());
+        let ran = match prog {
+            Some(p) => {
+                let mut opts = RawTracePointRunOptions::new();
+                opts.args[0] = n as u64;
+                p.test_run(opts)
+                    .map_err(|e| tracing::debug!("{}: {e}", names::MEM_SAMPLE))
+                    .is_ok()
             }
-            let after = self.cpu_state.get(&0, 0).ok();
-            let now = mono_ns();
-            let (Some(before), Some(after)) = (before, after) else {
-                return total;
-            };
-            let moved = before
-                .iter()
-                .zip(after.iter())
-                .any(|(b, a)| ids.contains(&b.cgroup) && b != a);
-            tries += 1;
-            if moved && tries < 100 {
-                continue;
-            }
-            for s in after.iter() {
-                if ids.contains(&s.cgroup) && s.last_switch_ns != 0 && now > s.last_switch_ns {
-                    total.cpu_ns += now - s.last_switch_ns;
-                }
-            }
-            return total;
+            None => false,
+        };
+        if !ran {
+            self.sample_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ran
+    }
+
+    /// Counts a per-tick memory sample read from a file instead of the kernel's copy,
+    /// and, if the container ran (`ran`), has the kernel look for its memory cgroup
+    /// again (its key caches are refilled, at most once per second).
+    pub fn note_mem_file_read(&self, ran: bool) {
+        self.mem_file_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if ran {
+            self.slots.relearn(mono_ns());
         }
     }
 
-    /// Drop and activity counters summed over CPUs, by index of [`counter`].
-    pub fn counters(&self) -> [u64; counter::COUNT as usize] {
-        let mut out = [0u64; counter::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
+    /// [`Kernel::read`] for many containers at once (one pass over the CPUs).
+    pub fn read_many(&self, queries: &[Query<'_>]) -> Vec<Reading> {
+        self.slots.read_many(queries, mono_ns())
+    }
+
+    /// Counters of the cgroups `ids` summed over CPUs, slices running now included.
+    pub fn cgroup_stats(&self, ids: &[u64]) -> CgroupStats {
+        self.read(ids, None).stats
+    }
+
+    /// Drop and activity counters summed over CPUs, by index (see [`COUNTER_NAMES`]).
+    pub fn counters(&self) -> [u64; N_COUNTERS] {
+        let mut out = [0u64; N_COUNTERS];
+        for (i, slot) in out.iter_mut().take(counter::COUNT as usize).enumerate() {
             if let Ok(v) = self.counters.get(&(i as u32), 0) {
                 *slot = v.iter().sum();
             }
         }
+        let (switches, unmatched) = self.slots.switch_counts();
+        out[SWITCHES as usize] = switches;
+        out[SWITCHES_UNMATCHED as usize] = unmatched;
+        out[TABLE_FULL as usize] = self.table_full.load(std::sync::atomic::Ordering::Relaxed);
+        out[MEM_SAMPLE_FAILED as usize] = self
+            .sample_failed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        out[MEM_FILE_READS as usize] = self
+            .mem_file_reads
+            .load(std::sync::atomic::Ordering::Relaxed);
         out
     }
 
-    /// Asks for process exec/exit events of cgroup `id`.
-    pub fn watch(&self, id: u64) {
-        let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = w.insert(id, 1u8, 0) {
-            tracing::warn!("cannot watch cgroup {id}: {e}");
+    /// Counts cgroup `id`'s CPU time, switches and wake-ups from now on, and samples the
+    /// page counter of memory cgroup `mem_id` (its inode; 0: none) at its switch-outs.
+    /// Also asks for its process exec/exit events.
+    pub fn watch(&self, id: u64, mem_id: u64) {
+        if let Err(e) = self.slots.watch(id, mem_id, mono_ns()) {
+            self.table_full
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!("{e}");
         }
     }
 
     /// Forgets cgroup `id` (after its container's grace period).
     pub fn forget(&self, id: u64) {
-        let _ = self
-            .watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        let _ = self
-            .stats
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.slots.forget(id, mono_ns());
     }
 
     /// Kernel run-time statistics of each program (zero unless stats are on).
@@ -282,6 +425,15 @@ pub fn event_path(ev: &Event) -> &str {
 
 /// Hierarchy id of the v1 `cpu` controller (from /proc/cgroups), or 0 for cgroup v2.
 pub fn cpu_hierarchy_id(layout: &Layout) -> u32 {
+    hierarchy_id(layout, "cpu")
+}
+
+/// Hierarchy id of the v1 `memory` controller, or 0 for cgroup v2 (or without it).
+pub fn memory_hierarchy_id(layout: &Layout) -> u32 {
+    hierarchy_id(layout, "memory")
+}
+
+fn hierarchy_id(layout: &Layout, controller: &str) -> u32 {
     if layout.version() == Version::V2 {
         return 0;
     }
@@ -290,7 +442,7 @@ pub fn cpu_hierarchy_id(layout: &Layout) -> u32 {
         .and_then(|t| {
             t.lines().find_map(|l| {
                 let mut f = l.split_whitespace();
-                (f.next() == Some("cpu"))
+                (f.next() == Some(controller))
                     .then(|| f.next()?.parse().ok())
                     .flatten()
             })

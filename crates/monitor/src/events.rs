@@ -9,12 +9,13 @@ use aya::maps::{MapData, RingBuf};
 use faasload_common::event_kind;
 use tokio::io::unix::AsyncFd;
 
-use super::ebpf::{cpu_hierarchy_id, decode, event_path};
+use super::ebpf::{cpu_hierarchy_id, decode, event_path, memory_hierarchy_id};
 use super::state::Monitor;
 
 /// Reads events until the task is cancelled.
 pub async fn run(m: Arc<Monitor>, ring: RingBuf<MapData>) -> anyhow::Result<()> {
     let cpu_h = cpu_hierarchy_id(&m.layout);
+    let mem_h = memory_hierarchy_id(&m.layout);
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd lives.
     let mut fd = unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow::anyhow!("{e}"))?;
     loop {
@@ -27,14 +28,22 @@ pub async fn run(m: Arc<Monitor>, ring: RingBuf<MapData>) -> anyhow::Result<()> 
                 continue;
             };
             drop(item);
-            handle(&m, cpu_h, &ev);
+            handle(&m, cpu_h, mem_h, &ev);
         }
         guard.clear_ready();
     }
 }
 
-fn handle(m: &Monitor, cpu_h: u32, ev: &faasload_common::Event) {
+fn handle(m: &Monitor, cpu_h: u32, mem_h: u32, ev: &faasload_common::Event) {
     match ev.kind {
+        // On v1 a container's memory directory appears after its cpu one (each
+        // hierarchy is made in turn): its memory cgroup is then told to the kernel.
+        event_kind::CGROUP_MKDIR if ev.hierarchy == mem_h && mem_h != 0 && mem_h != cpu_h => {
+            let rel = event_path(ev).trim_start_matches('/');
+            if let Some(f) = m.matcher.matches(rel) {
+                m.memory_cgroup_appeared(&f.id, ev.cgroup);
+            }
+        }
         event_kind::CGROUP_MKDIR if ev.hierarchy == cpu_h => {
             let path = event_path(ev);
             let rel = path.trim_start_matches('/');

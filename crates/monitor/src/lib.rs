@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod protocol;
 pub mod sampler;
 pub mod server;
+pub mod slots;
 pub mod state;

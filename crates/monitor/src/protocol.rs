@@ -344,6 +344,7 @@ fn containers(m: &Monitor) -> ContainerList {
 
 /// The monitor's own counters (drops included).
 pub fn stats(m: &Monitor) -> Stats {
+    use super::ebpf;
     use faasload_common::counter;
     let s = &m.stats;
     let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -352,9 +353,14 @@ pub fn stats(m: &Monitor) -> Stats {
             let c = k.counters();
             let at = |i: u32| c[i as usize];
             let counters = KernelCounters {
-                switches: at(counter::SWITCHES),
-                stats_map_full: at(counter::STATS_FULL),
-                stats_lost_ns: at(counter::STATS_LOST_NS),
+                switches: at(ebpf::SWITCHES),
+                switches_unmatched: at(ebpf::SWITCHES_UNMATCHED),
+                stats_map_full: at(ebpf::TABLE_FULL),
+                stats_lost_ns: at(counter::LOST_NS),
+                moves_split: at(counter::MOVES_SPLIT),
+                moves_overflow: at(counter::MOVES_OVERFLOW),
+                mem_sample_failed: at(ebpf::MEM_SAMPLE_FAILED),
+                mem_file_reads: at(ebpf::MEM_FILE_READS),
                 events_dropped: at(counter::EVENTS_DROPPED),
                 events_sent: at(counter::EVENTS_SENT),
                 kernel_read_failed: at(counter::READ_FAILED),

@@ -16,23 +16,59 @@ use tokio::sync::broadcast;
 use super::config::{Backend, MonitorConfig};
 use super::discovery::{Found, Matcher};
 use super::ebpf::Kernel;
-use faasload_cgroup::{CgroupReader, Counters, Layout, inode};
+use super::slots::{Query, Reading};
+use faasload_cgroup::{CgroupReader, Controller, Counters, Layout, inode};
 use faasload_os::clock::epoch_ns;
 
 /// Hardware counters' availability, as `hello` and summaries carry it.
 pub use faasload_protocol::monitor::Hardware;
 
 /// One sample of a container. `NONE` marks a value this host or cgroup lacks.
+///
+/// Where the values come from (eBPF backend): CPU from the kernel programs' counters,
+/// memory from the page counter the `mem_sample` program read for all containers at this
+/// tick (the cgroup file while the kernel does not know the container's memory cgroup
+/// yet, at most once per second while the container does not run, and for the samples
+/// taken at discovery and removal); `rss_mapped` from
+/// `memory.stat` at most once per second and at activation boundaries, moved in between
+/// by the page counter's change. The cgroupfs backend reads every value from the files
+/// at every tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     /// Epoch nanoseconds.
     pub t_ns: u64,
     /// Cumulative CPU time (ns): eBPF on-CPU time, or cgroupfs usage.
     pub cpu_ns: u64,
-    /// Memory charged (bytes).
+    /// Memory charged (bytes): the memory cgroup's page counter.
     pub mem_bytes: u64,
-    /// FaaSLoad's memory metric: rss + mapped_file (bytes).
+    /// FaaSLoad's memory metric: rss + mapped_file (bytes). eBPF backend: exact when
+    /// `memory.stat` was read for this sample; otherwise the last reading (at most 1 s
+    /// old) plus the change of `mem_bytes` since it (what was charged or freed meanwhile
+    /// is taken as rss), never above `mem_bytes`.
     pub rss_mapped: u64,
+}
+
+/// How often, at most, `memory.stat` is read per container between activation
+/// boundaries (its read flushes the kernel's statistics: the costly part of a sample).
+pub const STAT_PERIOD_NS: u64 = 1_000_000_000;
+
+/// Memory reading state of one container (eBPF backend).
+#[derive(Clone, Copy, Debug, Default)]
+struct MemTrack {
+    /// Epoch ns of the last read of the memory file, the CPU counter and memory then.
+    file: Option<(u64, u64, u64)>,
+    /// The last `memory.stat` reading: (epoch ns, rss + mapped, memory charged then).
+    stat: Option<(u64, u64, u64)>,
+}
+
+/// `rss + mapped` now, from a reading `rss_at` taken when `mem_at` was charged: moved
+/// by the change of the charge since, within `[0, mem_now]`.
+fn rss_estimate(rss_at: u64, mem_at: u64, mem_now: u64) -> u64 {
+    if mem_now >= mem_at {
+        rss_at.saturating_add(mem_now - mem_at).min(mem_now)
+    } else {
+        rss_at.saturating_sub(mem_at - mem_now).min(mem_now)
+    }
 }
 
 /// Marker for a missing value in a [`Sample`].
@@ -88,6 +124,9 @@ pub struct Container {
 
 struct Inner {
     cpu_ids: Vec<u64>,
+    /// Cgroup id of its memory cgroup (0: not found yet).
+    mem_id: u64,
+    mem: MemTrack,
     ring: VecDeque<Sample>,
     life: Life,
     created_ns: u64,
@@ -251,6 +290,21 @@ impl Monitor {
                         if !inner.cpu_ids.contains(i) {
                             inner.cpu_ids.push(*i);
                             self.index_cgroup(*i, &f.id);
+                            if let Some(k) = &self.kernel {
+                                k.watch(*i, 0);
+                            }
+                        }
+                    }
+                    // Discovered from the CPU hierarchy's mkdir before its memory
+                    // directory existed (v1 hierarchies are created one by one): tell the
+                    // kernel its memory cgroup now.
+                    if inner.mem_id == 0
+                        && let Some(k) = &self.kernel
+                        && let Some(&own) = inner.cpu_ids.first()
+                    {
+                        inner.mem_id = self.mem_id_of(&f.rel);
+                        if inner.mem_id != 0 {
+                            k.watch(own, inner.mem_id);
                         }
                     }
                     return false;
@@ -267,6 +321,8 @@ impl Monitor {
             reader: CgroupReader::open(&self.layout, &f.rel),
             inner: Mutex::new(Inner {
                 cpu_ids: ids.clone(),
+                mem_id: 0,
+                mem: MemTrack::default(),
                 ring: VecDeque::new(),
                 life: Life::Running,
                 created_ns: epoch_ns(),
@@ -274,15 +330,24 @@ impl Monitor {
                 open: HashMap::new(),
             }),
         });
-        for i in &ids {
+        // The container's own memory cgroup is sampled in its own cgroup's slot (its
+        // children's tasks charge it too, but their memory cgroups are their own).
+        let mem_id = self.mem_id_of(&f.rel);
+        c.lock().mem_id = mem_id;
+        for (n, i) in ids.iter().enumerate() {
             self.index_cgroup(*i, &f.id);
             if let Some(k) = &self.kernel {
-                k.watch(*i);
+                k.watch(*i, if n == 0 { mem_id } else { 0 });
             }
         }
         // A first sample now, so a window starting right after discovery has a base.
-        let first = self.sample_of(&c, &ids);
-        c.lock().ring.push_back(first);
+        let mut mem = MemTrack::default();
+        let first = self.sample_of(&c, &ids, &mut mem, false);
+        {
+            let mut i = c.lock();
+            i.ring.push_back(first);
+            i.mem = mem;
+        }
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -295,6 +360,27 @@ impl Monitor {
             time: secs(epoch_ns()),
         });
         true
+    }
+
+    /// Container `id`'s memory cgroup (id `mem_id`) was created after the container was
+    /// discovered: the kernel samples it from now on.
+    pub fn memory_cgroup_appeared(&self, id: &str, mem_id: u64) {
+        let Some(c) = self.container(id) else { return };
+        let mut i = c.lock();
+        if i.mem_id == 0 && i.life != Life::Removed {
+            i.mem_id = mem_id;
+            if let (Some(k), Some(&own)) = (&self.kernel, i.cpu_ids.first()) {
+                k.watch(own, mem_id);
+            }
+        }
+    }
+
+    /// Inode (cgroup id) of container `rel`'s memory cgroup, 0 if it has none (yet).
+    fn mem_id_of(&self, rel: &Path) -> u64 {
+        self.layout
+            .dir(Controller::Memory, rel)
+            .and_then(|d| inode(&d).ok())
+            .unwrap_or(0)
     }
 
     fn index_cgroup(&self, id: u64, name: &str) {
@@ -314,6 +400,9 @@ impl Monitor {
                     inner.cpu_ids.push(cgroup_id);
                     drop(inner);
                     self.index_cgroup(cgroup_id, &c.id);
+                    if let Some(k) = &self.kernel {
+                        k.watch(cgroup_id, 0);
+                    }
                 }
                 return;
             }
@@ -329,7 +418,10 @@ impl Monitor {
         }
         // A last sample, so the end of its life is in the ring.
         if c.reader.exists() {
-            let s = self.sample_of(&c, &inner.cpu_ids);
+            let ids = inner.cpu_ids.clone();
+            let mut mem = inner.mem;
+            let s = self.sample_of(&c, &ids, &mut mem, false);
+            inner.mem = mem;
             inner.ring.push_back(s);
         }
         inner.life = Life::Removed;
@@ -398,35 +490,129 @@ impl Monitor {
         gone.len()
     }
 
-    /// Reads one sample of container `c` now.
-    pub fn sample_of(&self, c: &Container, cpu_ids: &[u64]) -> Sample {
-        let (cg_cpu, mem, rss_mapped) = c.reader.read_sample(self.kernel.is_none());
-        let cpu = match &self.kernel {
-            Some(k) => Some(k.cgroup_stats(cpu_ids).cpu_ns),
-            None => cg_cpu,
+    /// Reads one sample of container `c` (cgroups `cpu_ids`, its own first) now;
+    /// `mem` is its memory reading state, updated. `sampled`: the kernel read every
+    /// container's memory just before (the sampler's tick); otherwise the file is read.
+    fn sample_of(
+        &self,
+        c: &Container,
+        cpu_ids: &[u64],
+        mem: &mut MemTrack,
+        sampled: bool,
+    ) -> Sample {
+        let Some(k) = &self.kernel else {
+            // The poller: every value from the files, every tick.
+            let (cpu, mem, rss_mapped) = c.reader.read_sample(true);
+            return Sample {
+                t_ns: epoch_ns(),
+                cpu_ns: cpu.unwrap_or(NONE),
+                mem_bytes: mem.unwrap_or(NONE),
+                rss_mapped: rss_mapped.unwrap_or(NONE),
+            };
+        };
+        let r = k.read(cpu_ids, cpu_ids.first().copied());
+        self.sample_from(c, k, &r, mem, sampled, epoch_ns())
+    }
+
+    /// A sample of container `c` at epoch time `now` from the kernel's reading `r`
+    /// (eBPF backend), memory completed from files where the kernel has none.
+    fn sample_from(
+        &self,
+        c: &Container,
+        k: &Kernel,
+        r: &Reading,
+        mem: &mut MemTrack,
+        sampled: bool,
+        now: u64,
+    ) -> Sample {
+        let mut mem_bytes = match (r.mem_bytes, mem.file) {
+            (Some(b), _) if sampled => Some(b),
+            // The kernel has not located the memory cgroup: none of the container's
+            // tasks was switched in since it was watched. While none runs (CPU counter
+            // unchanged) its memory moves only by reclaim: the file once per second.
+            (_, Some((t, cpu, m)))
+                if cpu == r.stats.cpu_ns
+                    && r.running_since_ns.is_none()
+                    && now.saturating_sub(t) < STAT_PERIOD_NS =>
+            {
+                Some(m)
+            }
+            (_, last) => {
+                if sampled {
+                    let ran = r.running_since_ns.is_some()
+                        || last.is_none_or(|(_, cpu, _)| cpu != r.stats.cpu_ns);
+                    k.note_mem_file_read(ran);
+                }
+                let m = c.reader.mem_bytes();
+                mem.file = m.map(|m| (now, r.stats.cpu_ns, m));
+                m
+            }
+        };
+        let rss_mapped = match (mem_bytes, mem.stat) {
+            (Some(m), Some((t, rss, at))) if m == at || now.saturating_sub(t) < STAT_PERIOD_NS => {
+                Some(rss_estimate(rss, at, m))
+            }
+            (Some(_), _) => {
+                let (_, m, rss) = c.reader.read_sample(false);
+                if m.is_some() {
+                    mem_bytes = m;
+                }
+                if let (Some(m), Some(rss)) = (m, rss) {
+                    mem.stat = Some((now, rss, m));
+                }
+                rss
+            }
+            (None, _) => None,
         };
         Sample {
-            t_ns: epoch_ns(),
-            cpu_ns: cpu.unwrap_or(NONE),
-            mem_bytes: mem.unwrap_or(NONE),
+            t_ns: now,
+            cpu_ns: r.stats.cpu_ns,
+            mem_bytes: mem_bytes.unwrap_or(NONE),
             rss_mapped: rss_mapped.unwrap_or(NONE),
         }
     }
 
     /// Takes one sample of every live container (called by the sampler every tick).
+    /// With the eBPF backend: one run of the kernel's `mem_sample` program reads every
+    /// container's memory, then the mapped arrays are read (no system call per
+    /// container); a cgroup file is touched only for a container whose memory cgroup the
+    /// kernel has not located yet, and for `memory.stat` at most once per second.
     pub fn sample_all(&self) {
         let max_age = (self.cfg.max_age_s * 1e9) as u64;
         let subscribed = self.stream.receiver_count() > 0;
-        for c in self.containers() {
-            let ids = {
+        let live: Vec<(Arc<Container>, Vec<u64>, MemTrack)> = self
+            .containers()
+            .into_iter()
+            .filter_map(|c| {
                 let i = c.lock();
-                if i.life == Life::Removed {
-                    continue;
-                }
-                i.cpu_ids.clone()
+                let keep = (i.life != Life::Removed).then(|| (i.cpu_ids.clone(), i.mem));
+                drop(i);
+                keep.map(|(ids, mem)| (c, ids, mem))
+            })
+            .collect();
+        // eBPF: every container's memory read by one program run, then one pass over
+        // the mapped arrays for all of them.
+        let readings = self.kernel.as_ref().map(|k| {
+            let sampled = k.sample_memory();
+            let queries: Vec<Query<'_>> = live
+                .iter()
+                .map(|(_, ids, _)| Query {
+                    ids,
+                    mem_of: ids.first().copied(),
+                })
+                .collect();
+            (k, sampled, k.read_many(&queries), epoch_ns())
+        });
+        for (n, (c, ids, mut mem)) in live.into_iter().enumerate() {
+            let s = match &readings {
+                Some((k, sampled, rs, now)) => match rs.get(n) {
+                    Some(r) => self.sample_from(&c, k, r, &mut mem, *sampled, *now),
+                    None => continue,
+                },
+                None => self.sample_of(&c, &ids, &mut mem, false),
             };
-            let s = self.sample_of(&c, &ids);
             let mut i = c.lock();
+            i.mem = mem;
             i.ring.push_back(s);
             while i
                 .ring
@@ -487,7 +673,10 @@ impl Monitor {
         match &self.kernel {
             Some(k) => Snap {
                 t_ns: epoch_ns(),
-                ebpf: Some(k.cgroup_stats(ids)),
+                ebpf: {
+                    k.check_running();
+                    Some(k.cgroup_stats(ids))
+                },
                 cg: c.reader.read(),
             },
             None => Snap {
@@ -502,6 +691,9 @@ impl Monitor {
     fn push_boundary(&self, c: &Container, s: &Snap) {
         let Some(e) = s.ebpf else { return };
         let mut i = c.lock();
+        if let (Some(m), Some(rss)) = (s.cg.mem_bytes, s.cg.mem_rss_mapped) {
+            i.mem.stat = Some((s.t_ns, rss, m));
+        }
         i.ring.push_back(Sample {
             t_ns: s.t_ns,
             cpu_ns: e.cpu_ns,

@@ -280,10 +280,22 @@ pub struct ContainerList {
 pub struct KernelCounters {
     /// Context switches seen.
     pub switches: u64,
-    /// A cgroup's CPU time could not be recorded (stats map full).
+    /// Switch-outs whose switch-in was not seen (switches the kernel did not trace): the
+    /// slice was charged from the task's own counters.
+    pub switches_unmatched: u64,
+    /// Cgroups not watched because the kernel's slot table was full.
     pub stats_map_full: u64,
-    /// Nanoseconds lost that way.
+    /// Nanoseconds of watched slices that could not be charged (an estimate).
     pub stats_lost_ns: u64,
+    /// Running tasks moved to another cgroup whose slice was split at the move.
+    pub moves_split: u64,
+    /// Moves within one slice beyond what the kernel remembers (merged into the last).
+    pub moves_overflow: u64,
+    /// Ticks whose in-kernel memory read failed (memory read from files that tick).
+    pub mem_sample_failed: u64,
+    /// Memory samples read from a cgroup file (the kernel did not know the container's
+    /// memory cgroup yet).
+    pub mem_file_reads: u64,
     /// Events dropped (ring buffer full).
     pub events_dropped: u64,
     pub events_sent: u64,

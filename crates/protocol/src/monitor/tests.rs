@@ -614,8 +614,13 @@ fn stats() {
         stream_lagged: 0,
         kernel: Some(KernelCounters {
             switches: 464,
+            switches_unmatched: 2,
             stats_map_full: 0,
             stats_lost_ns: 0,
+            moves_split: 3,
+            moves_overflow: 0,
+            mem_sample_failed: 0,
+            mem_file_reads: 5,
             events_dropped: 0,
             events_sent: 1,
             kernel_read_failed: 0,
@@ -641,7 +646,7 @@ fn stats() {
     };
     pinned(
         &stats,
-        r#"{"activations":1,"activations_dropped":0,"backend":"ebpf","bad_requests":27,"containers":2,"events":1,"events_undecodable":0,"kernel":{"events_dropped":0,"events_sent":1,"kernel_read_failed":0,"stats_lost_ns":0,"stats_map_full":0,"switches":464},"late_ticks":0,"program_ids":[451,452,453,454,455,456,457,458,459,460],"programs":[{"name":"sched_switch","run_count":0,"run_time_ns":0},{"name":"sched_wakeup","run_count":0,"run_time_ns":0},{"name":"sched_migrate_task","run_count":0,"run_time_ns":0},{"name":"cgroup_mkdir","run_count":0,"run_time_ns":0},{"name":"cgroup_rmdir","run_count":0,"run_time_ns":0},{"name":"cgroup_freeze","run_count":0,"run_time_ns":0},{"name":"cgroup_unfreeze","run_count":0,"run_time_ns":0},{"name":"sched_process_exec","run_count":0,"run_time_ns":0},{"name":"sched_process_exit","run_count":0,"run_time_ns":0},{"name":"mark_victim","run_count":0,"run_time_ns":0}],"refused_clients":0,"sample_ticks":21,"samples":42,"self_cpu_sys_ns":179263000,"self_cpu_user_ns":125866000,"stream_lagged":0,"type":"stats","unknown_container":3}"#,
+        r#"{"activations":1,"activations_dropped":0,"backend":"ebpf","bad_requests":27,"containers":2,"events":1,"events_undecodable":0,"kernel":{"events_dropped":0,"events_sent":1,"kernel_read_failed":0,"mem_file_reads":5,"mem_sample_failed":0,"moves_overflow":0,"moves_split":3,"stats_lost_ns":0,"stats_map_full":0,"switches":464,"switches_unmatched":2},"late_ticks":0,"program_ids":[451,452,453,454,455,456,457,458,459,460],"programs":[{"name":"sched_switch","run_count":0,"run_time_ns":0},{"name":"sched_wakeup","run_count":0,"run_time_ns":0},{"name":"sched_migrate_task","run_count":0,"run_time_ns":0},{"name":"cgroup_mkdir","run_count":0,"run_time_ns":0},{"name":"cgroup_rmdir","run_count":0,"run_time_ns":0},{"name":"cgroup_freeze","run_count":0,"run_time_ns":0},{"name":"cgroup_unfreeze","run_count":0,"run_time_ns":0},{"name":"sched_process_exec","run_count":0,"run_time_ns":0},{"name":"sched_process_exit","run_count":0,"run_time_ns":0},{"name":"mark_victim","run_count":0,"run_time_ns":0}],"refused_clients":0,"sample_ticks":21,"samples":42,"self_cpu_sys_ns":179263000,"self_cpu_user_ns":125866000,"stream_lagged":0,"type":"stats","unknown_container":3}"#,
     );
     // The cgroupfs backend has no kernel side: `{}`.
     let polling = Stats {
