@@ -42,7 +42,7 @@ use super::state::{Container, Life, Monitor, Sample};
 
 /// A container's name and where it came from.
 #[derive(Clone, Debug)]
-pub struct Meta {
+pub(crate) struct Meta {
     pub name: String,
     pub image: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -53,7 +53,7 @@ pub struct Meta {
 
 impl Meta {
     /// A name with its OpenWhisk reading.
-    pub fn new(
+    pub(crate) fn new(
         name: String,
         image: Option<String>,
         labels: BTreeMap<String, String>,
@@ -70,7 +70,7 @@ impl Meta {
 }
 
 /// OpenWhisk's sanitizing of name parts: letters, digits and `_` only.
-pub fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_alphanumeric() || *c == '_')
         .collect()
@@ -78,7 +78,7 @@ pub fn sanitize(s: &str) -> String {
 
 /// Reads an OpenWhisk container name: `wsk<inv>_<n>_<rest>` (Docker) or
 /// `wsk<inv>-<n>-<rest>` (Kubernetes pods).
-pub fn openwhisk_name(name: &str) -> Option<OpenWhiskName> {
+pub(crate) fn openwhisk_name(name: &str) -> Option<OpenWhiskName> {
     let name = name.trim_start_matches('/');
     if !name.starts_with("wsk") {
         return None;
@@ -101,7 +101,7 @@ pub fn openwhisk_name(name: &str) -> Option<OpenWhiskName> {
 
 /// Is `ow` a container of `namespace`'s `action`? (The action's last path segment:
 /// a package action `pkg/a` runs in containers named for `a`.)
-pub fn is_for(ow: &OpenWhiskName, namespace: &str, action: &str) -> bool {
+pub(crate) fn is_for(ow: &OpenWhiskName, namespace: &str, action: &str) -> bool {
     let ns = namespace.split('/').next().unwrap_or(namespace);
     let action = action.rsplit('/').next().unwrap_or(action);
     let want = format!("{}_{}", sanitize(ns), sanitize(action));
@@ -109,7 +109,7 @@ pub fn is_for(ow: &OpenWhiskName, namespace: &str, action: &str) -> bool {
 }
 
 /// Names of the monitor's containers, and the sources to find them.
-pub struct Names {
+pub(crate) struct Names {
     docker: tokio::sync::Mutex<Option<Arc<DockerNames>>>,
     docker_socket: Option<std::path::PathBuf>,
     kubelet: Option<Kubelet>,
@@ -129,7 +129,7 @@ const RETRY: Duration = Duration::from_secs(5);
 
 impl Names {
     /// Sources from the configuration (none reachable is fine: cgroup names then).
-    pub fn new(docker_socket: Option<&Path>, kubelet: Option<Kubelet>) -> Names {
+    pub(crate) fn new(docker_socket: Option<&Path>, kubelet: Option<Kubelet>) -> Names {
         Names {
             docker: tokio::sync::Mutex::new(None),
             docker_socket: docker_socket.map(Path::to_path_buf),
@@ -142,7 +142,7 @@ impl Names {
     }
 
     /// The name of container `id`, if resolved.
-    pub fn get(&self, id: &str) -> Option<Arc<Meta>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Meta>> {
         rd(&self.map).get(id).cloned()
     }
 
@@ -160,7 +160,7 @@ impl Names {
     }
 
     /// Names every container that has no name from an API yet; returns how many changed.
-    pub async fn resolve(&self, m: &Monitor) -> usize {
+    pub(crate) async fn resolve(&self, m: &Monitor) -> usize {
         let mut changed = 0;
         for c in m.containers() {
             if self
@@ -249,7 +249,7 @@ fn cgroup_meta(id: &str, rel: &str, kind: &str) -> Meta {
 
 /// Keeps names resolved and the freezer state observed, until cancelled. Names every
 /// `rescan_ms`; the freezer is read every `freezer_ms`.
-pub async fn run(m: Arc<Monitor>) -> anyhow::Result<()> {
+pub(crate) async fn run(m: Arc<Monitor>) -> anyhow::Result<()> {
     let names_every = Duration::from_millis(m.cfg.rescan_ms.max(10));
     let freezer_every = Duration::from_millis(m.cfg.freezer_ms.max(10));
     let mut last_names = tokio::time::Instant::now() - names_every;
@@ -316,7 +316,7 @@ fn busy(m: &Monitor, c: &Container, start: u64, end: u64) -> (Option<u64>, Vec<S
 }
 
 /// Answers an `attribute` query (see the module doc).
-pub async fn attribute(m: &Arc<Monitor>, q: &AttributeQuery) -> Attribution {
+pub(crate) async fn attribute(m: &Arc<Monitor>, q: &AttributeQuery) -> Attribution {
     let (ns, action) = (q.namespace.as_str(), q.name.as_str());
     let (start, end) = q.range_ns();
     let kind = q.kind.as_deref().map(sanitize);

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 /// Where the running kernel exposes its own BTF.
-pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+pub(crate) const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 const BTF_MAGIC: u16 = 0xeb9f;
 const BTF_VERSION: u8 = 1;
@@ -44,7 +44,7 @@ const KIND_ENUM64: u8 = 19;
 
 /// Why the BTF could not be read or did not hold what the monitor needs.
 #[derive(Debug, thiserror::Error)]
-pub enum BtfError {
+pub(crate) enum BtfError {
     #[error("cannot read kernel BTF {path}: {source}")]
     Io {
         path: PathBuf,
@@ -95,7 +95,7 @@ pub enum BtfError {
 
 /// Byte offsets and controller ids the kernel programs need to find a task's cgroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelOffsets {
+pub(crate) struct KernelOffsets {
     /// `task_struct.cgroups` (a `struct css_set *`).
     pub task_cgroups: u64,
     /// `css_set.subsys` (array of `struct cgroup_subsys_state *`).
@@ -143,7 +143,7 @@ pub struct KernelOffsets {
 
 /// Where a task's `cpu` cgroup is reachable from its scheduling entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FairGroupOffsets {
+pub(crate) struct FairGroupOffsets {
     /// `sched_entity.cfs_rq` (the run queue of the task's task group on its CPU).
     pub se_cfs_rq: u64,
     /// `cfs_rq.tg` (that task group).
@@ -158,12 +158,12 @@ pub struct FairGroupOffsets {
 
 impl KernelOffsets {
     /// Reads the running kernel's BTF from [`VMLINUX_BTF`].
-    pub fn from_sys() -> Result<Self, BtfError> {
+    pub(crate) fn from_sys() -> Result<Self, BtfError> {
         Self::from_path(Path::new(VMLINUX_BTF))
     }
 
     /// Reads BTF from a file (a kernel's `vmlinux` BTF dump).
-    pub fn from_path(path: &Path) -> Result<Self, BtfError> {
+    pub(crate) fn from_path(path: &Path) -> Result<Self, BtfError> {
         let bytes = std::fs::read(path).map_err(|source| BtfError::Io {
             path: path.to_owned(),
             source,
@@ -172,7 +172,7 @@ impl KernelOffsets {
     }
 
     /// Parses raw BTF bytes and looks up every offset and id.
-    pub fn from_bytes(b: &[u8]) -> Result<Self, BtfError> {
+    pub(crate) fn from_bytes(b: &[u8]) -> Result<Self, BtfError> {
         let btf = Btf::parse(b)?;
         Ok(KernelOffsets {
             task_cgroups: btf.member_offset("task_struct", "cgroups")?,
@@ -231,7 +231,7 @@ impl KernelOffsets {
     /// Offset from a memory controller's `cgroup_subsys_state *` to its page counter's
     /// usage (`mem_cgroup.memory.usage - mem_cgroup.css`; the css is embedded, usually
     /// first).
-    pub fn css_memcg_usage(&self) -> u64 {
+    pub(crate) fn css_memcg_usage(&self) -> u64 {
         (self.memcg_memory + self.page_counter_usage).wrapping_sub(self.memcg_css)
     }
 }
@@ -250,7 +250,7 @@ struct TypeEntry {
 }
 
 /// A parsed BTF blob: its type table and string section.
-pub struct Btf<'a> {
+pub(crate) struct Btf<'a> {
     types: &'a [u8],
     strings: &'a [u8],
     /// Index `i` holds type id `i + 1` (id 0 is `void`).
@@ -298,7 +298,7 @@ fn extra_len(kind: u8, vlen: u16) -> Option<usize> {
 
 impl<'a> Btf<'a> {
     /// Validates the header and indexes every type. Never panics on malformed input.
-    pub fn parse(b: &'a [u8]) -> Result<Self, BtfError> {
+    pub(crate) fn parse(b: &'a [u8]) -> Result<Self, BtfError> {
         let hdr = slice(b, 0, HEADER_MIN_LEN, "header")?;
         let magic = u16::from_le_bytes([hdr[0], hdr[1]]);
         if magic != BTF_MAGIC {
@@ -354,7 +354,8 @@ impl<'a> Btf<'a> {
     }
 
     /// Number of types (not counting `void`).
-    pub fn type_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn type_count(&self) -> usize {
         self.entries.len()
     }
 
@@ -420,7 +421,7 @@ impl<'a> Btf<'a> {
 
     /// Byte offset of `member` in the struct or union named `ty`, looking through
     /// anonymous struct/union members (their offsets add up).
-    pub fn member_offset(&self, ty: &str, member: &str) -> Result<u64, BtfError> {
+    pub(crate) fn member_offset(&self, ty: &str, member: &str) -> Result<u64, BtfError> {
         let id = self.find(&[KIND_STRUCT, KIND_UNION], "struct or union", ty)?;
         match self.member_bits(id, member, 0)? {
             Some((bits, 0)) if bits % 8 == 0 => Ok(bits / 8),
@@ -479,7 +480,7 @@ impl<'a> Btf<'a> {
     }
 
     /// Value of enumerator `name` in the enum (32- or 64-bit) named `ty`.
-    pub fn enum_value(&self, ty: &str, name: &str) -> Result<i64, BtfError> {
+    pub(crate) fn enum_value(&self, ty: &str, name: &str) -> Result<i64, BtfError> {
         let id = self.find(&[KIND_ENUM, KIND_ENUM64], "enum", ty)?;
         let e = *self.entry(id, "enum")?;
         let signed = e.kind_flag;

@@ -122,7 +122,7 @@ impl Default for MonitorConfig {
 }
 
 /// The layouts of Docker (v1 and v2), Kubernetes and faasload's embedded platform.
-pub fn default_patterns() -> Vec<Pattern> {
+pub(crate) fn default_patterns() -> Vec<Pattern> {
     let p = |kind: &str, regex: &str| Pattern {
         kind: kind.into(),
         regex: regex.into(),

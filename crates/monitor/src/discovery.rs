@@ -9,13 +9,13 @@ use super::config::Pattern;
 
 /// Compiled patterns.
 #[derive(Clone, Debug)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     pats: Vec<(String, Regex)>,
 }
 
 /// A cgroup recognised as a container.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// Container id (the pattern's `id` group).
     pub id: String,
     /// Layout label.
@@ -26,7 +26,7 @@ pub struct Found {
 
 impl Matcher {
     /// Compiles the patterns (validated by the config already).
-    pub fn new(patterns: &[Pattern]) -> anyhow::Result<Matcher> {
+    pub(crate) fn new(patterns: &[Pattern]) -> anyhow::Result<Matcher> {
         let mut pats = Vec::new();
         for p in patterns {
             pats.push((p.kind.clone(), Regex::new(&p.regex)?));
@@ -35,7 +35,7 @@ impl Matcher {
     }
 
     /// Is `rel` (relative, no leading slash) a container cgroup?
-    pub fn matches(&self, rel: &str) -> Option<Found> {
+    pub(crate) fn matches(&self, rel: &str) -> Option<Found> {
         let rel = rel.trim_start_matches('/');
         for (kind, re) in &self.pats {
             if let Some(c) = re.captures(rel)
@@ -53,7 +53,7 @@ impl Matcher {
 
     /// Walks `root` (a hierarchy mount) and returns every container cgroup, and for each
     /// its descendant cgroups (relative paths) whose CPU time belongs to it.
-    pub fn scan(&self, root: &Path) -> Vec<(Found, Vec<PathBuf>)> {
+    pub(crate) fn scan(&self, root: &Path) -> Vec<(Found, Vec<PathBuf>)> {
         let mut out = Vec::new();
         let mut stack = vec![(root.to_path_buf(), 0usize)];
         while let Some((dir, depth)) = stack.pop() {
@@ -85,7 +85,7 @@ impl Matcher {
 }
 
 /// Every cgroup directory below `dir` (not `dir` itself).
-pub fn descendants(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn descendants(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -10,14 +10,14 @@ use super::attribution::Meta;
 use faasload_protocol::monitor::NameSource;
 
 /// A client of dockerd.
-pub struct DockerNames {
+pub(crate) struct DockerNames {
     client: Docker,
     socket: String,
 }
 
 impl DockerNames {
     /// A client of the socket at `path` (connects lazily; None if it cannot be made).
-    pub fn new(path: &Path) -> Option<DockerNames> {
+    pub(crate) fn new(path: &Path) -> Option<DockerNames> {
         let s = path.display().to_string();
         match Docker::connect_with_unix(&s, 5, bollard::API_DEFAULT_VERSION) {
             Ok(client) => Some(DockerNames { client, socket: s }),
@@ -29,7 +29,7 @@ impl DockerNames {
     }
 
     /// Agrees on the API version with dockerd (older engines refuse newer clients).
-    pub async fn negotiate(self) -> DockerNames {
+    pub(crate) async fn negotiate(self) -> DockerNames {
         match self.client.clone().negotiate_version().await {
             Ok(client) => DockerNames {
                 client,
@@ -43,7 +43,7 @@ impl DockerNames {
     }
 
     /// The name, image and labels of container `id`, if dockerd knows it.
-    pub async fn lookup(&self, id: &str) -> Option<Meta> {
+    pub(crate) async fn lookup(&self, id: &str) -> Option<Meta> {
         let r = self
             .client
             .inspect_container(

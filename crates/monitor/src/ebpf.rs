@@ -38,21 +38,21 @@ const PROGRAMS: [&str; 11] = [
 ];
 
 /// Index in [`Kernel::counters`] of the context switches seen.
-pub const SWITCHES: u32 = counter::COUNT;
+pub(crate) const SWITCHES: u32 = counter::COUNT;
 /// Index of the switch-outs whose switch-in was not seen.
-pub const SWITCHES_UNMATCHED: u32 = counter::COUNT + 1;
+pub(crate) const SWITCHES_UNMATCHED: u32 = counter::COUNT + 1;
 /// Index of the cgroups not watched because the slot table was full.
-pub const TABLE_FULL: u32 = counter::COUNT + 2;
+pub(crate) const TABLE_FULL: u32 = counter::COUNT + 2;
 /// Index of the per-tick memory samples read from a cgroup file because the kernel did
 /// not know the container's memory cgroup (yet).
-pub const MEM_FILE_READS: u32 = counter::COUNT + 4;
+pub(crate) const MEM_FILE_READS: u32 = counter::COUNT + 4;
 /// Length of [`Kernel::counters`].
-pub const N_COUNTERS: usize = counter::COUNT as usize + 5;
+pub(crate) const N_COUNTERS: usize = counter::COUNT as usize + 5;
 /// Index of the failed runs of `mem_sample` (memory read from files that tick).
-pub const MEM_SAMPLE_FAILED: u32 = counter::COUNT + 3;
+pub(crate) const MEM_SAMPLE_FAILED: u32 = counter::COUNT + 3;
 
 /// Names of the drop/activity counters, by index of [`Kernel::counters`].
-pub const COUNTER_NAMES: [(u32, &str); 11] = [
+pub(crate) const COUNTER_NAMES: [(u32, &str); 11] = [
     (SWITCHES, "switches"),
     (TABLE_FULL, "stats_map_full"),
     (counter::LOST_NS, "stats_lost_ns"),
@@ -68,14 +68,14 @@ pub const COUNTER_NAMES: [(u32, &str); 11] = [
 
 /// Kernel BPF statistics of one program.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct ProgStats {
+pub(crate) struct ProgStats {
     pub name: String,
     pub run_time_ns: u64,
     pub run_count: u64,
 }
 
 /// The loaded kernel programs and their maps.
-pub struct Kernel {
+pub(crate) struct Kernel {
     slots: Slots,
     counters: PerCpuArray<MapData, u64>,
     table_full: std::sync::atomic::AtomicU64,
@@ -89,7 +89,7 @@ pub struct Kernel {
 }
 
 /// What `load` hands over besides the [`Kernel`]: the event ring buffer and aya-log's.
-pub struct Channels {
+pub(crate) struct Channels {
     pub events: RingBuf<MapData>,
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
@@ -104,7 +104,7 @@ fn array_fd(m: &Map) -> Result<std::os::fd::BorrowedFd<'_>> {
 impl Kernel {
     /// Loads and attaches every program, with offsets read from the kernel's BTF.
     /// `bpf_stats` turns on the kernel's run-time statistics while the monitor runs.
-    pub fn load(layout: &Layout, bpf_stats: bool) -> Result<(Kernel, Channels)> {
+    pub(crate) fn load(layout: &Layout, bpf_stats: bool) -> Result<(Kernel, Channels)> {
         let off = KernelOffsets::from_sys()
             .context("reading kernel offsets from /sys/kernel/btf/vmlinux")?;
         let mode = match layout.version() {
@@ -277,7 +277,7 @@ impl Kernel {
     /// What the kernel counted for cgroups `ids` now (the slices running right now on
     /// any CPU included, so a query never misses the part of an activation not yet ended
     /// by a context switch), and the memory sampled for `mem_of`.
-    pub fn read(&self, ids: &[u64], mem_of: Option<u64>) -> Reading {
+    pub(crate) fn read(&self, ids: &[u64], mem_of: Option<u64>) -> Reading {
         self.slots.read(ids, mem_of, mono_ns())
     }
 
@@ -285,14 +285,14 @@ impl Kernel {
     /// the `mem_sample` program (one system call for all containers), which also notes
     /// the CPUs whose recorded task stopped running unseen. False if it could not run
     /// (the values are then those of the last run; the caller reads files).
-    pub fn sample_memory(&self) -> bool {
+    pub(crate) fn sample_memory(&self) -> bool {
         self.run_sample(self.slots.mem_list_len())
     }
 
     /// Notes the CPUs whose recorded task stopped running unseen (a switch the kernel did
     /// not trace), so that a reading right after counts no slice that has ended: for
     /// activation boundaries between two ticks.
-    pub fn check_running(&self) {
+    pub(crate) fn check_running(&self) {
         self.run_sample(0);
     }
 
@@ -321,7 +321,7 @@ impl Kernel {
     /// Counts a per-tick memory sample read from a file instead of the kernel's copy,
     /// and, if the container ran (`ran`), has the kernel look for its memory cgroup
     /// again (its key caches are refilled, at most once per second).
-    pub fn note_mem_file_read(&self, ran: bool) {
+    pub(crate) fn note_mem_file_read(&self, ran: bool) {
         self.mem_file_reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if ran {
@@ -330,17 +330,17 @@ impl Kernel {
     }
 
     /// [`Kernel::read`] for many containers at once (one pass over the CPUs).
-    pub fn read_many(&self, queries: &[Query<'_>]) -> Vec<Reading> {
+    pub(crate) fn read_many(&self, queries: &[Query<'_>]) -> Vec<Reading> {
         self.slots.read_many(queries, mono_ns())
     }
 
     /// Counters of the cgroups `ids` summed over CPUs, slices running now included.
-    pub fn cgroup_stats(&self, ids: &[u64]) -> CgroupStats {
+    pub(crate) fn cgroup_stats(&self, ids: &[u64]) -> CgroupStats {
         self.read(ids, None).stats
     }
 
     /// Drop and activity counters summed over CPUs, by index (see [`COUNTER_NAMES`]).
-    pub fn counters(&self) -> [u64; N_COUNTERS] {
+    pub(crate) fn counters(&self) -> [u64; N_COUNTERS] {
         let mut out = [0u64; N_COUNTERS];
         for (i, slot) in out.iter_mut().take(counter::COUNT as usize).enumerate() {
             if let Ok(v) = self.counters.get(&(i as u32), 0) {
@@ -363,7 +363,7 @@ impl Kernel {
     /// Counts cgroup `id`'s CPU time, switches and wake-ups from now on, and samples the
     /// page counter of memory cgroup `mem_id` (its inode; 0: none) at its switch-outs.
     /// Also asks for its process exec/exit events.
-    pub fn watch(&self, id: u64, mem_id: u64) {
+    pub(crate) fn watch(&self, id: u64, mem_id: u64) {
         if let Err(e) = self.slots.watch(id, mem_id, mono_ns()) {
             self.table_full
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -372,12 +372,12 @@ impl Kernel {
     }
 
     /// Forgets cgroup `id` (after its container's grace period).
-    pub fn forget(&self, id: u64) {
+    pub(crate) fn forget(&self, id: u64) {
         self.slots.forget(id, mono_ns());
     }
 
     /// Kernel run-time statistics of each program (zero unless stats are on).
-    pub fn program_stats(&self) -> Vec<ProgStats> {
+    pub(crate) fn program_stats(&self) -> Vec<ProgStats> {
         let wanted: HashSet<u32> = self.prog_ids.iter().map(|(_, id)| *id).collect();
         let mut out = Vec::new();
         for info in aya::programs::loaded_programs().flatten() {
@@ -399,13 +399,13 @@ impl Kernel {
     }
 
     /// Ids of the programs this monitor loaded (to check they are gone after shutdown).
-    pub fn program_ids(&self) -> Vec<u32> {
+    pub(crate) fn program_ids(&self) -> Vec<u32> {
         self.prog_ids.iter().map(|(_, id)| *id).collect()
     }
 }
 
 /// Decodes one ring-buffer record.
-pub fn decode(bytes: &[u8]) -> Option<Event> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<Event> {
     if bytes.len() < std::mem::size_of::<Event>() {
         return None;
     }
@@ -414,7 +414,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
 }
 
 /// The path carried by an event, up to its NUL.
-pub fn event_path(ev: &Event) -> &str {
+pub(crate) fn event_path(ev: &Event) -> &str {
     let n = ev
         .path
         .iter()
@@ -424,12 +424,12 @@ pub fn event_path(ev: &Event) -> &str {
 }
 
 /// Hierarchy id of the v1 `cpu` controller (from /proc/cgroups), or 0 for cgroup v2.
-pub fn cpu_hierarchy_id(layout: &Layout) -> u32 {
+pub(crate) fn cpu_hierarchy_id(layout: &Layout) -> u32 {
     hierarchy_id(layout, "cpu")
 }
 
 /// Hierarchy id of the v1 `memory` controller, or 0 for cgroup v2 (or without it).
-pub fn memory_hierarchy_id(layout: &Layout) -> u32 {
+pub(crate) fn memory_hierarchy_id(layout: &Layout) -> u32 {
     hierarchy_id(layout, "memory")
 }
 

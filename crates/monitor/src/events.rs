@@ -13,7 +13,7 @@ use super::ebpf::{cpu_hierarchy_id, decode, event_path, memory_hierarchy_id};
 use super::state::Monitor;
 
 /// Reads events until the task is cancelled.
-pub async fn run(m: Arc<Monitor>, ring: RingBuf<MapData>) -> anyhow::Result<()> {
+pub(crate) async fn run(m: Arc<Monitor>, ring: RingBuf<MapData>) -> anyhow::Result<()> {
     let cpu_h = cpu_hierarchy_id(&m.layout);
     let mem_h = memory_hierarchy_id(&m.layout);
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd lives.
@@ -81,7 +81,9 @@ fn handle(m: &Monitor, cpu_h: u32, mem_h: u32, ev: &faasload_common::Event) {
 }
 
 /// Forwards aya-log records from the kernel programs into `tracing`.
-pub async fn run_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) -> anyhow::Result<()> {
+pub(crate) async fn run_logger(
+    logger: aya_log::EbpfLogger<&'static dyn log::Log>,
+) -> anyhow::Result<()> {
     // SAFETY: the logger owns its ring buffer fd for as long as the AsyncFd lives.
     let mut fd = unsafe { AsyncFd::register(logger) }.map_err(|e| anyhow::anyhow!("{e}"))?;
     loop {

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::state::Hardware;
 
 /// Says whether hardware counters can be had on this host, and why not.
-pub fn detect() -> Hardware {
+pub(crate) fn detect() -> Hardware {
     detect_in(Path::new("/sys/bus/event_source/devices"))
 }
 

@@ -13,7 +13,7 @@ use faasload_protocol::monitor::NameSource;
 
 /// What a kubepods cgroup path says about a container.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodPath {
+pub(crate) struct PodPath {
     /// `guaranteed`, `burstable` or `besteffort`.
     pub qos: &'static str,
     /// Pod UID with dashes (the systemd driver writes underscores).
@@ -25,7 +25,7 @@ pub struct PodPath {
 }
 
 /// Parses a cgroup path (relative) of a container in a kubepods tree.
-pub fn parse_path(rel: &str) -> Option<PodPath> {
+pub(crate) fn parse_path(rel: &str) -> Option<PodPath> {
     let segs: Vec<&str> = rel.trim_matches('/').split('/').collect();
     let start = segs.iter().position(|s| s.starts_with("kubepods"))?;
     let segs = &segs[start..];
@@ -73,7 +73,7 @@ struct PodContainer {
 }
 
 /// A client of the kubelet's pod list, cached (refreshed at most once a second).
-pub struct Kubelet {
+pub(crate) struct Kubelet {
     url: String,
     http: reqwest::Client,
     token: Option<String>,
@@ -83,7 +83,7 @@ pub struct Kubelet {
 impl Kubelet {
     /// A client of `url` (e.g. `http://127.0.0.1:10255/pods` or
     /// `https://127.0.0.1:10250/pods` with a service-account token).
-    pub fn new(
+    pub(crate) fn new(
         url: &str,
         token_file: Option<&std::path::Path>,
         insecure_tls: bool,
@@ -119,7 +119,7 @@ impl Kubelet {
     }
 
     /// Name, image and labels of the container the cgroup path `p` names.
-    pub async fn lookup(&self, p: &PodPath) -> Option<Meta> {
+    pub(crate) async fn lookup(&self, p: &PodPath) -> Option<Meta> {
         let mut c = self.cache.lock().await;
         let find = |list: &[PodContainer]| {
             list.iter()

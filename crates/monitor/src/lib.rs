@@ -2,19 +2,22 @@
 //! cgroup layout, counts their CPU in the kernel (eBPF) or by polling cgroupfs, samples
 //! memory, accounts activations between notified boundaries, and answers on UNIX sockets
 //! with the original FaaSLoad protocol and a richer one.
-pub mod attribution;
-pub mod btf;
-pub mod config;
-pub mod daemon;
-pub mod discovery;
-pub mod docker;
-pub mod ebpf;
-pub mod events;
-pub mod hw;
-pub mod kubernetes;
-pub mod metrics;
-pub mod protocol;
-pub mod sampler;
-pub mod server;
-pub mod slots;
-pub mod state;
+mod attribution;
+mod btf;
+mod config;
+mod daemon;
+mod discovery;
+mod docker;
+mod ebpf;
+mod events;
+mod hw;
+mod kubernetes;
+mod metrics;
+mod protocol;
+mod sampler;
+mod server;
+mod slots;
+mod state;
+
+pub use config::{Backend, MonitorConfig};
+pub use daemon::run;

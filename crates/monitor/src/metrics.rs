@@ -20,7 +20,10 @@ use super::protocol::self_rusage;
 use super::state::Monitor;
 
 /// Serves until the task is cancelled.
-pub async fn serve(m: Arc<Monitor>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+pub(crate) async fn serve(
+    m: Arc<Monitor>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<()> {
     let app = Router::new().route("/metrics", get(render)).with_state(m);
     axum::serve(listener, app).await?;
     Ok(())
@@ -53,14 +56,14 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
 
 /// The type of a metric family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Counter,
     Gauge,
 }
 
 /// One metric family: its samples, each with its labels (`(name, value)` pairs).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Family {
+pub(crate) struct Family {
     /// The family's name: for a counter without `_total` (its samples add it), ending
     /// with its unit when it has one.
     pub name: &'static str,
@@ -119,7 +122,7 @@ fn samples(o: &mut String, f: &Family) {
 }
 
 /// The Prometheus text format 0.0.4: `# HELP` and `# TYPE` under the samples' name.
-pub fn prometheus(families: &[Family]) -> String {
+pub(crate) fn prometheus(families: &[Family]) -> String {
     let mut o = String::new();
     for f in families {
         let name = f.sample_name();
@@ -135,7 +138,7 @@ pub fn prometheus(families: &[Family]) -> String {
 }
 
 /// OpenMetrics 1.0: `# TYPE`, `# UNIT` and `# HELP` under the family's name, then `# EOF`.
-pub fn openmetrics(families: &[Family]) -> String {
+pub(crate) fn openmetrics(families: &[Family]) -> String {
     let mut o = String::new();
     for f in families {
         let kind = match f.kind {
@@ -154,7 +157,7 @@ pub fn openmetrics(families: &[Family]) -> String {
 }
 
 /// Every family, from the monitor's state now.
-pub fn families(m: &Monitor) -> Vec<Family> {
+pub(crate) fn families(m: &Monitor) -> Vec<Family> {
     let mut cpu = Family::new(
         "faasload_container_cpu_seconds",
         Kind::Counter,

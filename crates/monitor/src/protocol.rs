@@ -16,13 +16,13 @@ use faasload_protocol::monitor::{
 };
 use serde_json::Value;
 
-pub use faasload_protocol::monitor::{PROTOCOL_VERSION, Socket};
+pub(crate) use faasload_protocol::monitor::{PROTOCOL_VERSION, Socket};
 
 use super::config::Backend;
 use super::state::{Container, Life, Monitor, Sample};
 
 /// What the connection does after a request.
-pub enum After {
+pub(crate) enum After {
     /// Keep reading requests.
     Continue,
     /// Close after writing the answer (original FaaSLoad requests, fatal errors).
@@ -32,7 +32,7 @@ pub enum After {
 }
 
 /// An answer: its encoded line (without newline), or nothing (notifications without ack).
-pub struct Answer {
+pub(crate) struct Answer {
     pub body: Option<String>,
     pub after: After,
 }
@@ -60,7 +60,7 @@ impl Answer {
     }
 
     /// An error answer.
-    pub fn error(e: ErrorAnswer, after: After) -> Answer {
+    pub(crate) fn error(e: ErrorAnswer, after: After) -> Answer {
         Answer::reply(&Reply::Error(e), after)
     }
 }
@@ -75,7 +75,7 @@ impl From<Backend> for wire::Backend {
 }
 
 /// Handles one request (one framed JSON value) that came on `sock`.
-pub async fn handle(m: &Arc<Monitor>, sock: Socket, req: Value) -> Answer {
+pub(crate) async fn handle(m: &Arc<Monitor>, sock: Socket, req: Value) -> Answer {
     match Request::parse(req, sock) {
         Ok(Request::Notification(n)) => notification(m, n),
         Ok(Request::Query(q)) => query(m, q).await,
@@ -85,7 +85,7 @@ pub async fn handle(m: &Arc<Monitor>, sock: Socket, req: Value) -> Answer {
 }
 
 /// Counts a bad request and answers it (closing the connection when the error says so).
-pub fn bad(m: &Monitor, e: &RequestError) -> Answer {
+pub(crate) fn bad(m: &Monitor, e: &RequestError) -> Answer {
     m.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
     let after = if e.closes() {
         After::Close
@@ -265,7 +265,7 @@ async fn query(m: &Arc<Monitor>, q: Query) -> Answer {
 }
 
 /// The integer mean, None when empty.
-pub fn average(v: &[u64]) -> Option<u64> {
+pub(crate) fn average(v: &[u64]) -> Option<u64> {
     (!v.is_empty()).then(|| v.iter().sum::<u64>() / v.len() as u64)
 }
 
@@ -343,7 +343,7 @@ fn containers(m: &Monitor) -> ContainerList {
 }
 
 /// The monitor's own counters (drops included).
-pub fn stats(m: &Monitor) -> Stats {
+pub(crate) fn stats(m: &Monitor) -> Stats {
     use super::ebpf;
     use faasload_common::counter;
     let s = &m.stats;
@@ -402,7 +402,7 @@ pub fn stats(m: &Monitor) -> Stats {
 }
 
 /// This process's user and system CPU time in nanoseconds.
-pub fn self_rusage() -> (u64, u64) {
+pub(crate) fn self_rusage() -> (u64, u64) {
     // SAFETY: zeroed rusage is valid, getrusage fills it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid out-parameter for this process's usage.

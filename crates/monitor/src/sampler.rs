@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::state::Monitor;
 
 /// Runs until `stop` is set.
-pub fn run(m: Arc<Monitor>, stop: Arc<AtomicBool>) {
+pub(crate) fn run(m: Arc<Monitor>, stop: Arc<AtomicBool>) {
     let interval = m.cfg.interval();
     let mut next = Instant::now() + interval;
     let mut last_expire = Instant::now();

@@ -23,7 +23,7 @@ use super::state::Monitor;
 const IDLE: Duration = Duration::from_secs(120);
 
 /// A bound socket that removes its file when dropped.
-pub struct Bound {
+pub(crate) struct Bound {
     pub listener: UnixListener,
     path: PathBuf,
 }
@@ -35,7 +35,7 @@ impl Drop for Bound {
 }
 
 /// Binds `path` (creating its directory, replacing a stale socket file).
-pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> Result<Bound> {
+pub(crate) fn bind(path: &Path, mode: u32, group: Option<&str>) -> Result<Bound> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -78,7 +78,7 @@ fn resolve_group(g: &str) -> Result<u32> {
 }
 
 /// Accepts clients forever.
-pub async fn serve(m: Arc<Monitor>, listener: &UnixListener, sock: Socket) {
+pub(crate) async fn serve(m: Arc<Monitor>, listener: &UnixListener, sock: Socket) {
     let slots = Arc::new(Semaphore::new(m.cfg.max_clients));
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {

@@ -25,7 +25,7 @@ use faasload_common::{
 };
 
 /// A freed slot is reused no earlier than this after it was freed (ns).
-pub const REUSE_AFTER_NS: u64 = 1_000_000_000;
+pub(crate) const REUSE_AFTER_NS: u64 = 1_000_000_000;
 /// Reads of one CPU retried at most this often before taking what was read.
 const MAX_TRIES: u32 = 10_000;
 
@@ -115,14 +115,14 @@ impl Region {
 }
 
 /// The system's page size.
-pub fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 { p as u64 } else { 4096 }
 }
 
 /// The mapped arrays.
-pub struct Shared {
+pub(crate) struct Shared {
     stats: Region,
     ids: Region,
     mem: Region,
@@ -133,7 +133,7 @@ pub struct Shared {
 }
 
 /// File descriptors of the mmapable maps, to map them.
-pub struct MapFds<'a> {
+pub(crate) struct MapFds<'a> {
     pub stats: std::os::fd::BorrowedFd<'a>,
     pub ids: std::os::fd::BorrowedFd<'a>,
     pub mem: std::os::fd::BorrowedFd<'a>,
@@ -144,7 +144,7 @@ pub struct MapFds<'a> {
 
 impl Shared {
     /// Maps the arrays of a loaded object made for `ncpu` possible CPUs.
-    pub fn map(fds: &MapFds<'_>, ncpu: usize) -> std::io::Result<Shared> {
+    pub(crate) fn map(fds: &MapFds<'_>, ncpu: usize) -> std::io::Result<Shared> {
         Ok(Shared {
             stats: Region::map(
                 fds.stats,
@@ -162,7 +162,7 @@ impl Shared {
 
     /// Heap-backed arrays with the kernel's layout (tests play the kernel's part).
     #[cfg(test)]
-    pub fn heap(ncpu: usize) -> Shared {
+    pub(crate) fn heap(ncpu: usize) -> Shared {
         Shared {
             stats: Region::heap(array_bytes::<CgroupStats>(ncpu * SLOTS as usize)),
             ids: Region::heap(array_bytes::<u64>(SLOTS as usize)),
@@ -175,7 +175,7 @@ impl Shared {
     }
 
     /// Possible CPUs.
-    pub fn ncpu(&self) -> usize {
+    pub(crate) fn ncpu(&self) -> usize {
         self.ncpu
     }
 
@@ -243,13 +243,13 @@ struct Table {
 #[error(
     "no free slot for cgroup {id} within {PROBES} positions of the {SLOTS}-slot table: its CPU time is not counted"
 )]
-pub struct TableFull {
+pub(crate) struct TableFull {
     pub id: u64,
 }
 
 /// What the kernel counted for a set of cgroups.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reading {
+pub(crate) struct Reading {
     /// Counters summed over CPUs and the given cgroups, the slices running now included.
     pub stats: CgroupStats,
     /// Bytes charged to the memory cgroup of the cgroup asked for, as the switch program
@@ -264,7 +264,7 @@ pub struct Reading {
 
 /// One container's cgroups in a batched read ([`Slots::read_many`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Query<'a> {
+pub(crate) struct Query<'a> {
     /// Its cgroups.
     pub ids: &'a [u64],
     /// The one whose memory is wanted (its own cgroup).
@@ -272,7 +272,7 @@ pub struct Query<'a> {
 }
 
 /// The mapped arrays and the table.
-pub struct Slots {
+pub(crate) struct Slots {
     shared: Shared,
     table: RwLock<Table>,
     page_size: u64,
@@ -281,7 +281,7 @@ pub struct Slots {
 }
 
 impl Slots {
-    pub fn new(shared: Shared) -> Slots {
+    pub(crate) fn new(shared: Shared) -> Slots {
         Slots {
             shared,
             table: RwLock::new(Table::default()),
@@ -290,13 +290,9 @@ impl Slots {
         }
     }
 
-    /// Possible CPUs.
-    pub fn ncpu(&self) -> usize {
-        self.shared.ncpu()
-    }
-
     /// Slot of watched cgroup `id`.
-    pub fn slot_of(&self, id: u64) -> Option<u32> {
+    #[cfg(test)]
+    pub(crate) fn slot_of(&self, id: u64) -> Option<u32> {
         self.table
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -307,7 +303,7 @@ impl Slots {
 
     /// Watches cgroup `id` (idempotent): gives it a slot, with its counters at zero and
     /// `mem_id` (0: none) as the memory cgroup sampled there. `now` is monotonic ns.
-    pub fn watch(&self, id: u64, mem_id: u64, now: u64) -> Result<u32, TableFull> {
+    pub(crate) fn watch(&self, id: u64, mem_id: u64, now: u64) -> Result<u32, TableFull> {
         if id == SLOT_EMPTY || id == SLOT_TOMBSTONE {
             return Err(TableFull { id });
         }
@@ -378,7 +374,7 @@ impl Slots {
     }
 
     /// Stops watching cgroup `id` (its slot becomes a tombstone).
-    pub fn forget(&self, id: u64, now: u64) {
+    pub(crate) fn forget(&self, id: u64, now: u64) {
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
         if let Some(pos) = t.by_id.remove(&id) {
             self.shared
@@ -406,7 +402,7 @@ impl Slots {
     }
 
     /// How many entries of `MEM_LIST` `mem_sample` should read.
-    pub fn mem_list_len(&self) -> usize {
+    pub(crate) fn mem_list_len(&self) -> usize {
         self.table
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -432,7 +428,7 @@ impl Slots {
     /// Makes the kernel's key caches start over (the programs learn a container's
     /// memory cgroup when they cache its slot), at most once per [`REUSE_AFTER_NS`].
     /// For a container whose tasks run while its memory cgroup is still unknown.
-    pub fn relearn(&self, now: u64) {
+    pub(crate) fn relearn(&self, now: u64) {
         let last = self.relearn_ns.load(Ordering::Relaxed);
         if now.saturating_sub(last) < REUSE_AFTER_NS
             || self
@@ -446,7 +442,7 @@ impl Slots {
     }
 
     /// Context switches and unmatched switch-outs over all CPUs.
-    pub fn switch_counts(&self) -> (u64, u64) {
+    pub(crate) fn switch_counts(&self) -> (u64, u64) {
         let (mut sw, mut un) = (0u64, 0u64);
         for cpu in 0..self.shared.ncpu() {
             let p = self.shared.cpu(cpu);
@@ -461,7 +457,7 @@ impl Slots {
 
     /// What the kernel counted for cgroups `ids` at monotonic time `now`, and the memory
     /// sampled for `mem_of` (one of them, the container's own cgroup).
-    pub fn read(&self, ids: &[u64], mem_of: Option<u64>, now: u64) -> Reading {
+    pub(crate) fn read(&self, ids: &[u64], mem_of: Option<u64>, now: u64) -> Reading {
         self.read_many(&[Query { ids, mem_of }], now)
             .pop()
             .unwrap_or_default()
@@ -470,7 +466,7 @@ impl Slots {
     /// [`Slots::read`] for many containers at once (the sampler's tick): each CPU's
     /// state is read once, with the rows of every container's slots, under one check of
     /// its sequence count.
-    pub fn read_many(&self, queries: &[Query<'_>], now: u64) -> Vec<Reading> {
+    pub(crate) fn read_many(&self, queries: &[Query<'_>], now: u64) -> Vec<Reading> {
         let mut out = vec![Reading::default(); queries.len()];
         // Slots of every query, flat: query q owns slots[bounds[q]..bounds[q + 1]].
         let mut slots: Vec<u32> = Vec::with_capacity(queries.len());

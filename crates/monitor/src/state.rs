@@ -21,7 +21,7 @@ use faasload_cgroup::{CgroupReader, Controller, Counters, Layout, inode};
 use faasload_os::clock::epoch_ns;
 
 /// Hardware counters' availability, as `hello` and summaries carry it.
-pub use faasload_protocol::monitor::Hardware;
+pub(crate) use faasload_protocol::monitor::Hardware;
 
 /// One sample of a container. `NONE` marks a value this host or cgroup lacks.
 ///
@@ -34,7 +34,7 @@ pub use faasload_protocol::monitor::Hardware;
 /// by the page counter's change. The cgroupfs backend reads every value from the files
 /// at every tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Epoch nanoseconds.
     pub t_ns: u64,
     /// Cumulative CPU time (ns): eBPF on-CPU time, or cgroupfs usage.
@@ -50,7 +50,7 @@ pub struct Sample {
 
 /// How often, at most, `memory.stat` is read per container between activation
 /// boundaries (its read flushes the kernel's statistics: the costly part of a sample).
-pub const STAT_PERIOD_NS: u64 = 1_000_000_000;
+pub(crate) const STAT_PERIOD_NS: u64 = 1_000_000_000;
 
 /// Memory reading state of one container (eBPF backend).
 #[derive(Clone, Copy, Debug, Default)]
@@ -72,27 +72,27 @@ fn rss_estimate(rss_at: u64, mem_at: u64, mem_now: u64) -> u64 {
 }
 
 /// Marker for a missing value in a [`Sample`].
-pub const NONE: u64 = u64::MAX;
+pub(crate) const NONE: u64 = u64::MAX;
 
 fn opt(v: u64) -> Option<u64> {
     (v != NONE).then_some(v)
 }
 
 impl Sample {
-    pub fn cpu(&self) -> Option<u64> {
+    pub(crate) fn cpu(&self) -> Option<u64> {
         opt(self.cpu_ns)
     }
-    pub fn mem(&self) -> Option<u64> {
+    pub(crate) fn mem(&self) -> Option<u64> {
         opt(self.mem_bytes)
     }
-    pub fn rss_mapped(&self) -> Option<u64> {
+    pub(crate) fn rss_mapped(&self) -> Option<u64> {
         opt(self.rss_mapped)
     }
 }
 
 /// Life-cycle state of a container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Life {
+pub(crate) enum Life {
     Running,
     Paused,
     Removed,
@@ -100,7 +100,7 @@ pub enum Life {
 
 /// A snapshot of all counters at an activation boundary.
 #[derive(Clone, Copy, Debug)]
-pub struct Snap {
+pub(crate) struct Snap {
     pub t_ns: u64,
     pub ebpf: Option<CgroupStats>,
     pub cg: Counters,
@@ -114,7 +114,7 @@ struct Open {
 }
 
 /// One container and everything the monitor knows of it.
-pub struct Container {
+pub(crate) struct Container {
     pub id: String,
     pub kind: String,
     pub rel: PathBuf,
@@ -143,7 +143,7 @@ impl Container {
 
 /// A snapshot of a container (the `containers` answer is made of these).
 #[derive(Clone, Debug)]
-pub struct ContainerView {
+pub(crate) struct ContainerView {
     pub id: String,
     pub kind: String,
     pub cgroup: String,
@@ -164,7 +164,7 @@ struct Activations {
 
 /// Counters about the monitor itself.
 #[derive(Default, Debug)]
-pub struct SelfStats {
+pub(crate) struct SelfStats {
     pub samples: AtomicU64,
     pub sample_ticks: AtomicU64,
     pub late_ticks: AtomicU64,
@@ -179,7 +179,7 @@ pub struct SelfStats {
 }
 
 /// Everything shared between the monitor's tasks.
-pub struct Monitor {
+pub(crate) struct Monitor {
     pub cfg: MonitorConfig,
     pub layout: Layout,
     pub kernel: Option<Kernel>,
@@ -187,7 +187,6 @@ pub struct Monitor {
     pub stats: SelfStats,
     pub stream: broadcast::Sender<StreamItem>,
     pub hardware: Hardware,
-    pub started_ns: u64,
     /// Container names (Docker API, kubelet, or cgroup).
     pub names: super::attribution::Names,
     containers: RwLock<HashMap<String, Arc<Container>>>,
@@ -201,7 +200,7 @@ fn secs(ns: u64) -> f64 {
 
 impl Monitor {
     /// Creates the state; `kernel` is None for the cgroupfs backend.
-    pub fn new(
+    pub(crate) fn new(
         cfg: MonitorConfig,
         layout: Layout,
         kernel: Option<Kernel>,
@@ -225,7 +224,6 @@ impl Monitor {
             matcher,
             stats: SelfStats::default(),
             stream,
-            started_ns: epoch_ns(),
             names,
             containers: RwLock::new(HashMap::new()),
             by_cgroup: RwLock::new(HashMap::new()),
@@ -234,7 +232,7 @@ impl Monitor {
     }
 
     /// Live containers and those in their grace period.
-    pub fn containers(&self) -> Vec<Arc<Container>> {
+    pub(crate) fn containers(&self) -> Vec<Arc<Container>> {
         self.containers
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -244,7 +242,7 @@ impl Monitor {
     }
 
     /// One container by id (or by the unique container whose id starts with `id`, like docker).
-    pub fn container(&self, id: &str) -> Option<Arc<Container>> {
+    pub(crate) fn container(&self, id: &str) -> Option<Arc<Container>> {
         let t = self.containers.read().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = t.get(id) {
             return Some(c.clone());
@@ -259,7 +257,7 @@ impl Monitor {
     }
 
     /// Container owning CPU cgroup `id`.
-    pub fn by_cgroup(&self, id: u64) -> Option<Arc<Container>> {
+    pub(crate) fn by_cgroup(&self, id: u64) -> Option<Arc<Container>> {
         let name = self
             .by_cgroup
             .read()
@@ -270,7 +268,7 @@ impl Monitor {
     }
 
     /// Registers a discovered container (idempotent); returns true if it is new.
-    pub fn add(&self, f: &Found, subs: &[PathBuf]) -> bool {
+    pub(crate) fn add(&self, f: &Found, subs: &[PathBuf]) -> bool {
         let root = self.layout.cpu_root().to_path_buf();
         let mut ids = Vec::new();
         if let Ok(i) = inode(&root.join(&f.rel)) {
@@ -364,7 +362,7 @@ impl Monitor {
 
     /// Container `id`'s memory cgroup (id `mem_id`) was created after the container was
     /// discovered: the kernel samples it from now on.
-    pub fn memory_cgroup_appeared(&self, id: &str, mem_id: u64) {
+    pub(crate) fn memory_cgroup_appeared(&self, id: &str, mem_id: u64) {
         let Some(c) = self.container(id) else { return };
         let mut i = c.lock();
         if i.mem_id == 0 && i.life != Life::Removed {
@@ -391,7 +389,7 @@ impl Monitor {
     }
 
     /// Adds a child cgroup (relative path) to the container that contains it, if any.
-    pub fn add_child(&self, rel: &Path, cgroup_id: u64) {
+    pub(crate) fn add_child(&self, rel: &Path, cgroup_id: u64) {
         let t = self.containers.read().unwrap_or_else(|e| e.into_inner());
         for c in t.values() {
             if rel.starts_with(&c.rel) && rel != c.rel {
@@ -410,7 +408,7 @@ impl Monitor {
     }
 
     /// Marks a container removed (it answers queries during the grace period).
-    pub fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         let Some(c) = self.container(id) else { return };
         let mut inner = c.lock();
         if inner.life == Life::Removed {
@@ -437,7 +435,7 @@ impl Monitor {
     }
 
     /// Sets paused/running (from notifications or the freezer).
-    pub fn set_paused(&self, id: &str, paused: bool) -> bool {
+    pub(crate) fn set_paused(&self, id: &str, paused: bool) -> bool {
         let Some(c) = self.container(id) else {
             return false;
         };
@@ -460,7 +458,7 @@ impl Monitor {
     }
 
     /// Drops containers whose grace period is over; returns how many.
-    pub fn expire(&self) -> usize {
+    pub(crate) fn expire(&self) -> usize {
         let grace = (self.cfg.grace_s * 1e9) as u64;
         let now = epoch_ns();
         let gone: Vec<Arc<Container>> = self
@@ -577,7 +575,7 @@ impl Monitor {
     /// container's memory, then the mapped arrays are read (no system call per
     /// container); a cgroup file is touched only for a container whose memory cgroup the
     /// kernel has not located yet, and for `memory.stat` at most once per second.
-    pub fn sample_all(&self) {
+    pub(crate) fn sample_all(&self) {
         let max_age = (self.cfg.max_age_s * 1e9) as u64;
         let subscribed = self.stream.receiver_count() > 0;
         let live: Vec<(Arc<Container>, Vec<u64>, MemTrack)> = self
@@ -636,7 +634,7 @@ impl Monitor {
     }
 
     /// Samples of container `c` with epoch-ns time in `[from, to]`.
-    pub fn samples(&self, c: &Container, from: u64, to: u64) -> Vec<Sample> {
+    pub(crate) fn samples(&self, c: &Container, from: u64, to: u64) -> Vec<Sample> {
         let i = c.lock();
         i.ring
             .iter()
@@ -652,7 +650,7 @@ impl Monitor {
     }
 
     /// Serializable view of a container.
-    pub fn view(&self, c: &Container) -> ContainerView {
+    pub(crate) fn view(&self, c: &Container) -> ContainerView {
         let i = c.lock();
         ContainerView {
             id: c.id.clone(),
@@ -703,7 +701,7 @@ impl Monitor {
     }
 
     /// An activation starts in container `c`.
-    pub fn activation_start(&self, c: &Container, activation_id: &str) {
+    pub(crate) fn activation_start(&self, c: &Container, activation_id: &str) {
         let ids = c.lock().cpu_ids.clone();
         let polling = self.kernel.is_none();
         let peak_reset = !polling && self.cfg.reset_peak && c.reader.reset_peak();
@@ -716,7 +714,7 @@ impl Monitor {
 
     /// An activation ends in container `c`; returns its summary (None if its start was
     /// never seen).
-    pub fn activation_end(
+    pub(crate) fn activation_end(
         &self,
         c: &Container,
         activation_id: &str,
@@ -814,7 +812,7 @@ impl Monitor {
     }
 
     /// A finished activation by id.
-    pub fn activation(&self, id: &str) -> Option<Arc<ActivationSummary>> {
+    pub(crate) fn activation(&self, id: &str) -> Option<Arc<ActivationSummary>> {
         self.activations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -824,14 +822,14 @@ impl Monitor {
     }
 
     /// Is activation `id` started and not yet ended somewhere?
-    pub fn is_open(&self, id: &str) -> bool {
+    pub(crate) fn is_open(&self, id: &str) -> bool {
         self.containers()
             .iter()
             .any(|c| c.lock().open.contains_key(id))
     }
 
     /// Finds containers now present in the cgroup tree; returns how many were new.
-    pub fn rescan(&self) -> usize {
+    pub(crate) fn rescan(&self) -> usize {
         let root = self.layout.cpu_root().to_path_buf();
         let found = self.matcher.scan(&root);
         let mut new = 0;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use faasload_cgroup::Version;
-use faasload_monitor::config::{Backend, MonitorConfig};
+use faasload_monitor::{Backend, MonitorConfig};
 
 /// Arguments of `faasload monitor`.
 #[derive(clap::Args, Debug)]
@@ -82,5 +82,5 @@ pub(crate) fn run(a: MonitorArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    faasload_monitor::daemon::run(cfg)
+    faasload_monitor::run(cfg)
 }

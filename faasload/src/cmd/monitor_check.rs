@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use faasload_cgroup::{CgroupReader, Layout, OwnedCgroup};
-use faasload_monitor::config::Backend;
+use faasload_monitor::Backend;
 use faasload_protocol::monitor::{
     self as wire, Ack, ActivationQuery, ActivationSummary, ContainerAction, ContainerList, Hello,
     Notification, Query, decode,
