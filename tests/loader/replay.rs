@@ -83,6 +83,23 @@ fn yaml_trace_on_the_embedded_platform_with_the_monitor() {
         );
         assert!(r.monitor_missing.is_none(), "{r:?}");
         assert!(r.latency_ns.unwrap() >= r.lag_ns.unwrap());
+        // The user/system split adds up to the exact total (user alone exceeded it on
+        // some rows before), and a cold start's init is measured apart, within the
+        // total the record's duration matches (its duration includes the init).
+        let (u, y, t) = (r.cpu_user_ns, r.cpu_sys_ns, r.cpu_ns.unwrap());
+        assert!(
+            u.zip(y).is_some_and(|(u, y)| u + y == t),
+            "user {u:?} + sys {y:?} vs total {t}: {r:?}"
+        );
+        if r.cold == Some(true) {
+            let i = r
+                .init_cpu_ns
+                .unwrap_or_else(|| panic!("a cold start without its init's CPU: {r:?}"));
+            assert!(i > 0 && i <= t, "init {i} vs total {t}: {r:?}");
+        } else {
+            assert_eq!(r.init_cpu_ns, None, "a warm start with an init: {r:?}");
+            assert_eq!(r.init_mem_peak_bytes, None, "{r:?}");
+        }
     }
     // The two simultaneous first invocations of (ann, py) both start cold; later warm.
     let ann_py: Vec<&StoredRow> = rows

@@ -199,6 +199,92 @@ fn moves_charge_the_cgroup_moved_into_v2() {
     moves_charge_the_cgroup_moved_into(Version::V2);
 }
 
+/// A cold start: the init (between `activation_start` and `init_end`) and the run are
+/// measured apart, the totals cover both (as the record's duration does), and user +
+/// sys adds up to the total.
+fn cold_start_init_measured_apart(v: Version) {
+    require_root();
+    let tree = TestTree::new(Some(v));
+    let m = Monitor::start(&config(&tree, "backend: ebpf\n"));
+    let (cg, mut w) = container(&m, &tree, "cold");
+    let act = unique("cold").replace('-', "");
+    let t0 = cpu_usage_ns(&cg, v);
+    assert_eq!(
+        m.notify(Notification::activation_start("cold", &act)),
+        Ack::OK
+    );
+    // The init: CPU and a memory peak the run never reaches again.
+    w.cmd("cpu 60");
+    w.cmd("mem 64");
+    w.cmd("free");
+    // None where this version has no memory controller here (hybrid hosts: v1 only).
+    let init_peak = mem_peak(&cg, v);
+    assert_eq!(m.notify(Notification::init_end("cold", &act)), Ack::OK);
+    let t1 = cpu_usage_ns(&cg, v);
+    w.cmd("cpu 30");
+    w.cmd("mem 8");
+    assert_eq!(
+        m.notify(Notification::activation_end("cold", &act)),
+        Ack::OK
+    );
+    let t2 = cpu_usage_ns(&cg, v);
+    let s = m.activation(&act, None);
+    let init = s.init.clone().unwrap_or_else(|| panic!("no init: {s:?}"));
+    let close = |what: &str, got: Option<u64>, truth: u64| {
+        let got = got.unwrap_or_else(|| panic!("{v} {what}: none in {s:?}"));
+        let tol = ((truth as f64) * 0.01).max(200_000.0);
+        let err = (got as f64 - truth as f64).abs();
+        assert!(
+            err <= tol,
+            "{v} {what}: monitor {got} ns vs cgroup {truth} ns (error {err} > {tol}); {s:?}"
+        );
+    };
+    close("init cpu", init.cpu_ns, t1 - t0);
+    close("total cpu", s.cpu_ns, t2 - t0);
+    for (what, user, sys, total) in [
+        ("init", init.cpu_user_ns, init.cpu_sys_ns, init.cpu_ns),
+        ("total", s.cpu_user_ns, s.cpu_sys_ns, s.cpu_ns),
+    ] {
+        let (u, y, t) = (user.unwrap(), sys.unwrap(), total.unwrap());
+        assert_eq!(u + y, t, "{v} {what}: user {u} + sys {y} != total {t}");
+    }
+    // The init's peak is the watermark at its end; the activation's is the larger of the
+    // init's and the run's. Without a peak counter, the monitor claims none.
+    match init_peak {
+        Some(truth) => {
+            let ip = init
+                .mem_peak_bytes
+                .unwrap_or_else(|| panic!("no init peak: {s:?}"));
+            assert!(ip >= 64 << 20, "{v}: init peak {ip}");
+            assert!(
+                (ip as f64 - truth as f64).abs() <= truth as f64 * 0.01,
+                "{v}: init peak {ip} vs cgroup {truth}"
+            );
+            assert!(s.mem_peak_bytes.is_some_and(|p| p >= ip), "{s:?}");
+        }
+        None => assert_eq!(init.mem_peak_bytes, None, "{v}: {s:?}"),
+    }
+    // A warm activation after it has no init.
+    let (warm, _) = activation(&m, &cg, v, &mut w, "cold", "cpu 5");
+    assert_eq!(warm.init, None, "{warm:?}");
+    // An init end for an activation never started is refused.
+    let e = m.ask_err(&Notification::init_end("cold", "neverstarted").with_ack());
+    assert_eq!(e.code, ErrorCode::NotFound, "{e:?}");
+    w.stop();
+    cg.remove().unwrap();
+    m.stop();
+}
+
+#[test]
+fn cold_start_init_measured_apart_v1() {
+    cold_start_init_measured_apart(Version::V1);
+}
+
+#[test]
+fn cold_start_init_measured_apart_v2() {
+    cold_start_init_measured_apart(Version::V2);
+}
+
 #[test]
 fn memory_peak_matches_cgroup_peak_counter() {
     require_root();

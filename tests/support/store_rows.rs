@@ -83,6 +83,8 @@ pub fn synth(i: u64) -> RunRow {
             migrations: Some(i % 2),
             pgfault: Some(100 + i),
             pgmajfault: Some(0),
+            init_cpu_ns: cold(i).then_some(300 * i),
+            init_mem_peak_bytes: cold(i).then_some((1 << 19) + i),
             container: Some(format!("c{}", i % 5)),
             samples: (0..3)
                 .map(|k| {

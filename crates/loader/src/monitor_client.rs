@@ -218,6 +218,8 @@ impl MonitorClient {
             migrations: c.migrations,
             pgfault: c.pgfault,
             pgmajfault: c.pgmajfault,
+            init_cpu_ns: s.init.as_ref().and_then(|i| i.cpu_ns),
+            init_mem_peak_bytes: s.init.as_ref().and_then(|i| i.mem_peak_bytes),
             container: Some(s.container.clone()),
             samples: Vec::new(),
             missing: None,
@@ -248,8 +250,8 @@ mod tests {
     use std::sync::Mutex;
 
     use faasload_protocol::monitor::{
-        ActivationCounters, Backend, Candidate, ErrorAnswer, Hardware, MemPeakSource, Reply,
-        Request, SampleEntry, Socket, encode,
+        ActivationCounters, Backend, Candidate, ErrorAnswer, Hardware, InitSummary, MemPeakSource,
+        Reply, Request, SampleEntry, Socket, encode,
     };
     use tokio::net::UnixListener;
 
@@ -282,6 +284,13 @@ mod tests {
             },
             backend: Backend::Ebpf,
             oom_killed: false,
+            init: Some(InitSummary {
+                end: 1700000000.4,
+                cpu_ns: Some(40_000_000),
+                cpu_user_ns: Some(30_000_000),
+                cpu_sys_ns: Some(10_000_000),
+                mem_peak_bytes: Some(3_000_000),
+            }),
         }
     }
 
@@ -359,6 +368,10 @@ mod tests {
             (Some(13), Some(2), Some(1093))
         );
         assert_eq!(r.container.as_deref(), Some("c1"));
+        assert_eq!(
+            (r.init_cpu_ns, r.init_mem_peak_bytes),
+            (Some(40_000_000), Some(3_000_000))
+        );
         assert_eq!(r.samples, vec![(1700000000375, Some(4096), Some(5))]);
         let seen = seen.lock().unwrap();
         assert_eq!(

@@ -140,21 +140,30 @@ fn notification(m: &Monitor, n: Notification) -> Answer {
             }
         }
         NotificationKind::ActivationStart { activation_id: act }
+        | NotificationKind::InitEnd { activation_id: act }
         | NotificationKind::ActivationEnd { activation_id: act } => {
             let Some(c) = find(m, id) else {
                 m.stats.unknown_container.fetch_add(1, Ordering::Relaxed);
                 return not_found(format!("unknown container {id}"), After::Continue);
             };
-            if matches!(n.kind, NotificationKind::ActivationStart { .. }) {
-                m.activation_start(&c, act);
-                ok()
-            } else if m.activation_end(&c, act).is_some() {
-                ok()
-            } else {
-                not_found(
+            match &n.kind {
+                NotificationKind::ActivationStart { .. } => {
+                    m.activation_start(&c, act);
+                    ok()
+                }
+                NotificationKind::InitEnd { .. } if m.activation_init_end(&c, act) => ok(),
+                NotificationKind::InitEnd { .. } => not_found(
+                    format!(
+                        "the init of activation {act} ended but its start was never notified \
+                         (or its init already ended)"
+                    ),
+                    After::Continue,
+                ),
+                _ if m.activation_end(&c, act).is_some() => ok(),
+                _ => not_found(
                     format!("activation {act} ended but its start was never notified"),
                     After::Continue,
-                )
+                ),
             }
         }
     }

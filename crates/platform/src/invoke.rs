@@ -234,12 +234,24 @@ async fn attempt(p: &Platform, job: &Job, times: &mut Times) -> Attempt {
     let Some((lease, container)) = provision(p, job, &req).await else {
         return Attempt::fault(Fault::Provision, Vec::new());
     };
-    if lease.start != Start::Warm
-        && let Err(f) = initialise(p, job, &container, times).await
-    {
-        let logs = container.collect_logs().await;
-        p.pool.release(lease, false);
-        return Attempt::fault(f, logs);
+    // The monitor's activation begins with a cold start's init (the record's duration
+    // includes it; the monitor records the start before anything runs, bounded wait);
+    // the init's end is a boundary of its own, so the init's CPU and memory are also
+    // known apart.
+    p.notifier
+        .activation_start(container.monitor_id(), &job.activation_id)
+        .await;
+    if lease.start != Start::Warm {
+        if let Err(f) = initialise(p, job, &container, times).await {
+            p.notifier
+                .activation_end(container.monitor_id(), &job.activation_id);
+            let logs = container.collect_logs().await;
+            p.pool.release(lease, false);
+            return Attempt::fault(f, logs);
+        }
+        p.notifier
+            .init_end(container.monitor_id(), &job.activation_id)
+            .await;
     }
     let (answer, logs) = run(p, job, &container, times).await;
     let result = answer.map_err(Fault::Run).and_then(parse_answer);
@@ -302,8 +314,8 @@ async fn initialise(
     })
 }
 
-/// Runs the action once, between the monitor's start and end notifications: its answer
-/// line (or failure) and its logs.
+/// Runs the action once, before the monitor's end notification (its start, or a cold
+/// start's init end, was notified before): its answer line (or failure) and its logs.
 async fn run(
     p: &Platform,
     job: &Job,
@@ -311,11 +323,6 @@ async fn run(
     times: &mut Times,
 ) -> (Result<String, Failure>, Vec<String>) {
     let a = &job.action;
-    // The monitor records the start before the run begins (bounded wait), so the
-    // activation's whole CPU time is between its boundaries.
-    p.notifier
-        .activation_start(container.monitor_id(), &job.activation_id)
-        .await;
     let run_start = now_ms();
     if times.init_ms.is_none() {
         times.started(run_start, job.received_ms);

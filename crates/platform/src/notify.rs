@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use faasload_protocol::monitor::{Ack, ContainerAction, Notification, decode};
+use faasload_protocol::monitor::{Ack, ContainerAction, Notification, NotificationKind, decode};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
@@ -72,27 +72,44 @@ impl Notifier {
         n.at(faasload_os::clock::epoch_ns() as f64 / 1e9).with_ack()
     }
 
-    /// An activation starts: returns once the monitor has recorded it, or after
-    /// [`START_WAIT`] (or at once when no monitor listens).
+    /// An activation starts (before a cold start's init, else before its run): returns
+    /// once the monitor has recorded it, or after [`START_WAIT`] (or at once when no
+    /// monitor listens).
     pub async fn activation_start(&self, container: &str, activation_id: &str) {
+        self.boundary(Notification::activation_start(container, activation_id))
+            .await;
+    }
+
+    /// A cold start's init ended, its run begins: returns once the monitor has recorded
+    /// it (as [`Notifier::activation_start`]), so the run's CPU is after the boundary.
+    pub async fn init_end(&self, container: &str, activation_id: &str) {
+        self.boundary(Notification::init_end(container, activation_id))
+            .await;
+    }
+
+    /// Sends a boundary and waits (bounded) for the monitor to have recorded it.
+    async fn boundary(&self, n: Notification) {
         if self.tx.is_none() {
             return;
         }
         let (done, wait) = oneshot::channel();
-        let m = Self::stamped(Notification::activation_start(container, activation_id));
+        let m = Self::stamped(n);
+        let what = format!("{} of activation {}", m.kind.action(), activation_of(&m));
         self.send(m, Some(done));
         if tokio::time::timeout(START_WAIT, wait).await.is_err() {
             let n = self.late_starts.fetch_add(1, Ordering::Relaxed);
             if n == 0 || n.is_power_of_two() {
                 tracing::warn!(
-                    "the monitor did not record the start of activation {activation_id} within {START_WAIT:?}                      ({} such starts so far): its CPU may be under-counted",
+                    "the monitor did not record the {what} within {START_WAIT:?} ({} such \
+                     boundaries so far): its CPU may be misattributed",
                     n + 1
                 );
             }
         }
     }
 
-    /// Activation starts the monitor did not acknowledge within [`START_WAIT`].
+    /// Activation boundaries (starts, init ends) the monitor did not acknowledge within
+    /// [`START_WAIT`].
     pub fn late_starts(&self) -> u64 {
         self.late_starts.load(Ordering::Relaxed)
     }
@@ -109,6 +126,16 @@ impl Notifier {
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The activation a boundary notification names.
+fn activation_of(n: &Notification) -> &str {
+    match &n.kind {
+        NotificationKind::ActivationStart { activation_id }
+        | NotificationKind::InitEnd { activation_id }
+        | NotificationKind::ActivationEnd { activation_id } => activation_id,
+        NotificationKind::Container(_) => "",
     }
 }
 

@@ -126,6 +126,27 @@ pub struct ActivationSummary {
     pub hardware: Hardware,
     pub backend: Backend,
     pub oom_killed: bool,
+    /// A cold start's initialisation (from `activation_start` to `init_end`), which the
+    /// totals above include (as the record's `duration` does); null for a warm start.
+    /// Protocol 3 (absent from older monitors' answers: read as null).
+    #[serde(default)]
+    pub init: Option<InitSummary>,
+}
+
+/// The initialisation phase of a cold start: what it cost of the activation's totals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitSummary {
+    /// Epoch seconds of the `init_end` notification (the run began then).
+    pub end: f64,
+    #[serde(deserialize_with = "required")]
+    pub cpu_ns: Option<u64>,
+    #[serde(deserialize_with = "required")]
+    pub cpu_user_ns: Option<u64>,
+    #[serde(deserialize_with = "required")]
+    pub cpu_sys_ns: Option<u64>,
+    /// Peak memory during the initialisation (the page counter's watermark at its end).
+    #[serde(deserialize_with = "required")]
+    pub mem_peak_bytes: Option<u64>,
 }
 
 /// The answer to `window`: CPU and memory of a container over a time window.

@@ -33,8 +33,8 @@ use serde_json::Value;
 pub use answer::{
     Ack, ActivationCounters, ActivationSummary, Attribution, AttributionMethod, AttributionOutcome,
     Backend, Candidate, CgroupVersion, ContainerInfo, ContainerList, ContainerName, ContainerState,
-    Hardware, Hello, KernelCounters, MemPeakSource, NameSource, OpenWhiskName, OriginalSample,
-    ProgramStats, Reply, SampleEntry, SamplesAnswer, Stats, WindowSummary,
+    Hardware, Hello, InitSummary, KernelCounters, MemPeakSource, NameSource, OpenWhiskName,
+    OriginalSample, ProgramStats, Reply, SampleEntry, SamplesAnswer, Stats, WindowSummary,
 };
 pub use error::{ErrorAnswer, ErrorCode, ReplyError, RequestError};
 pub use request::{
@@ -45,10 +45,12 @@ pub use stream::{ContainerEvent, StreamItem};
 
 /// Protocol version announced by `hello`.
 /// 2: adds `attribute` (activations without notifications) and names in `containers`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: adds the `init_end` notification and the summary's `init` (a cold start's
+///    initialisation, measured apart and included in the totals).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// What `hello` says the monitor can do.
-pub const CAPABILITIES: [&str; 9] = [
+pub const CAPABILITIES: [&str; 10] = [
     "faasload-query",
     "activation",
     "window",
@@ -58,6 +60,7 @@ pub const CAPABILITIES: [&str; 9] = [
     "subscribe",
     "ack",
     "attribute",
+    "init",
 ];
 
 /// One answer as the monitor writes it on its sockets (without the newline): keys sorted

@@ -54,8 +54,17 @@ impl ContainerAction {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotificationKind {
     Container(ContainerAction),
-    ActivationStart { activation_id: String },
-    ActivationEnd { activation_id: String },
+    ActivationStart {
+        activation_id: String,
+    },
+    /// A cold start's initialisation ended: the run begins (protocol 3). The phase from
+    /// `activation_start` to here is the activation's init.
+    InitEnd {
+        activation_id: String,
+    },
+    ActivationEnd {
+        activation_id: String,
+    },
 }
 
 impl NotificationKind {
@@ -64,6 +73,7 @@ impl NotificationKind {
         match self {
             NotificationKind::Container(a) => a.name(),
             NotificationKind::ActivationStart { .. } => "activation_start",
+            NotificationKind::InitEnd { .. } => "init_end",
             NotificationKind::ActivationEnd { .. } => "activation_end",
         }
     }
@@ -109,6 +119,21 @@ impl Notification {
         }
     }
 
+    /// The initialisation of a cold start in `container` ended (its run begins).
+    pub fn init_end(
+        container: impl Into<String>,
+        activation_id: impl Into<String>,
+    ) -> Notification {
+        Notification {
+            kind: NotificationKind::InitEnd {
+                activation_id: activation_id.into(),
+            },
+            container: container.into(),
+            time: None,
+            ack: false,
+        }
+    }
+
     /// An activation ended in `container`.
     pub fn activation_end(
         container: impl Into<String>,
@@ -144,6 +169,7 @@ impl Serialize for Notification {
         m.serialize_entry("container", &self.container)?;
         match &self.kind {
             NotificationKind::ActivationStart { activation_id }
+            | NotificationKind::InitEnd { activation_id }
             | NotificationKind::ActivationEnd { activation_id } => {
                 m.serialize_entry("activation_id", activation_id)?;
             }
@@ -343,6 +369,9 @@ impl Wire {
             "pause" => NotificationKind::Container(ContainerAction::Pause),
             "resume" => NotificationKind::Container(ContainerAction::Resume),
             "activation_start" => NotificationKind::ActivationStart {
+                activation_id: activation_id()?,
+            },
+            "init_end" => NotificationKind::InitEnd {
                 activation_id: activation_id()?,
             },
             "activation_end" => NotificationKind::ActivationEnd {

@@ -413,7 +413,7 @@ fn ack_and_hello() {
     };
     pinned(
         &hello,
-        r#"{"backend":"ebpf","capabilities":["faasload-query","activation","window","samples","containers","stats","subscribe","ack","attribute"],"cgroup":"v1","hardware":{"available":false,"reason":"no CPU PMU exposed by this machine (/sys/bus/event_source/devices/cpu missing)"},"interval_ms":10.0,"protocol":2,"type":"hello","version":"0.1.0"}"#,
+        r#"{"backend":"ebpf","capabilities":["faasload-query","activation","window","samples","containers","stats","subscribe","ack","attribute","init"],"cgroup":"v1","hardware":{"available":false,"reason":"no CPU PMU exposed by this machine (/sys/bus/event_source/devices/cpu missing)"},"interval_ms":10.0,"protocol":3,"type":"hello","version":"0.1.0"}"#,
     );
     // Another answer is not a hello (its fields are missing; the `type` key itself is
     // written but not checked on reading: the request decides what the answer is).
@@ -444,15 +444,54 @@ fn summary_a1() -> ActivationSummary {
         hardware: hardware(),
         backend: Backend::Ebpf,
         oom_killed: false,
+        init: None,
     }
 }
 
-const SUMMARY_A1: &str = r#"{"activation_id":"a1","backend":"ebpf","container":"c1","counters":{"migrations":0,"nivcsw":13,"nvcsw":1,"pgfault":1093,"pgmajfault":0,"wakeups":0},"cpu_ns":67308900,"cpu_sys_ns":4000000,"cpu_user_ns":68000000,"end":1796397622.6654205,"hardware":{"available":false,"reason":"no CPU PMU exposed by this machine (/sys/bus/event_source/devices/cpu missing)"},"mem_avg_bytes":1855247,"mem_peak_bytes":4292608,"mem_peak_source":"counter","oom_killed":false,"samples":17,"start":1796397622.5183642}"#;
+const SUMMARY_A1: &str = r#"{"activation_id":"a1","backend":"ebpf","container":"c1","counters":{"migrations":0,"nivcsw":13,"nvcsw":1,"pgfault":1093,"pgmajfault":0,"wakeups":0},"cpu_ns":67308900,"cpu_sys_ns":4000000,"cpu_user_ns":68000000,"end":1796397622.6654205,"hardware":{"available":false,"reason":"no CPU PMU exposed by this machine (/sys/bus/event_source/devices/cpu missing)"},"init":null,"mem_avg_bytes":1855247,"mem_peak_bytes":4292608,"mem_peak_source":"counter","oom_killed":false,"samples":17,"start":1796397622.5183642}"#;
 
 #[test]
 fn activation_summary() {
     pinned(&summary_a1(), SUMMARY_A1);
     assert_eq!(enc(&Reply::Activation(Arc::new(summary_a1()))), SUMMARY_A1);
+}
+
+/// Protocol 3: a cold start's init in the summary; a protocol-2 monitor's summary (no
+/// `init` key) still reads, as a warm start's.
+#[test]
+fn a_cold_starts_init_in_the_summary() {
+    let mut s = summary_a1();
+    s.init = Some(InitSummary {
+        end: 1796397622.6,
+        cpu_ns: Some(40000000),
+        cpu_user_ns: Some(30000000),
+        cpu_sys_ns: Some(10000000),
+        mem_peak_bytes: Some(3000000),
+    });
+    let wire = SUMMARY_A1.replace(
+        "\"init\":null",
+        "\"init\":{\"cpu_ns\":40000000,\"cpu_sys_ns\":10000000,\"cpu_user_ns\":30000000,\"end\":1796397622.6,\"mem_peak_bytes\":3000000}",
+    );
+    pinned(&s, &wire);
+    let v2 = SUMMARY_A1.replace("\"init\":null,", "");
+    let old = decode::<ActivationSummary>(&v2).unwrap();
+    assert_eq!((old.activation_id.as_str(), old.init), ("a1", None));
+}
+
+#[test]
+fn init_end_notification() {
+    let n = Notification::init_end("c0", "0123").with_ack();
+    assert_eq!(
+        serde_json::to_string(&n).unwrap(),
+        r#"{"action":"init_end","container":"c0","activation_id":"0123","ack":true}"#
+    );
+    match Request::parse_str(
+        r#"{"action":"init_end","container":"c0","activation_id":"0123","ack":true}"#,
+        Socket::Notify,
+    ) {
+        Ok(Request::Notification(got)) => assert_eq!(got, n),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -789,7 +828,7 @@ fn stream_items_keep_their_field_order() {
                     ..summary_a1()
                 }),
             },
-            r#"{"type":"activation","summary":{"activation_id":"a2","container":"c1","start":1796397622.8404396,"end":1796397622.8407457,"cpu_ns":0,"cpu_user_ns":0,"cpu_sys_ns":0,"mem_peak_bytes":221184,"mem_peak_source":"counter","mem_avg_bytes":221184,"samples":2,"counters":{"nvcsw":0,"nivcsw":0,"wakeups":0,"migrations":0,"pgfault":0,"pgmajfault":0},"hardware":{"available":false,"reason":"no CPU PMU exposed by this machine (/sys/bus/event_source/devices/cpu missing)"},"backend":"ebpf","oom_killed":false}}"#.into(),
+            r#"{"type":"activation","summary":{"activation_id":"a2","container":"c1","start":1796397622.8404396,"end":1796397622.8407457,"cpu_ns":0,"cpu_user_ns":0,"cpu_sys_ns":0,"mem_peak_bytes":221184,"mem_peak_source":"counter","mem_avg_bytes":221184,"samples":2,"counters":{"nvcsw":0,"nivcsw":0,"wakeups":0,"migrations":0,"pgfault":0,"pgmajfault":0},"hardware":{"available":false,"reason":"no CPU PMU exposed by this machine (/sys/bus/event_source/devices/cpu missing)"},"backend":"ebpf","oom_killed":false,"init":null}}"#.into(),
         ),
         // Written by hand before: `{"type":"lagged","missed":<n>}`.
         (

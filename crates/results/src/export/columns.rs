@@ -129,7 +129,7 @@ pub(super) fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Ru
     c.push(Column::new("error", Utf8, stored("error"), |r: &Run| {
         opt_str(&r.row.error)
     }));
-    let ints: [(&str, IntField); 19] = [
+    let ints: [(&str, IntField); 21] = [
         ("http_status", |r| r.http_status),
         ("duration_ms", |r| r.duration_ms),
         ("init_ms", |r| r.init_ms),
@@ -142,6 +142,8 @@ pub(super) fn run_columns<'a>(params: &[(String, ColType)]) -> Vec<Column<'a, Ru
         ("cpu_ns", |r| r.cpu_ns),
         ("mem_peak_bytes", |r| r.mem_peak_bytes),
         ("mem_avg_bytes", |r| r.mem_avg_bytes),
+        ("init_cpu_ns", |r| r.init_cpu_ns),
+        ("init_mem_peak_bytes", |r| r.init_mem_peak_bytes),
         ("nvcsw", |r| r.nvcsw),
         ("nivcsw", |r| r.nivcsw),
         ("wakeups", |r| r.wakeups),

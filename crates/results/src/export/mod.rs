@@ -422,6 +422,8 @@ mod tests {
             polls: 0,
             retries: 0,
             input_bytes: Some(1234),
+            init_cpu_ns: None,
+            init_mem_peak_bytes: None,
             params: params
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))

@@ -162,6 +162,9 @@ pub struct StoredRow {
     pub retries: i64,
     /// Size of the input object (bytes), when known.
     pub input_bytes: Option<i64>,
+    /// A cold start's init: CPU time and memory peak (included in the totals).
+    pub init_cpu_ns: Option<i64>,
+    pub init_mem_peak_bytes: Option<i64>,
     /// `parameters` rows (name, value), in insertion order.
     pub params: Vec<(String, String)>,
     /// `resources` rows, in insertion order.
@@ -318,6 +321,8 @@ where
         polls: db::get(r, "polls", w)?,
         retries: db::get(r, "retries", w)?,
         input_bytes: db::get(r, "input_bytes", w)?,
+        init_cpu_ns: db::get(r, "init_cpu_ns", w)?,
+        init_mem_peak_bytes: db::get(r, "init_mem_peak_bytes", w)?,
         params: Vec::new(),
         resources: Vec::new(),
     })

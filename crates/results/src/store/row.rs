@@ -18,6 +18,12 @@ pub struct MonitorReading {
     pub migrations: Option<u64>,
     pub pgfault: Option<u64>,
     pub pgmajfault: Option<u64>,
+    /// A cold start's initialisation: its CPU time and memory peak (included in the
+    /// totals above, as the record's duration includes the init); None when warm.
+    #[serde(default)]
+    pub init_cpu_ns: Option<u64>,
+    #[serde(default)]
+    pub init_mem_peak_bytes: Option<u64>,
     /// Container the activation ran in.
     pub container: Option<String>,
     /// Samples in the activation's window: (epoch ms, memory bytes, cumulative CPU ns).

@@ -424,6 +424,10 @@ pub const RUN_COLUMNS: &[RunColumn] = {
         })
         .not_null(),
         RunColumn::new("input_bytes", BigInt, |s: &S| int(s.run.input_bytes)),
+        RunColumn::new("init_cpu_ns", BigInt, |s: &S| int(s.monitor().init_cpu_ns)),
+        RunColumn::new("init_mem_peak_bytes", BigInt, |s: &S| {
+            int(s.monitor().init_mem_peak_bytes)
+        }),
     ]
 };
 

@@ -61,6 +61,8 @@ fn distinct_row() -> RunRow {
             migrations: Some(40),
             pgfault: Some(41),
             pgmajfault: Some(42),
+            init_cpu_ns: Some(43),
+            init_mem_peak_bytes: Some(44),
             container: Some("ctr".into()),
             samples: vec![],
             missing: Some("why".into()),
@@ -120,6 +122,8 @@ fn field(s: &StoredRow, function_id: i64, name: &str) -> Val {
         "polls" => i(Some(s.polls)),
         "retries" => i(Some(s.retries)),
         "input_bytes" => i(s.input_bytes),
+        "init_cpu_ns" => i(s.init_cpu_ns),
+        "init_mem_peak_bytes" => i(s.init_mem_peak_bytes),
         other => panic!("runs column {other} has no StoredRow field in this test: add it"),
     }
 }

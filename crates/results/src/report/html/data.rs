@@ -512,6 +512,8 @@ mod tests {
             polls: 0,
             retries: 0,
             input_bytes: None,
+            init_cpu_ns: None,
+            init_mem_peak_bytes: None,
             params: Vec::new(),
             resources: Vec::new(),
         }
