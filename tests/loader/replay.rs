@@ -86,11 +86,14 @@ fn yaml_trace_on_the_embedded_platform_with_the_monitor() {
         // The user/system split adds up to the exact total (user alone exceeded it on
         // some rows before), and a cold start's init is measured apart, within the
         // total the record's duration matches (its duration includes the init).
+        // (Both unknown when no scheduler tick fell in a short activation: the kernel's
+        // split is tick-based.)
         let (u, y, t) = (r.cpu_user_ns, r.cpu_sys_ns, r.cpu_ns.unwrap());
-        assert!(
-            u.zip(y).is_some_and(|(u, y)| u + y == t),
-            "user {u:?} + sys {y:?} vs total {t}: {r:?}"
-        );
+        match (u, y) {
+            (Some(u), Some(y)) => assert_eq!(u + y, t, "user + sys vs total: {r:?}"),
+            (None, None) => assert!(t < 20_000_000, "no split of {t} ns: {r:?}"),
+            _ => panic!("user or sys alone: {r:?}"),
+        }
         if r.cold == Some(true) {
             let i = r
                 .init_cpu_ns
