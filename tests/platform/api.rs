@@ -816,7 +816,11 @@ fn monitor_notifications_and_clean_shutdown() {
         kinds,
         vec![
             NotificationKind::Container(ContainerAction::Run),
+            // A cold start: the activation starts before the init, whose end is noted.
             NotificationKind::ActivationStart {
+                activation_id: id.clone()
+            },
+            NotificationKind::InitEnd {
                 activation_id: id.clone()
             },
             NotificationKind::ActivationEnd {
@@ -828,6 +832,7 @@ fn monitor_notifications_and_clean_shutdown() {
     );
     assert!(seen.iter().all(|m| m.container == name && m.ack));
     assert!(seen[1].time.unwrap() <= seen[2].time.unwrap());
+    assert!(seen[2].time.unwrap() <= seen[3].time.unwrap());
     assert_eq!(p.invoke("hello", json!({})).status, 200);
     let m = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(m.kind, NotificationKind::Container(ContainerAction::Resume));

@@ -110,7 +110,10 @@ pub fn monitors(w_yaml: &str) -> (Monitor, Monitor) {
         "{hello:?}"
     );
     assert_eq!(hello.protocol, PROTOCOL_VERSION);
-    assert!(hello.protocol >= 2, "attribute came with protocol 2: {hello:?}");
+    assert!(
+        hello.protocol >= 2,
+        "attribute came with protocol 2: {hello:?}"
+    );
     (t, w)
 }
 
